@@ -1,0 +1,27 @@
+"""change-detection: read both production change sets and publish what approval would release."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from release_pipeline import clients
+from release_pipeline.changes import detect_changes
+from release_pipeline.config import ChangeDetectionConfig
+from release_pipeline.jobs import Job, JobResult, codepipeline_job
+
+logger = Logger()
+
+
+@logger.inject_lambda_context(log_event=False)
+@codepipeline_job
+def lambda_handler(job: Job, context: LambdaContext) -> JobResult:
+    config = ChangeDetectionConfig.from_env()
+    token = job.continuation_token or {}
+    return detect_changes(
+        cloudformation_for=clients.cloudformation,
+        sns=clients.sns(clients.home_region()),
+        config=config,
+        change_set_name=token.get("changeSetName") or config.change_set_name(job.user_parameters),
+        attempt=int(token.get("attempt", 0)),
+    )

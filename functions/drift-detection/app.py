@@ -1,0 +1,25 @@
+"""drift-detection: detect drift on both production stacks, following continuation tokens."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from release_pipeline import clients
+from release_pipeline.config import DriftDetectionConfig
+from release_pipeline.drift import detect_drift
+from release_pipeline.jobs import Job, JobResult, codepipeline_job
+
+logger = Logger()
+
+
+@logger.inject_lambda_context(log_event=False)
+@codepipeline_job
+def lambda_handler(job: Job, context: LambdaContext) -> JobResult:
+    config = DriftDetectionConfig.from_env()
+    return detect_drift(
+        cloudformation_for=clients.cloudformation,
+        sns=clients.sns(clients.home_region()),
+        config=config,
+        token=job.continuation_token,
+    )

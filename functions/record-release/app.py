@@ -1,0 +1,27 @@
+"""record-release: keep the released source and write the release record."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from release_pipeline import clients
+from release_pipeline.config import RecordReleaseConfig
+from release_pipeline.jobs import Job, JobResult, codepipeline_job
+from release_pipeline.release import record_release
+
+logger = Logger()
+
+
+@logger.inject_lambda_context(log_event=False)
+@codepipeline_job
+def lambda_handler(job: Job, context: LambdaContext) -> JobResult:
+    config = RecordReleaseConfig.from_env()
+    region = clients.home_region()
+    return record_release(
+        job=job,
+        job_s3=clients.s3(region, job.artifact_credentials),
+        release_s3=clients.s3(region),
+        ssm=clients.ssm(region),
+        config=config,
+    )

@@ -1,0 +1,82 @@
+"""regional-artifact-store: custom resource for the artifact bucket and key in the secondary Region.
+
+crhelper sends the CloudFormation response and polls (once a minute, through a scheduled rule it
+creates and removes) until the store's stack is complete, so the function never waits in a loop.
+The physical resource id is the store stack's ARN, which carries its Region.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from crhelper import CfnResource
+
+from release_pipeline import clients, regional_store
+
+helper = CfnResource(json_logging=True, log_level="INFO", boto_level="WARNING", polling_interval=1, sleep_on_delete=0)
+
+
+def _properties(event: dict[str, Any], key: str = "ResourceProperties") -> tuple[str, str]:
+    properties = event.get(key) or {}
+    region, stack_name = properties.get("Region"), properties.get("StackName")
+    if not region or not stack_name:
+        raise ValueError(f"{key} must set Region and StackName")
+    return str(region), str(stack_name)
+
+
+def _started_id(event: dict[str, Any]) -> str:
+    return str(event.get("CrHelperData", {}).get("PhysicalResourceId") or event.get("PhysicalResourceId") or "")
+
+
+@helper.create
+def create(event: dict[str, Any], context: LambdaContext) -> str:
+    region, stack_name = _properties(event)
+    return regional_store.start_create(clients.cloudformation(region), stack_name, region)
+
+
+@helper.update
+def update(event: dict[str, Any], context: LambdaContext) -> str:
+    region, stack_name = _properties(event)
+    old_region, old_stack_name = _properties(event, "OldResourceProperties")
+    stack_id = str(event.get("PhysicalResourceId", ""))
+    if (region, stack_name) != (old_region, old_stack_name) or regional_store.region_of(stack_id) != region:
+        # A new Region or name is a new store; CloudFormation then deletes the old one.
+        return regional_store.start_create(clients.cloudformation(region), stack_name, region)
+    regional_store.start_update(clients.cloudformation(region), stack_id)
+    return stack_id
+
+
+@helper.poll_create
+@helper.poll_update
+def poll_ready(event: dict[str, Any], context: LambdaContext) -> str | None:
+    stack_id = _started_id(event)
+    region = regional_store.region_of(stack_id)
+    if region is None:
+        raise ValueError(f"Not a stack ARN: {stack_id!r}")
+    store = regional_store.check(clients.cloudformation(region), stack_id)
+    if store is None:
+        return None
+    helper.Data.update({"BucketName": store.bucket_name, "KeyArn": store.key_arn})
+    return store.stack_id
+
+
+@helper.delete
+def delete(event: dict[str, Any], context: LambdaContext) -> None:
+    stack_id = str(event.get("PhysicalResourceId", ""))
+    region = regional_store.region_of(stack_id)
+    if region is not None:
+        regional_store.start_delete(clients.cloudformation(region), clients.s3(region), stack_id)
+
+
+@helper.poll_delete
+def poll_deleted(event: dict[str, Any], context: LambdaContext) -> str | None:
+    stack_id = str(event.get("PhysicalResourceId", ""))
+    region = regional_store.region_of(stack_id)
+    if region is None or regional_store.deleted(clients.cloudformation(region), stack_id):
+        return stack_id or "deleted"
+    return None
+
+
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> None:
+    helper(event, context)

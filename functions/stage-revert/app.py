@@ -1,0 +1,33 @@
+"""stage-revert: on a failed or rejected Stage, delete the stage stack or revert it to the release."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from release_pipeline import clients
+from release_pipeline.config import StageRevertConfig
+from release_pipeline.revert import StageEvent, revert_stage
+
+logger = Logger()
+
+
+@logger.inject_lambda_context(log_event=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    # Errors propagate on purpose: Lambda retries the event, then sends it to the dead-letter queue.
+    config = StageRevertConfig.from_env()
+    region = config.stacks.regions.primary
+    outcome = revert_stage(
+        event=StageEvent.parse(event),
+        config=config,
+        cloudformation_for=clients.cloudformation,
+        ssm=clients.ssm(region),
+        s3=clients.s3(region),
+    )
+    if outcome.ignored:
+        logger.info("Event ignored", extra={"reason": outcome.ignored})
+        return {"ignored": outcome.ignored}
+    logger.info("Stage reverted", extra={"actions": outcome.actions})
+    return {"actions": outcome.actions}

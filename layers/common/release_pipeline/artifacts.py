@@ -1,0 +1,120 @@
+"""Pipeline artifacts: zip archives in S3, read and written safely.
+
+Archives are read whole into memory with caps on their size, their number of entries and their
+uncompressed size; entries with ``..`` or an absolute path are rejected before anything is used.
+"""
+
+from __future__ import annotations
+
+import io
+import posixpath
+import zipfile
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import ClientError
+
+from release_pipeline.errors import ArtifactError
+from release_pipeline.jobs import S3Location
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+MAX_ARCHIVE_BYTES = 50 * 1024 * 1024
+MAX_UNCOMPRESSED_BYTES = 200 * 1024 * 1024
+MAX_ENTRIES = 10_000
+
+
+def download(s3: S3Client, location: S3Location, version_id: str | None = None, what: str = "artifact") -> bytes:
+    """The object's bytes; a missing object or one over the cap is an :class:`ArtifactError`."""
+    request = {"Bucket": location.bucket, "Key": location.key}
+    if version_id:
+        request["VersionId"] = version_id
+    try:
+        head = s3.head_object(**request)  # type: ignore[arg-type]
+        if head["ContentLength"] > MAX_ARCHIVE_BYTES:
+            raise ArtifactError(
+                f"The {what} s3://{location.bucket}/{location.key} is {head['ContentLength']} bytes, "
+                f"over the {MAX_ARCHIVE_BYTES} byte cap"
+            )
+        return s3.get_object(**request)["Body"].read()  # type: ignore[arg-type]
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        if code in {"404", "NoSuchKey", "NoSuchBucket", "NoSuchVersion", "NotFound"}:
+            raise ArtifactError(f"The {what} s3://{location.bucket}/{location.key} does not exist") from None
+        if code in {"403", "AccessDenied"}:
+            raise ArtifactError(f"Access denied reading the {what} s3://{location.bucket}/{location.key}") from None
+        raise
+
+
+def upload(
+    s3: S3Client, location: S3Location, body: bytes, kms_key_id: str | None, content_type: str = "application/zip"
+) -> str | None:
+    """Write ``body``, encrypted with ``kms_key_id`` when given; returns the new version id, if any."""
+    request = {"Bucket": location.bucket, "Key": location.key, "Body": body, "ContentType": content_type}
+    if kms_key_id:
+        request |= {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_id}
+    response = s3.put_object(**request)  # type: ignore[arg-type]
+    return response.get("VersionId")
+
+
+class Archive:
+    """A validated zip archive held in memory."""
+
+    def __init__(self, data: bytes, what: str) -> None:
+        self.what = what
+        try:
+            self._zip = zipfile.ZipFile(io.BytesIO(data))
+            infos = self._zip.infolist()
+        except (zipfile.BadZipFile, OSError, ValueError) as error:
+            raise ArtifactError(f"The {what} is not a valid zip archive: {error}") from None
+        if len(infos) > MAX_ENTRIES:
+            raise ArtifactError(f"The {what} has {len(infos)} entries, over the cap of {MAX_ENTRIES}")
+        total = 0
+        for info in infos:
+            check_entry_name(info.filename, what)
+            total += info.file_size
+        if total > MAX_UNCOMPRESSED_BYTES:
+            raise ArtifactError(f"The {what} expands to {total} bytes, over the cap of {MAX_UNCOMPRESSED_BYTES}")
+        self._names = {info.filename for info in infos if not info.is_dir()}
+
+    @property
+    def names(self) -> frozenset[str]:
+        return frozenset(self._names)
+
+    def read(self, path: str) -> bytes:
+        """The bytes of the entry at ``path`` (a relative POSIX path)."""
+        name = normalise_path(path, self.what)
+        if name not in self._names:
+            raise ArtifactError(f"The {self.what} has no file {path!r}")
+        try:
+            return self._zip.read(name)
+        except (zipfile.BadZipFile, OSError, ValueError) as error:
+            raise ArtifactError(f"Could not read {path!r} from the {self.what}: {error}") from None
+
+
+def check_entry_name(name: str, what: str) -> None:
+    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+        raise ArtifactError(f"The {what} has an entry with an absolute path: {name!r}")
+    if ".." in name.replace("\\", "/").split("/"):
+        raise ArtifactError(f"The {what} has an entry that leaves its folder: {name!r}")
+
+
+def normalise_path(path: str, what: str) -> str:
+    check_entry_name(path, what)
+    name = posixpath.normpath(path.replace("\\", "/"))
+    if name in {".", ""}:
+        raise ArtifactError(f"Empty file path for the {what}")
+    return name
+
+
+def build_zip(files: Mapping[str, bytes]) -> bytes:
+    """A deterministic zip archive of ``files`` (path -> bytes)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name in sorted(files):
+            info = zipfile.ZipInfo(normalise_path(name, "archive"), date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, files[name])
+    return buffer.getvalue()

@@ -1,0 +1,211 @@
+"""Change detection: read both production change sets and say what approval would release.
+
+A change set that FAILED only because it had nothing to change is "no change" for its Region. Any
+other failure fails the job with CloudFormation's reason. A change set on a stack that does not exist
+yet (a REVIEW_IN_PROGRESS placeholder) is always a change: the first release.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import ClientError
+
+from release_pipeline import stacks
+from release_pipeline.errors import ChangeSetError
+from release_pipeline.jobs import JobResult
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_cloudformation.type_defs import DescribeChangeSetOutputTypeDef
+    from mypy_boto3_sns import SNSClient
+
+    from release_pipeline.config import ChangeDetectionConfig
+
+PENDING = frozenset({"CREATE_PENDING", "CREATE_IN_PROGRESS", "DELETE_PENDING", "DELETE_IN_PROGRESS"})
+NOT_EXECUTABLE = frozenset({"EXECUTE_IN_PROGRESS", "EXECUTE_COMPLETE", "EXECUTE_FAILED", "OBSOLETE"})
+# Resource types whose change alters who may do what: flagged in the report for the reviewer.
+_PERMISSION_TYPE_SUFFIXES = ("Policy", "Permission", "Role", "User", "Group", "AccessKey")
+SNS_MESSAGE_LIMIT = 200_000
+
+
+@dataclass(frozen=True)
+class ResourceChange:
+    logical_id: str
+    resource_type: str
+    action: str
+    replacement: str
+    physical_id: str | None
+
+    @property
+    def security_sensitive(self) -> bool:
+        return self.resource_type.startswith("AWS::IAM::") or self.resource_type.endswith(_PERMISSION_TYPE_SUFFIXES)
+
+
+@dataclass(frozen=True)
+class RegionChanges:
+    role: str
+    region: str
+    stack: str
+    change_set: str
+    state: str  # CHANGES, NO_CHANGES or PENDING
+    changes: tuple[ResourceChange, ...] = ()
+    first_release: bool = False
+    stack_id: str | None = None
+    change_set_id: str | None = None
+
+    @property
+    def has_changes(self) -> bool:
+        return self.state == "CHANGES"
+
+    def counts(self) -> str:
+        if not self.has_changes:
+            return "no changes"
+        actions = Counter(change.action for change in self.changes)
+        replacements = sum(1 for change in self.changes if change.replacement == "True")
+        text = f"+{actions['Add']} ~{actions['Modify']} -{actions['Remove']}"
+        if replacements:
+            text += f" ({replacements} replaced)"
+        if actions["Import"]:
+            text += f" ({actions['Import']} imported)"
+        return text + (" [first release]" if self.first_release else "")
+
+    def review_url(self) -> str:
+        if self.stack_id and self.change_set_id:
+            return stacks.console_url(
+                self.region, "stacks/changesets/changes", stackId=self.stack_id, changeSetId=self.change_set_id
+            )
+        return stacks.console_url(self.region, "stacks", filteringText=self.stack)
+
+
+def read_change_set(cfn: CloudFormationClient, role: str, region: str, stack: str, name: str) -> RegionChanges:
+    """Read one change set, following pagination of its changes."""
+    pages: list[DescribeChangeSetOutputTypeDef] = []
+    token: str | None = None
+    try:
+        while True:
+            page = (
+                cfn.describe_change_set(StackName=stack, ChangeSetName=name, NextToken=token)
+                if token
+                else cfn.describe_change_set(StackName=stack, ChangeSetName=name)
+            )
+            pages.append(page)
+            token = page.get("NextToken")
+            if not token:
+                break
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code")
+        if code == "ChangeSetNotFound" or stacks.is_missing_stack(error):
+            raise ChangeSetError(
+                f"The {role} change set {name} on stack {stack} in {region} does not exist: "
+                "the CheckChanges stage should have created it"
+            ) from None
+        raise
+    first = pages[0]
+    status = first["Status"]
+    base = {
+        "role": role,
+        "region": region,
+        "stack": stack,
+        "change_set": name,
+        "stack_id": first.get("StackId"),
+        "change_set_id": first.get("ChangeSetId"),
+    }
+    if status in PENDING:
+        return RegionChanges(state="PENDING", **base)  # type: ignore[arg-type]
+    if stacks.is_empty_change_set(status, first.get("StatusReason")):
+        return RegionChanges(state="NO_CHANGES", **base)  # type: ignore[arg-type]
+    if status != "CREATE_COMPLETE":
+        reason = first.get("StatusReason") or "no reason given"
+        raise ChangeSetError(f"The {role} change set on {stack} in {region} is {status}: {reason}")
+    if first.get("ExecutionStatus") in NOT_EXECUTABLE:
+        raise ChangeSetError(
+            f"The {role} change set on {stack} in {region} cannot be executed "
+            f"(execution status {first.get('ExecutionStatus')})"
+        )
+    changes = tuple(
+        ResourceChange(
+            logical_id=detail.get("LogicalResourceId", "?"),
+            resource_type=detail.get("ResourceType", "?"),
+            action=detail.get("Action", "?"),
+            replacement=detail.get("Replacement", "N/A") if detail.get("Action") == "Modify" else "N/A",
+            physical_id=detail.get("PhysicalResourceId"),
+        )
+        for page in pages
+        for change in page.get("Changes", [])
+        if change.get("Type", "Resource") == "Resource"
+        for detail in [change.get("ResourceChange", {})]
+    )
+    first_release = stacks.describe(cfn, stack, region).status == stacks.PLACEHOLDER
+    state = "CHANGES" if changes or first_release else "NO_CHANGES"
+    return RegionChanges(state=state, changes=changes, first_release=first_release, **base)
+
+
+def summary(results: Sequence[RegionChanges]) -> str:
+    return "; ".join(f"{r.role} {r.region}: {r.counts()}" for r in results)
+
+
+def report(results: Sequence[RegionChanges]) -> str:
+    """The full per-resource report sent to the topic."""
+    lines = ["Changes waiting for approval", "", f"Summary: {summary(results)}", ""]
+    for result in results:
+        lines.append(f"== {result.role} stack {result.stack} in {result.region}: {result.counts()}")
+        if result.has_changes:
+            lines.append(f"   Review: {result.review_url()}")
+        for change in result.changes:
+            flag = "  [permissions]" if change.security_sensitive else ""
+            replace = f" replacement={change.replacement}" if change.action == "Modify" else ""
+            lines.append(f"   {change.action:<7} {change.logical_id} ({change.resource_type}){replace}{flag}")
+        lines.append("")
+    sensitive = [c.logical_id for r in results for c in r.changes if c.security_sensitive]
+    if sensitive:
+        lines.append("Changes to permissions (IAM and resource policies): " + ", ".join(sorted(set(sensitive))))
+    text = "\n".join(lines)
+    return text if len(text) <= SNS_MESSAGE_LIMIT else text[:SNS_MESSAGE_LIMIT] + "\n… (report cut)"
+
+
+def detect_changes(
+    *,
+    cloudformation_for: Callable[[str], CloudFormationClient],
+    sns: SNSClient,
+    config: ChangeDetectionConfig,
+    change_set_name: str,
+    attempt: int,
+) -> JobResult:
+    results = [
+        read_change_set(cloudformation_for(region), role, region, stack, change_set_name)
+        for role, region, stack in config.stacks.targets()
+    ]
+    pending = [r for r in results if r.state == "PENDING"]
+    if pending:
+        names = ", ".join(f"{r.role} {r.region}" for r in pending)
+        return JobResult.keep_waiting(
+            {"attempt": attempt + 1, "changeSetName": change_set_name}, f"Waiting for change sets: {names}"
+        )
+    primary, secondary = results
+    has_changes = primary.has_changes or secondary.has_changes
+    text = summary(results)
+    if has_changes:
+        sns.publish(
+            TopicArn=config.topic_arn,
+            Subject=f"Changes to review: {config.stacks.primary_stack}"[:100],
+            Message=report(results),
+        )
+    review = primary if primary.has_changes or not secondary.has_changes else secondary
+    return JobResult(
+        summary=text,
+        output_variables={
+            "HasChanges": _flag(has_changes),
+            "PrimaryHasChanges": _flag(primary.has_changes),
+            "SecondaryHasChanges": _flag(secondary.has_changes),
+            "Summary": text,
+            "ReviewUrl": review.review_url(),
+        },
+    )
+
+
+def _flag(value: bool) -> str:
+    return "true" if value else "false"

@@ -1,0 +1,97 @@
+"""The one place boto3 clients are made: standard retries, a user agent, one Region each."""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+
+from release_pipeline.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_codepipeline import CodePipelineClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sns import SNSClient
+    from mypy_boto3_ssm import SSMClient
+
+USER_AGENT = "multi-region-deployment/0.1"
+
+# Throttling and 5xx answers are retried with botocore's standard mode (exponential backoff with
+# jitter) before a call gives up with a clear error.
+_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 6},
+    user_agent_extra=USER_AGENT,
+    connect_timeout=10,
+    read_timeout=60,
+)
+# S3 objects in the artifact buckets are encrypted with KMS, which requires Signature Version 4.
+_S3_CONFIG = _CONFIG.merge(Config(signature_version="s3v4"))
+
+
+def home_region() -> str:
+    """The Region the function runs in (set by Lambda as AWS_REGION)."""
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if not region:
+        raise ConfigurationError("AWS_REGION is not set")
+    return region
+
+
+@cache
+def _session() -> boto3.session.Session:
+    return boto3.session.Session()
+
+
+def _client(service: str, region: str, **kwargs: Any) -> Any:
+    config = _S3_CONFIG if service == "s3" else _CONFIG
+    return _session().client(service, region_name=region, config=config, **kwargs)  # type: ignore[call-overload]
+
+
+def cloudformation(region: str) -> CloudFormationClient:
+    client: CloudFormationClient = _client("cloudformation", region)
+    return client
+
+
+def codepipeline(region: str) -> CodePipelineClient:
+    client: CodePipelineClient = _client("codepipeline", region)
+    return client
+
+
+def s3(region: str, credentials: Credentials | None = None) -> S3Client:
+    """An S3 client; with ``credentials`` (a job's artifact credentials) instead of the function's role."""
+    extra: dict[str, str] = {}
+    if credentials is not None:
+        extra = {
+            "aws_access_key_id": credentials.access_key_id,
+            "aws_secret_access_key": credentials.secret_access_key,
+            "aws_session_token": credentials.session_token,
+        }
+    client: S3Client = _client("s3", region, **extra)
+    return client
+
+
+def sns(region: str) -> SNSClient:
+    client: SNSClient = _client("sns", region)
+    return client
+
+
+def ssm(region: str) -> SSMClient:
+    client: SSMClient = _client("ssm", region)
+    return client
+
+
+class Credentials:
+    """Temporary credentials, kept out of ``repr`` so they never reach a log line."""
+
+    __slots__ = ("access_key_id", "secret_access_key", "session_token")
+
+    def __init__(self, access_key_id: str, secret_access_key: str, session_token: str) -> None:
+        self.access_key_id = access_key_id
+        self.secret_access_key = secret_access_key
+        self.session_token = session_token
+
+    def __repr__(self) -> str:
+        return "Credentials(<redacted>)"

@@ -1,0 +1,214 @@
+"""Typed configuration from the environment: one frozen dataclass per function.
+
+``from_env`` fails loudly with :class:`ConfigurationError`, naming every missing or malformed
+variable. There are no silent defaults: a function whose template wiring is wrong says so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Self
+
+from release_pipeline.errors import BadInputError, ConfigurationError
+
+_EXECUTION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,99}$")
+
+
+def execution_id(user_parameters: Mapping[str, object]) -> str:
+    """The pipeline execution id an action passes as UserParameters.executionId."""
+    value = user_parameters.get("executionId")
+    if not isinstance(value, str) or not _EXECUTION_ID.match(value):
+        raise BadInputError(
+            "UserParameters.executionId must be the pipeline execution id "
+            f"(#{{codepipeline.PipelineExecutionId}}); got {value!r}"
+        )
+    return value
+
+
+class _Env:
+    """Reads variables from a mapping and collects every problem before raising."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        self._problems: list[str] = []
+
+    def text(self, name: str) -> str:
+        value = self._environ.get(name, "").strip()
+        if not value:
+            self._problems.append(f"{name} is not set")
+        return value
+
+    def choice(self, name: str, allowed: tuple[str, ...]) -> str:
+        value = self.text(name)
+        if value and value not in allowed:
+            self._problems.append(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+        return value
+
+    def parameters(self, name: str) -> dict[str, str]:
+        raw = self.text(name)
+        if not raw:
+            return {}
+        try:
+            return parse_parameters(raw, name)
+        except ConfigurationError as error:
+            self._problems.append(str(error))
+            return {}
+
+    def check(self, function: str) -> None:
+        if self._problems:
+            raise ConfigurationError(f"{function} configuration: " + "; ".join(self._problems))
+
+
+def parse_parameters(raw: str, what: str) -> dict[str, str]:
+    """Parse a parameter set: a JSON object whose values are all strings."""
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise ConfigurationError(f"{what} is not valid JSON: {error.msg} at position {error.pos}") from None
+    if not isinstance(value, dict) or not all(
+        isinstance(key, str) and isinstance(item, str) for key, item in value.items()
+    ):
+        raise ConfigurationError(f"{what} must be a JSON object whose values are all strings")
+    return value
+
+
+@dataclass(frozen=True)
+class Regions:
+    primary: str
+    secondary: str
+
+
+@dataclass(frozen=True)
+class ProductionStacks:
+    """The production stack name in each Region."""
+
+    regions: Regions
+    primary_stack: str
+    secondary_stack: str
+
+    @classmethod
+    def read(cls, env: _Env) -> ProductionStacks:
+        return cls(
+            regions=Regions(primary=env.text("PRIMARY_REGION"), secondary=env.text("SECONDARY_REGION")),
+            primary_stack=env.text("PRIMARY_STACK_NAME"),
+            secondary_stack=env.text("SECONDARY_STACK_NAME"),
+        )
+
+    def targets(self) -> tuple[tuple[str, str, str], ...]:
+        """(role, Region, stack name) for the primary then the secondary stack."""
+        return (
+            ("primary", self.regions.primary, self.primary_stack),
+            ("secondary", self.regions.secondary, self.secondary_stack),
+        )
+
+
+@dataclass(frozen=True)
+class ArtifactCheckConfig:
+    release_record_parameter: str
+    stage_parameters: dict[str, str]
+    template_path: str
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
+        env = _Env(os.environ if environ is None else environ)
+        config = cls(
+            release_record_parameter=env.text("RELEASE_RECORD_PARAMETER"),
+            stage_parameters=env.parameters("STAGE_PARAMETERS"),
+            template_path=env.text("TEMPLATE_PATH"),
+        )
+        env.check("artifact-check")
+        return config
+
+
+@dataclass(frozen=True)
+class ChangeDetectionConfig:
+    stacks: ProductionStacks
+    change_set_prefix: str
+    topic_arn: str
+
+    def change_set_name(self, user_parameters: Mapping[str, object]) -> str:
+        """This execution's change set: the prefix and the execution id from the action's UserParameters."""
+        return self.change_set_prefix + execution_id(user_parameters)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
+        env = _Env(os.environ if environ is None else environ)
+        config = cls(
+            stacks=ProductionStacks.read(env),
+            change_set_prefix=env.text("CHANGE_SET_PREFIX"),
+            topic_arn=env.text("TOPIC_ARN"),
+        )
+        env.check("change-detection")
+        return config
+
+
+@dataclass(frozen=True)
+class DriftDetectionConfig:
+    stacks: ProductionStacks
+    topic_arn: str
+    block_on_drift: bool
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
+        env = _Env(os.environ if environ is None else environ)
+        config = cls(
+            stacks=ProductionStacks.read(env),
+            topic_arn=env.text("TOPIC_ARN"),
+            block_on_drift=env.choice("DRIFT_POLICY", ("NOTIFY", "BLOCK")) == "BLOCK",
+        )
+        env.check("drift-detection")
+        return config
+
+
+@dataclass(frozen=True)
+class RecordReleaseConfig:
+    release_record_parameter: str
+    artifact_bucket: str
+    kms_key_arn: str
+    stage_parameters: dict[str, str]
+    template_path: str
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
+        env = _Env(os.environ if environ is None else environ)
+        config = cls(
+            release_record_parameter=env.text("RELEASE_RECORD_PARAMETER"),
+            artifact_bucket=env.text("ARTIFACT_BUCKET"),
+            kms_key_arn=env.text("KMS_KEY_ARN"),
+            stage_parameters=env.parameters("STAGE_PARAMETERS"),
+            template_path=env.text("TEMPLATE_PATH"),
+        )
+        env.check("record-release")
+        return config
+
+
+@dataclass(frozen=True)
+class StageRevertConfig:
+    pipeline_name: str
+    stage_name: str
+    delete_stage_stack: bool
+    stage_stack_name: str
+    stacks: ProductionStacks
+    release_record_parameter: str
+    cloudformation_role_arn: str
+    change_set_prefix: str
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
+        env = _Env(os.environ if environ is None else environ)
+        config = cls(
+            pipeline_name=env.text("PIPELINE_NAME"),
+            stage_name=env.text("STAGE_NAME"),
+            delete_stage_stack=env.choice("DELETE_STAGE_STACK", ("Yes", "No")) == "Yes",
+            stage_stack_name=env.text("STAGE_STACK_NAME"),
+            stacks=ProductionStacks.read(env),
+            release_record_parameter=env.text("RELEASE_RECORD_PARAMETER"),
+            cloudformation_role_arn=env.text("CLOUDFORMATION_ROLE_ARN"),
+            change_set_prefix=env.text("CHANGE_SET_PREFIX"),
+        )
+        env.check("stage-revert")
+        return config

@@ -1,0 +1,159 @@
+"""Drift detection on both production stacks, followed with continuation tokens.
+
+The first invocation starts detection on both stacks at once and returns a continuation token holding
+the detection ids. Each re-invocation checks them once; when both are done, the drifted resources are
+reported to the topic and the job ends. Nothing sleeps inside the function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from release_pipeline import stacks
+from release_pipeline.errors import DriftBlockedError
+from release_pipeline.jobs import JobResult
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_sns import SNSClient
+
+    from release_pipeline.config import DriftDetectionConfig
+
+NOT_DEPLOYED = "NOT_DEPLOYED"
+# Worst first: the overall status is the worst of the two stacks'.
+_SEVERITY = ("DRIFTED", "UNKNOWN", "NOT_CHECKED", "IN_SYNC", NOT_DEPLOYED)
+SNS_MESSAGE_LIMIT = 200_000
+
+
+@dataclass(frozen=True)
+class StackDrift:
+    role: str
+    region: str
+    stack: str
+    status: str
+    detail: str = ""
+    resources: tuple[str, ...] = ()
+
+    def line(self) -> str:
+        text = f"{self.role} {self.region}: {self.status}"
+        if self.resources:
+            text += f" ({len(self.resources)} resources)"
+        return text + (f" ({self.detail})" if self.detail else "")
+
+
+def start(cloudformation_for: Callable[[str], CloudFormationClient], config: DriftDetectionConfig) -> dict[str, Any]:
+    """Start detection where it can run; the token records ids and the stacks already settled."""
+    detections: dict[str, str] = {}
+    settled: dict[str, dict[str, str]] = {}
+    for role, region, stack in config.stacks.targets():
+        state = stacks.describe(cloudformation_for(region), stack, region)
+        if not state.exists or state.status == stacks.PLACEHOLDER:
+            settled[role] = {"status": NOT_DEPLOYED, "detail": "not deployed yet"}
+        elif state.status not in stacks.DRIFT_CHECKABLE:
+            settled[role] = {"status": "NOT_CHECKED", "detail": f"stack is {state.status}"}
+        else:
+            response = cloudformation_for(region).detect_stack_drift(StackName=stack)
+            detections[role] = response["StackDriftDetectionId"]
+    return {"detections": detections, "settled": settled}
+
+
+def follow(
+    cloudformation_for: Callable[[str], CloudFormationClient],
+    config: DriftDetectionConfig,
+    token: Mapping[str, Any],
+) -> tuple[list[StackDrift], bool]:
+    """Check each running detection once; returns the results and whether any is still running."""
+    detections: Mapping[str, str] = token.get("detections", {})
+    settled: Mapping[str, Mapping[str, str]] = token.get("settled", {})
+    results: list[StackDrift] = []
+    running = False
+    for role, region, stack in config.stacks.targets():
+        if role in settled:
+            results.append(StackDrift(role, region, stack, settled[role]["status"], settled[role].get("detail", "")))
+            continue
+        cfn = cloudformation_for(region)
+        status = cfn.describe_stack_drift_detection_status(StackDriftDetectionId=detections[role])
+        if status["DetectionStatus"] == "DETECTION_IN_PROGRESS":
+            running = True
+            continue
+        drift_status = status.get("StackDriftStatus", "UNKNOWN")
+        detail = ""
+        if status["DetectionStatus"] == "DETECTION_FAILED":
+            detail = f"detection failed: {status.get('DetectionStatusReason', 'no reason given')}"
+            if drift_status != "DRIFTED":
+                drift_status = "UNKNOWN"
+        resources = _drifted_resources(cfn, stack) if drift_status == "DRIFTED" else ()
+        results.append(StackDrift(role, region, stack, drift_status, detail, resources))
+    return results, running
+
+
+def _drifted_resources(cfn: CloudFormationClient, stack: str) -> tuple[str, ...]:
+    lines: list[str] = []
+    token: str | None = None
+    while True:
+        request: dict[str, Any] = {
+            "StackName": stack,
+            "StackResourceDriftStatusFilters": ["MODIFIED", "DELETED"],
+        }
+        if token:
+            request["NextToken"] = token
+        page = cfn.describe_stack_resource_drifts(**request)
+        for drift in page.get("StackResourceDrifts", []):
+            head = (
+                f"{drift['StackResourceDriftStatus']} {drift['LogicalResourceId']} "
+                f"({drift['ResourceType']}, {drift.get('PhysicalResourceId', '?')})"
+            )
+            diffs = [
+                f"      {d['PropertyPath']}: {d['DifferenceType']} expected {d['ExpectedValue']!r} "
+                f"actual {d['ActualValue']!r}"
+                for d in drift.get("PropertyDifferences", [])
+            ]
+            lines.append("\n".join([head, *diffs]))
+        token = page.get("NextToken")
+        if not token:
+            return tuple(lines)
+
+
+def overall(results: list[StackDrift]) -> str:
+    return min((r.status for r in results), key=lambda s: _SEVERITY.index(s) if s in _SEVERITY else 1)
+
+
+def report(results: list[StackDrift], block: bool) -> str:
+    lines = [
+        "Drift found on production stacks",
+        f"Policy: {'BLOCK (the change is stopped)' if block else 'NOTIFY (the change may go on)'}",
+        "",
+    ]
+    for result in results:
+        lines.append(f"== {result.role} stack {result.stack}: {result.line()}")
+        lines.extend(f"   {resource}" for resource in result.resources)
+        lines.append("")
+    text = "\n".join(lines)
+    return text if len(text) <= SNS_MESSAGE_LIMIT else text[:SNS_MESSAGE_LIMIT] + "\n… (report cut)"
+
+
+def detect_drift(
+    *,
+    cloudformation_for: Callable[[str], CloudFormationClient],
+    sns: SNSClient,
+    config: DriftDetectionConfig,
+    token: Mapping[str, Any] | None,
+) -> JobResult:
+    if token is None:
+        token = start(cloudformation_for, config)
+    results, running = follow(cloudformation_for, config, token)
+    if running:
+        return JobResult.keep_waiting(token, "Drift detection in progress")
+    status = overall(results)
+    text = "; ".join(result.line() for result in results)
+    if status == "DRIFTED":
+        sns.publish(
+            TopicArn=config.topic_arn,
+            Subject=f"Drift on production: {config.stacks.primary_stack}"[:100],
+            Message=report(results, config.block_on_drift),
+        )
+        if config.block_on_drift:
+            raise DriftBlockedError(f"Drift found and DriftPolicy is BLOCK: {text}")
+    return JobResult(summary=text, output_variables={"DriftStatus": status, "Summary": text})

@@ -1,0 +1,254 @@
+"""One way to run a CodePipeline job: exactly one result for every invocation.
+
+The :func:`codepipeline_job` decorator wraps a handler that returns a :class:`JobResult` or raises.
+It reports ``PutJobSuccessResult`` (final, or with a continuation token) or ``PutJobFailureResult``
+whatever happens: typed pipeline errors, unexpected exceptions and malformed events included. A job
+left without a result hangs the pipeline for 20 minutes.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.data_classes.code_pipeline_job_event import (
+    CodePipelineArtifact,
+    CodePipelineJobEvent,
+)
+from botocore.exceptions import BotoCoreError, ClientError
+
+from release_pipeline import clients
+from release_pipeline.clients import Credentials
+from release_pipeline.errors import ArtifactError, BadInputError, PipelineError
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+    from mypy_boto3_codepipeline import CodePipelineClient
+    from mypy_boto3_codepipeline.type_defs import ExecutionDetailsTypeDef
+
+logger = Logger()
+
+# CodePipeline's limits: a failure message of 5,000 characters, an execution summary of 2,048, and
+# output variables of 122,880 bytes in all. Values are kept short enough to be shown in an approval's
+# CustomData (1,000 characters for the whole field).
+FAILURE_MESSAGE_LIMIT = 5000
+SUMMARY_LIMIT = 2048
+OUTPUT_VALUE_LIMIT = 800
+OUTPUT_VARIABLES_LIMIT = 122_880
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, with an ellipsis when it was cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@dataclass(frozen=True)
+class S3Location:
+    bucket: str
+    key: str
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """What a job handler returns: a final result, or a continuation to be re-invoked with."""
+
+    summary: str
+    output_variables: Mapping[str, str] = field(default_factory=dict)
+    continuation_token: str | None = None
+
+    @classmethod
+    def keep_waiting(cls, token: Mapping[str, Any], summary: str) -> JobResult:
+        return cls(summary=summary, continuation_token=json.dumps(token, separators=(",", ":")))
+
+
+class Job:
+    """A CodePipeline job event with the lookups the functions need, each failing with a clear error."""
+
+    def __init__(self, event: Mapping[str, Any]) -> None:
+        self._event = CodePipelineJobEvent(dict(event))
+        job = event.get("CodePipeline.job")
+        if not isinstance(job, Mapping) or not isinstance(job.get("data"), Mapping):
+            raise BadInputError("The event is not a CodePipeline job event (CodePipeline.job.data is missing)")
+
+    @property
+    def id(self) -> str:
+        return self._event.get_id
+
+    @property
+    def continuation_token(self) -> dict[str, Any] | None:
+        raw = self._event.data.continuation_token
+        if not raw:
+            return None
+        try:
+            token = json.loads(raw)
+        except json.JSONDecodeError:
+            raise BadInputError("The job's continuation token is not valid JSON") from None
+        if not isinstance(token, dict):
+            raise BadInputError("The job's continuation token is not a JSON object")
+        return token
+
+    @property
+    def user_parameters(self) -> dict[str, Any]:
+        raw = self._event.data.action_configuration.configuration.raw_event.get("UserParameters")
+        if not raw:
+            return {}
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError as error:
+            raise BadInputError(f"The action's UserParameters are not valid JSON: {error.msg}") from None
+        if not isinstance(value, dict):
+            raise BadInputError("The action's UserParameters must be a JSON object")
+        return value
+
+    def _artifact(self, artifacts: list[CodePipelineArtifact], kind: str, name: str) -> CodePipelineArtifact:
+        for artifact in artifacts:
+            if artifact.name == name:
+                return artifact
+        present = ", ".join(sorted(a.name for a in artifacts)) or "none"
+        raise ArtifactError(f"The job has no {kind} artifact named {name!r} (it has: {present})")
+
+    def _location(self, artifact: CodePipelineArtifact, kind: str) -> S3Location:
+        try:
+            location = artifact.location.s3_location
+            return S3Location(bucket=location.bucket_name, key=location.object_key)
+        except (KeyError, TypeError):
+            raise ArtifactError(f"The {kind} artifact {artifact.name!r} has no S3 location") from None
+
+    def input_artifact(self, name: str) -> S3Location:
+        artifact = self._artifact(self._artifacts("inputArtifacts"), "input", name)
+        return self._location(artifact, "input")
+
+    def input_revision(self, name: str) -> str | None:
+        return self._artifact(self._artifacts("inputArtifacts"), "input", name).revision
+
+    def output_artifact(self, name: str) -> S3Location:
+        artifact = self._artifact(self._artifacts("outputArtifacts"), "output", name)
+        return self._location(artifact, "output")
+
+    def _artifacts(self, key: str) -> list[CodePipelineArtifact]:
+        raw = self._event.data.raw_event.get(key)
+        if not isinstance(raw, list):
+            return []
+        return [CodePipelineArtifact(item) for item in raw if isinstance(item, dict)]
+
+    @property
+    def artifact_credentials(self) -> Credentials:
+        raw: Any = self._event.data.raw_event.get("artifactCredentials")
+        try:
+            return Credentials(raw["accessKeyId"], raw["secretAccessKey"], raw["sessionToken"])
+        except (KeyError, TypeError):
+            raise BadInputError("The job event has no artifact credentials") from None
+
+    @property
+    def encryption_key_id(self) -> str | None:
+        key = self._event.data.encryption_key
+        return key.get_id if key is not None and key.get_type == "KMS" else None
+
+
+Handler = Callable[[Job, "LambdaContext"], JobResult]
+
+
+def codepipeline_job(work: Handler) -> Callable[[dict[str, Any], LambdaContext], dict[str, str]]:
+    """Decorate a job handler so that every invocation reports exactly one job result."""
+
+    @functools.wraps(work)
+    def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
+        job_id = _job_id(event)
+        if job_id is None:
+            # Without a job id there is nothing CodePipeline could be told; say so loudly.
+            logger.error("Not a CodePipeline job event: no CodePipeline.job.id", extra={"keys": sorted(event)})
+            raise BadInputError("Not a CodePipeline job event: CodePipeline.job.id is missing")
+        logger.append_keys(job_id=job_id)
+        pipeline = clients.codepipeline(clients.home_region())
+        try:
+            result = work(Job(event), context)
+        except PipelineError as error:
+            logger.warning("Job failed", extra={"failure_type": error.failure_type, "reason": str(error)})
+            return report_failure(pipeline, job_id, context, str(error), error.failure_type)
+        except Exception as error:
+            logger.exception("Job failed with an unexpected error")
+            return report_failure(pipeline, job_id, context, f"Unexpected {type(error).__name__}: {error}")
+        return report_success(pipeline, job_id, context, result)
+
+    return handler
+
+
+def _job_id(event: Any) -> str | None:
+    if not isinstance(event, Mapping):
+        return None
+    job = event.get("CodePipeline.job")
+    job_id = job.get("id") if isinstance(job, Mapping) else None
+    return job_id if isinstance(job_id, str) and job_id else None
+
+
+def report_success(
+    pipeline: CodePipelineClient, job_id: str, context: LambdaContext, result: JobResult
+) -> dict[str, str]:
+    details: ExecutionDetailsTypeDef = {
+        "summary": shorten(result.summary, SUMMARY_LIMIT),
+        "externalExecutionId": context.aws_request_id,
+    }
+    try:
+        variables = {} if result.continuation_token is not None else _output_variables(result.output_variables)
+    except PipelineError as error:
+        return report_failure(pipeline, job_id, context, str(error))
+    try:
+        if result.continuation_token is not None:
+            pipeline.put_job_success_result(
+                jobId=job_id, continuationToken=result.continuation_token, executionDetails=details
+            )
+            logger.info("Job continues", extra={"summary": result.summary})
+            return {"result": "continue", "summary": result.summary}
+        if variables:
+            pipeline.put_job_success_result(jobId=job_id, executionDetails=details, outputVariables=variables)
+        else:
+            pipeline.put_job_success_result(jobId=job_id, executionDetails=details)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "InvalidJobStateException":
+            logger.warning("The job already has a result; not reporting another", extra={"error": str(error)})
+            return {"result": "already-reported", "summary": result.summary}
+        logger.exception("Could not report success; reporting a failure instead")
+        return report_failure(pipeline, job_id, context, f"Could not report the job's success: {error}")
+    logger.info("Job succeeded", extra={"summary": result.summary, "output_variables": variables})
+    return {"result": "succeeded", "summary": result.summary}
+
+
+def report_failure(
+    pipeline: CodePipelineClient,
+    job_id: str,
+    context: LambdaContext,
+    message: str,
+    failure_type: str = "JobFailed",
+) -> dict[str, str]:
+    message = shorten(message, FAILURE_MESSAGE_LIMIT)
+    try:
+        pipeline.put_job_failure_result(
+            jobId=job_id,
+            failureDetails={
+                "type": failure_type,  # type: ignore[typeddict-item]
+                "message": message,
+                "externalExecutionId": context.aws_request_id,
+            },
+        )
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") != "InvalidJobStateException":
+            raise
+        logger.warning("The job already has a result; not reporting another", extra={"error": str(error)})
+        return {"result": "already-reported", "message": message}
+    except BotoCoreError:
+        # Raise so that Lambda retries the asynchronous invocation: better twice than never.
+        logger.exception("Could not report the job's failure")
+        raise
+    return {"result": "failed", "message": message}
+
+
+def _output_variables(variables: Mapping[str, str]) -> dict[str, str]:
+    shortened = {name: shorten(value, OUTPUT_VALUE_LIMIT) for name, value in variables.items()}
+    size = sum(len(name.encode()) + len(value.encode()) for name, value in shortened.items())
+    if size > OUTPUT_VARIABLES_LIMIT:
+        raise PipelineError(f"Output variables take {size} bytes, over CodePipeline's {OUTPUT_VARIABLES_LIMIT}")
+    return shortened

@@ -1,0 +1,84 @@
+"""The release record: what production runs, written only after both production deploys succeed.
+
+One SSM SecureString parameter (``/<solution stack>/release/record``, encrypted with the solution's
+KMS key) holds the record as JSON, so a record is written or replaced in one call: a reader never sees
+half of one. The released source zip itself is copied under ``releases/`` in the artifact bucket,
+where no lifecycle rule expires it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, Self
+
+from botocore.exceptions import ClientError
+
+from release_pipeline.errors import ReleaseRecordError
+from release_pipeline.jobs import S3Location
+
+if TYPE_CHECKING:
+    from mypy_boto3_ssm import SSMClient
+
+RELEASES_PREFIX = "releases/"
+
+
+def release_key(execution_id: str) -> str:
+    """Where the source of the release made by pipeline execution ``execution_id`` is kept."""
+    return f"{RELEASES_PREFIX}{execution_id}/source.zip"
+
+
+@dataclass(frozen=True)
+class ReleaseRecord:
+    bucket: str
+    key: str
+    version_id: str | None
+    commit_id: str | None
+    execution_id: str
+    released_at: str
+    template_path: str
+    stage_parameters: dict[str, str]
+
+    @property
+    def source(self) -> S3Location:
+        return S3Location(bucket=self.bucket, key=self.key)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, raw: str, parameter: str) -> Self:
+        try:
+            value: Any = json.loads(raw)
+            record = cls(**value)
+        except (json.JSONDecodeError, TypeError) as error:
+            raise ReleaseRecordError(f"The release record {parameter} is malformed: {error}") from None
+        if not isinstance(record.stage_parameters, dict) or not record.bucket or not record.key:
+            raise ReleaseRecordError(f"The release record {parameter} is malformed: missing source or parameters")
+        return record
+
+
+def read_record(ssm: SSMClient, parameter: str) -> ReleaseRecord | None:
+    """The current release record, or ``None`` when nothing has been released yet."""
+    try:
+        response = ssm.get_parameter(Name=parameter, WithDecryption=True)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "ParameterNotFound":
+            return None
+        raise
+    return ReleaseRecord.from_json(response["Parameter"]["Value"], parameter)
+
+
+def write_record(ssm: SSMClient, parameter: str, record: ReleaseRecord, kms_key_id: str) -> int:
+    """Replace the release record; returns the parameter's new version."""
+    response = ssm.put_parameter(
+        Name=parameter,
+        Description="Last release of the multi-Region pipeline (source location and stage parameters)",
+        Value=record.to_json(),
+        Type="SecureString",
+        KeyId=kms_key_id,
+        Overwrite=True,
+        # A record with large stage parameters can pass the standard tier's 4 KB.
+        Tier="Intelligent-Tiering",
+    )
+    return response["Version"]
