@@ -1,0 +1,46 @@
+# Multi-Region Infrastructure Deployment: developer commands. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.13
+VENV := .venv
+BIN := $(VENV)/bin
+export SAM_CLI_TELEMETRY := 0
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+FUNCTIONS := $(wildcard functions/*/app.py)
+
+.PHONY: help venv lint typecheck template build unit test clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(BIN)/activate: requirements-dev.txt layers/common/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+venv: $(BIN)/activate ## Create .venv with the pinned development tools
+
+lint: venv ## ruff (lint and format check)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: venv ## mypy --strict on the layer, every handler and the test support code
+	$(BIN)/mypy layers/common/release_pipeline tests/support
+	@for handler in $(FUNCTIONS); do echo "mypy $$handler"; $(BIN)/mypy $$handler || exit 1; done
+
+template: venv ## cfn-lint and sam validate --lint on template.yaml
+	$(BIN)/cfn-lint template.yaml
+	$(BIN)/sam validate --lint
+
+build: venv ## sam build (needs python3.13 on PATH; .venv provides it)
+	$(BIN)/sam build --cached --parallel
+
+unit: venv ## pytest: unit, integration and e2e tests (moto, no AWS account)
+	$(BIN)/pytest
+
+test: lint typecheck template build unit ## Everything CI runs: lint, types, template checks, build, tests
+
+clean: ## Remove the virtualenv and build output
+	rm -rf $(VENV) .aws-sam .mypy_cache .ruff_cache .pytest_cache
