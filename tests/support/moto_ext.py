@@ -95,9 +95,7 @@ _FAILURE_TYPES: Final = frozenset(
         "SystemUnavailable",
     }
 )
-_RESOURCE_DRIFT_STATUSES: Final = frozenset(
-    {"IN_SYNC", "MODIFIED", "DELETED", "NOT_CHECKED", "UNKNOWN", "UNSUPPORTED"}
-)
+_RESOURCE_DRIFT_STATUSES: Final = frozenset({"IN_SYNC", "MODIFIED", "DELETED", "NOT_CHECKED", "UNKNOWN", "UNSUPPORTED"})
 _DRIFTED: Final = frozenset({"MODIFIED", "DELETED"})
 _DIFFERENCE_TYPES: Final = frozenset({"ADD", "REMOVE", "NOT_EQUAL"})
 _STACK_DRIFT_STATUSES: Final = frozenset({"DRIFTED", "IN_SYNC", "UNKNOWN", "NOT_CHECKED"})
@@ -110,8 +108,15 @@ _UPDATABLE_STATUSES: Final = frozenset(
         "IMPORT_ROLLBACK_COMPLETE",
     }
 )
-_CHANGE_SCOPES: Final = ("Properties", "Metadata", "CreationPolicy", "UpdatePolicy", "DeletionPolicy",
-                         "UpdateReplacePolicy", "Tags")
+_CHANGE_SCOPES: Final = (
+    "Properties",
+    "Metadata",
+    "CreationPolicy",
+    "UpdatePolicy",
+    "DeletionPolicy",
+    "UpdateReplacePolicy",
+    "Tags",
+)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -253,8 +258,9 @@ def inject_drift(
             raise ValueError(f"property difference {dict(difference)} lacks {sorted(missing)}")
         if difference["DifferenceType"] not in _DIFFERENCE_TYPES:
             raise ValueError(f"DifferenceType must be one of {sorted(_DIFFERENCE_TYPES)}")
-        checked.append({key: str(difference[key]) for key in
-                        ("PropertyPath", "ExpectedValue", "ActualValue", "DifferenceType")})
+        checked.append(
+            {key: str(difference[key]) for key in ("PropertyPath", "ExpectedValue", "ActualValue", "DifferenceType")}
+        )
     stack = _live_stack(_cfn_backend(account_id, region), stack_name)
     if stack is None:
         raise ValueError(f"stack {stack_name} does not exist in {account_id}/{region}: create it first")
@@ -494,8 +500,14 @@ def _validate_failure(params: Mapping[str, Any]) -> None:
 def _record_job_result(response: CodePipelineResponse, status: Literal["Succeeded", "Failed"]) -> str:
     params: dict[str, Any] = {
         key: response._get_param(key)
-        for key in ("jobId", "continuationToken", "outputVariables", "executionDetails", "failureDetails",
-                    "currentRevision")
+        for key in (
+            "jobId",
+            "continuationToken",
+            "outputVariables",
+            "executionDetails",
+            "failureDetails",
+            "currentRevision",
+        )
     }
     job_id = params.get("jobId")
     result = JobResult(
@@ -577,12 +589,20 @@ def _extras(change_set: ChangeSet) -> _ChangeSetExtras:
         return extras
     # A change set moto made itself: describe what moto recorded.
     extras = _ChangeSetExtras(
-        parameters=[{"ParameterKey": k, "ParameterValue": _parameter_text(v)}
-                    for k, v in (change_set.parameters or {}).items()],
+        parameters=[
+            {"ParameterKey": k, "ParameterValue": _parameter_text(v)} for k, v in (change_set.parameters or {}).items()
+        ],
         changes=[
-            {"Type": "Resource", "ResourceChange": {
-                "Action": c.action, "LogicalResourceId": c.logical_resource_id,
-                "ResourceType": c.resource_type, "Scope": [], "Details": []}}
+            {
+                "Type": "Resource",
+                "ResourceChange": {
+                    "Action": c.action,
+                    "LogicalResourceId": c.logical_resource_id,
+                    "ResourceType": c.resource_type,
+                    "Scope": [],
+                    "Details": [],
+                },
+            }
             for c in change_set.changes
         ],
         capabilities=[],
@@ -591,8 +611,9 @@ def _extras(change_set: ChangeSet) -> _ChangeSetExtras:
     return extras
 
 
-def _resource_change_details(old: Mapping[str, Any], new: Mapping[str, Any],
-                             changed_parameters: set[str]) -> tuple[list[str], list[dict[str, Any]]]:
+def _resource_change_details(
+    old: Mapping[str, Any], new: Mapping[str, Any], changed_parameters: set[str]
+) -> tuple[list[str], list[dict[str, Any]]]:
     scopes: set[str] = set()
     details: list[dict[str, Any]] = []
     old_props = old.get("Properties") or {}
@@ -605,22 +626,39 @@ def _resource_change_details(old: Mapping[str, Any], new: Mapping[str, Any],
             details.append({"Target": target, "Evaluation": "Static", "ChangeSource": "DirectModification"})
         for parameter in sorted(_referenced_parameters(new_props.get(name), changed_parameters)):
             scopes.add(attribute)
-            details.append({"Target": target, "Evaluation": "Static", "ChangeSource": "ParameterReference",
-                            "CausingEntity": parameter})
+            details.append(
+                {
+                    "Target": target,
+                    "Evaluation": "Static",
+                    "ChangeSource": "ParameterReference",
+                    "CausingEntity": parameter,
+                }
+            )
     for attribute in _CHANGE_SCOPES[1:6]:
         if old.get(attribute) != new.get(attribute):
             scopes.add(attribute)
-            details.append({"Target": {"Attribute": attribute, "RequiresRecreation": "Never"},
-                            "Evaluation": "Static", "ChangeSource": "DirectModification"})
+            details.append(
+                {
+                    "Target": {"Attribute": attribute, "RequiresRecreation": "Never"},
+                    "Evaluation": "Static",
+                    "ChangeSource": "DirectModification",
+                }
+            )
     return [s for s in _CHANGE_SCOPES if s in scopes], details
 
 
-def _plan_changes(stack: Stack | None, old_template: Mapping[str, Any], new_template: Mapping[str, Any],
-                  old_parameters: Mapping[str, str], new_parameters: Mapping[str, str]) -> list[dict[str, Any]]:
+def _plan_changes(
+    stack: Stack | None,
+    old_template: Mapping[str, Any],
+    new_template: Mapping[str, Any],
+    old_parameters: Mapping[str, str],
+    new_parameters: Mapping[str, str],
+) -> list[dict[str, Any]]:
     old_resources = _resources_of(old_template)
     new_resources = _resources_of(new_template)
     changed_parameters = {
-        name for name in set(old_parameters) | set(new_parameters)
+        name
+        for name in set(old_parameters) | set(new_parameters)
         if old_parameters.get(name) != new_parameters.get(name)
     }
     physical_ids = _physical_ids(stack)
@@ -632,24 +670,40 @@ def _plan_changes(stack: Stack | None, old_template: Mapping[str, Any], new_temp
     for logical_id, resource in new_resources.items():
         resource_type = resource.get("Type", "")
         if logical_id not in old_resources:
-            add({"Action": "Add", "LogicalResourceId": logical_id, "ResourceType": resource_type,
-                 "Scope": [], "Details": []})
+            add(
+                {
+                    "Action": "Add",
+                    "LogicalResourceId": logical_id,
+                    "ResourceType": resource_type,
+                    "Scope": [],
+                    "Details": [],
+                }
+            )
             continue
         old = old_resources[logical_id]
         scopes, details = _resource_change_details(old, resource, changed_parameters)
         if old == resource and not details:
             continue
-        change: dict[str, Any] = {"Action": "Modify", "LogicalResourceId": logical_id,
-                                  "ResourceType": resource_type,
-                                  "Replacement": "True" if old.get("Type") != resource_type else "False",
-                                  "Scope": scopes, "Details": details}
+        change: dict[str, Any] = {
+            "Action": "Modify",
+            "LogicalResourceId": logical_id,
+            "ResourceType": resource_type,
+            "Replacement": "True" if old.get("Type") != resource_type else "False",
+            "Scope": scopes,
+            "Details": details,
+        }
         if logical_id in physical_ids:
             change["PhysicalResourceId"] = physical_ids[logical_id]
         add(change)
     for logical_id, resource in old_resources.items():
         if logical_id not in new_resources:
-            change = {"Action": "Remove", "LogicalResourceId": logical_id,
-                      "ResourceType": resource.get("Type", ""), "Scope": [], "Details": []}
+            change = {
+                "Action": "Remove",
+                "LogicalResourceId": logical_id,
+                "ResourceType": resource.get("Type", ""),
+                "Scope": [],
+                "Details": [],
+            }
             if logical_id in physical_ids:
                 change["PhysicalResourceId"] = physical_ids[logical_id]
             add(change)
@@ -667,8 +721,10 @@ def _request_parameters(raw: Sequence[Mapping[str, Any]], stack: Stack | None) -
                     "true and non empty value for a parameter"
                 )
             if stack is None or key not in (stack.parameters or {}):
-                raise ValidationError(message=f"Invalid input for parameter key {key}. Cannot specify "
-                                      "usePreviousValue as true for a parameter key not in the previous template")
+                raise ValidationError(
+                    message=f"Invalid input for parameter key {key}. Cannot specify "
+                    "usePreviousValue as true for a parameter key not in the previous template"
+                )
             given[key] = _parameter_text(stack.parameters[key])
         else:
             given[key] = _parameter_text(parameter.get("ParameterValue", ""))
@@ -680,8 +736,11 @@ def _check_parameters(template: Mapping[str, Any], given: Mapping[str, str]) -> 
     unknown = sorted(set(given) - set(slots))
     if unknown:
         raise ValidationError(message=f"Parameters: [{', '.join(unknown)}] do not exist in the template")
-    missing = [name for name, slot in slots.items()
-               if name not in given and not (isinstance(slot, Mapping) and "Default" in slot)]
+    missing = [
+        name
+        for name, slot in slots.items()
+        if name not in given and not (isinstance(slot, Mapping) and "Default" in slot)
+    ]
     if missing:
         raise ValidationError(message=f"Parameters: [{', '.join(missing)}] must have values")
 
@@ -709,8 +768,7 @@ def _create_change_set(self: CloudFormationResponse) -> ActionResult:
     if change_set_type == "CREATE":
         if stack is not None and stack.status != "REVIEW_IN_PROGRESS":
             raise ValidationError(
-                message=f"Stack [{stack_name}] already exists and cannot be created again with the "
-                f"changeSet [{name}]."
+                message=f"Stack [{stack_name}] already exists and cannot be created again with the changeSet [{name}]."
             )
         if use_previous:
             raise ValidationError(message="UsePreviousTemplate is not valid for a CREATE change set.")
@@ -718,9 +776,7 @@ def _create_change_set(self: CloudFormationResponse) -> ActionResult:
         if stack is None:
             raise ValidationError(message=f"Stack [{stack_name}] does not exist")
         if stack.status not in _UPDATABLE_STATUSES:
-            raise ValidationError(
-                message=f"Stack:{stack.stack_id} is in {stack.status} state and can not be updated."
-            )
+            raise ValidationError(message=f"Stack:{stack.stack_id} is in {stack.status} state and can not be updated.")
     if stack is not None and any(
         cs.stack_id == stack.stack_id and cs.change_set_name == name for cs in backend.change_sets.values()
     ):
@@ -747,9 +803,15 @@ def _create_change_set(self: CloudFormationResponse) -> ActionResult:
     if stack is None:
         # A new stack: moto creates it in REVIEW_IN_PROGRESS together with the change set.
         change_set_id, _ = backend.create_change_set(
-            stack_name=stack_name, change_set_name=name, template=template_body, parameters=given,
-            description=description or "", change_set_type="CREATE",
-            notification_arns=notification_arns, tags=tags, role_arn=role_arn,
+            stack_name=stack_name,
+            change_set_name=name,
+            template=template_body,
+            parameters=given,
+            description=description or "",
+            change_set_type="CREATE",
+            notification_arns=notification_arns,
+            tags=tags,
+            role_arn=role_arn,
         )
         change_set = backend.change_sets[change_set_id]
         stack = backend.stacks[change_set.stack_id]
@@ -757,8 +819,14 @@ def _create_change_set(self: CloudFormationResponse) -> ActionResult:
         change_set = ChangeSet(
             change_set_type=change_set_type,
             change_set_id=generate_changeset_id(name, backend.region_name, backend.account_id),
-            change_set_name=name, stack=stack, template=template_body, parameters=given,
-            description=description or "", notification_arns=notification_arns, tags=tags, role_arn=role_arn,
+            change_set_name=name,
+            stack=stack,
+            template=template_body,
+            parameters=given,
+            description=description or "",
+            notification_arns=notification_arns,
+            tags=tags,
+            role_arn=role_arn,
         )
         backend.change_sets[change_set.change_set_id] = change_set
 
@@ -798,7 +866,7 @@ def _describe_change_set(self: CloudFormationResponse) -> ActionResult:
         start = int(token) if token else 0
     except ValueError as exc:
         raise ValidationError(message="Invalid NextToken") from exc
-    page = extras.changes[start:start + page_size]
+    page = extras.changes[start : start + page_size]
     result: dict[str, Any] = {
         "ChangeSetName": change_set.change_set_name,
         "ChangeSetId": change_set.change_set_id,
@@ -834,10 +902,14 @@ def _list_change_sets(self: CloudFormationResponse) -> ActionResult:
         if change_set.stack_id != stack.stack_id:
             continue
         summary = {
-            "StackId": change_set.stack_id, "StackName": change_set.stack_name,
-            "ChangeSetId": change_set.change_set_id, "ChangeSetName": change_set.change_set_name,
-            "ExecutionStatus": change_set.execution_status, "Status": change_set.status,
-            "CreationTime": change_set.creation_time, "IncludeNestedStacks": False,
+            "StackId": change_set.stack_id,
+            "StackName": change_set.stack_name,
+            "ChangeSetId": change_set.change_set_id,
+            "ChangeSetName": change_set.change_set_name,
+            "ExecutionStatus": change_set.execution_status,
+            "Status": change_set.status,
+            "CreationTime": change_set.creation_time,
+            "IncludeNestedStacks": False,
         }
         if change_set.status_reason:
             summary["StatusReason"] = change_set.status_reason
@@ -851,11 +923,16 @@ def _execute_change_set(self: CloudFormationResponse) -> ActionResult:
     backend = self.cloudformation_backend
     change_set = _find_change_set(backend, self._get_param("ChangeSetName"), self._get_param("StackName"))
     if change_set.status != "CREATE_COMPLETE":
-        raise _error("InvalidChangeSetStatus", f"ChangeSet [{change_set.change_set_id}] cannot be executed "
-                     f"in its current status of [{change_set.status}]")
+        raise _error(
+            "InvalidChangeSetStatus",
+            f"ChangeSet [{change_set.change_set_id}] cannot be executed in its current status of [{change_set.status}]",
+        )
     if change_set.execution_status != "AVAILABLE":
-        raise _error("InvalidChangeSetStatus", f"ChangeSet [{change_set.change_set_id}] cannot be executed "
-                     f"in its current execution status of [{change_set.execution_status}]")
+        raise _error(
+            "InvalidChangeSetStatus",
+            f"ChangeSet [{change_set.change_set_id}] cannot be executed "
+            f"in its current execution status of [{change_set.execution_status}]",
+        )
     backend.execute_change_set(change_set_name=change_set.change_set_id, stack_name=change_set.stack_name)
     stack = backend.stacks[change_set.stack_id]
     # moto 5.2.5 keeps the old parameters, template dict, description and outputs: bring them up to date.
@@ -874,8 +951,11 @@ def _delete_change_set(self: CloudFormationResponse) -> ActionResult:
     backend = self.cloudformation_backend
     change_set = _find_change_set(backend, self._get_param("ChangeSetName"), self._get_param("StackName"))
     if change_set.execution_status == "EXECUTE_IN_PROGRESS":
-        raise _error("InvalidChangeSetStatus", f"ChangeSet [{change_set.change_set_id}] cannot be deleted "
-                     f"in its current execution status of [{change_set.execution_status}]")
+        raise _error(
+            "InvalidChangeSetStatus",
+            f"ChangeSet [{change_set.change_set_id}] cannot be deleted "
+            f"in its current execution status of [{change_set.execution_status}]",
+        )
     del backend.change_sets[change_set.change_set_id]
     return EmptyResult()
 
@@ -912,8 +992,9 @@ def _set_path(document: Any, path: str, difference_type: str, value: str) -> Non
         target[last] = parsed
 
 
-def _resource_drifts(stack: Stack, injected: Mapping[str, _InjectedDrift], only: set[str] | None,
-                     timestamp: datetime) -> list[dict[str, Any]]:
+def _resource_drifts(
+    stack: Stack, injected: Mapping[str, _InjectedDrift], only: set[str] | None, timestamp: datetime
+) -> list[dict[str, Any]]:
     physical_ids = _physical_ids(stack)
     drifts: list[dict[str, Any]] = []
     for logical_id, resource in _resources_of(_template_of(stack)).items():
@@ -936,8 +1017,9 @@ def _resource_drifts(stack: Stack, injected: Mapping[str, _InjectedDrift], only:
             actual = copy.deepcopy(expected)
             for difference in drift.differences:
                 try:
-                    _set_path(actual, difference["PropertyPath"], difference["DifferenceType"],
-                              difference["ActualValue"])
+                    _set_path(
+                        actual, difference["PropertyPath"], difference["DifferenceType"], difference["ActualValue"]
+                    )
                 except (KeyError, IndexError, TypeError, ValueError, AttributeError):
                     continue
             item["ActualProperties"] = json.dumps(actual, sort_keys=True, default=str)
@@ -970,8 +1052,7 @@ def _detect_stack_drift(self: CloudFormationResponse) -> ActionResult:
             polls_remaining=state.polls_before_complete,
             failure=failure,
             timestamp=timestamp,
-            resource_drifts=_resource_drifts(stack, injected, set(logical_ids) if logical_ids else None,
-                                             timestamp),
+            resource_drifts=_resource_drifts(stack, injected, set(logical_ids) if logical_ids else None, timestamp),
         )
         state.detections.setdefault((account, region), {})[detection.detection_id] = detection
     return _PlainResult({"StackDriftDetectionId": detection.detection_id})
@@ -1021,12 +1102,15 @@ def _describe_stack_resource_drifts(self: CloudFormationResponse) -> ActionResul
         raise ValidationError(message="Invalid NextToken") from exc
     state = _STATE
     with state.lock:
-        finished = [d for d in state.detections.get((self.current_account, self.region), {}).values()
-                    if d.stack_id == stack.stack_id and d.finished]
+        finished = [
+            d
+            for d in state.detections.get((self.current_account, self.region), {}).values()
+            if d.stack_id == stack.stack_id and d.finished
+        ]
         drifts = copy.deepcopy(finished[-1].resource_drifts) if finished else []
     if filters:
         drifts = [d for d in drifts if d["StackResourceDriftStatus"] in filters]
-    result: dict[str, Any] = {"StackResourceDrifts": drifts[start:start + max_results]}
+    result: dict[str, Any] = {"StackResourceDrifts": drifts[start : start + max_results]}
     if start + max_results < len(drifts):
         result["NextToken"] = str(start + max_results)
     return _PlainResult(result)

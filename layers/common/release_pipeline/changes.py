@@ -30,6 +30,8 @@ NOT_EXECUTABLE = frozenset({"EXECUTE_IN_PROGRESS", "EXECUTE_COMPLETE", "EXECUTE_
 # Resource types whose change alters who may do what: flagged in the report for the reviewer.
 _PERMISSION_TYPE_SUFFIXES = ("Policy", "Permission", "Role", "User", "Group", "AccessKey")
 SNS_MESSAGE_LIMIT = 200_000
+# The action's output variables, read by stage conditions and the approval as #{Changes.<name>}.
+OUTPUT_VARIABLES = ("HasChanges", "PrimaryHasChanges", "SecondaryHasChanges", "Summary", "ReviewUrl")
 
 
 @dataclass(frozen=True)

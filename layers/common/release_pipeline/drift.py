@@ -25,6 +25,8 @@ NOT_DEPLOYED = "NOT_DEPLOYED"
 # Worst first: the overall status is the worst of the two stacks'.
 _SEVERITY = ("DRIFTED", "UNKNOWN", "NOT_CHECKED", "IN_SYNC", NOT_DEPLOYED)
 SNS_MESSAGE_LIMIT = 200_000
+# The action's output variables, read by the approval as #{Drift.<name>}.
+OUTPUT_VARIABLES = ("DriftStatus", "Summary")
 
 
 @dataclass(frozen=True)

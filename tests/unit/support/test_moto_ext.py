@@ -14,6 +14,7 @@ from tests.support.events import continuation_of, job_id_of, load_event
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_cloudformation.type_defs import ParameterTypeDef
     from mypy_boto3_codepipeline import CodePipelineClient
 
 pytestmark = pytest.mark.usefixtures("aws")
@@ -38,7 +39,7 @@ def template(**changes: Any) -> str:
     return json.dumps(body)
 
 
-def env(value: str) -> list[dict[str, Any]]:
+def env(value: str) -> list[ParameterTypeDef]:
     return [{"ParameterKey": "Env", "ParameterValue": value}]
 
 
@@ -82,10 +83,10 @@ def test_success_result_is_recorded_with_its_output_variables(codepipeline: Code
 
     [result] = moto_ext.job_results(job_id)
     assert result.status == "Succeeded"
-    assert result.accepted and result.final
+    assert result.accepted
+    assert result.final
     assert result.output_variables == {"HasChanges": "true"}
-    assert result.execution_details == {"summary": "2 changes", "externalExecutionId": "req-1",
-                                        "percentComplete": 100}
+    assert result.execution_details == {"summary": "2 changes", "externalExecutionId": "req-1", "percentComplete": 100}
     assert result.failure_details is None
     assert (result.account_id, result.region) == ("123456789012", PRIMARY)
 
@@ -171,7 +172,8 @@ def test_invalid_failure_results_are_rejected(
 ) -> None:
     with pytest.raises(ClientError) as exc:
         codepipeline.put_job_failure_result(
-            jobId=job_id, failureDetails={"type": failure_type, "message": message}  # type: ignore[typeddict-item]
+            jobId=job_id,
+            failureDetails={"type": failure_type, "message": message},  # type: ignore[typeddict-item]
         )
 
     assert error_code(exc) == "ValidationException"
@@ -192,8 +194,13 @@ def test_job_results_are_kept_per_region_and_cleared_by_reset() -> None:
 
 def test_unchanged_update_change_set_is_created_failed_like_aws(cfn: CloudFormationClient, stack: str) -> None:
     """moto 5.2.5 raises 'No updates are to be performed'; AWS creates a FAILED change set."""
-    cfn.create_change_set(StackName=stack, ChangeSetName="pipeline-changeset", TemplateBody=template(),
-                          Parameters=env("prod"), ChangeSetType="UPDATE")
+    cfn.create_change_set(
+        StackName=stack,
+        ChangeSetName="pipeline-changeset",
+        TemplateBody=template(),
+        Parameters=env("prod"),
+        ChangeSetType="UPDATE",
+    )
 
     described = cfn.describe_change_set(StackName=stack, ChangeSetName="pipeline-changeset")
     assert described["Status"] == "FAILED"
@@ -207,7 +214,7 @@ def test_unchanged_update_change_set_is_created_failed_like_aws(cfn: CloudFormat
     [[{"ParameterKey": "Env", "UsePreviousValue": True}], [{"ParameterKey": "Env", "ParameterValue": "prod"}]],
 )
 def test_unchanged_change_set_is_failed_whatever_the_parameter_form(
-    cfn: CloudFormationClient, stack: str, parameters: list[Any]
+    cfn: CloudFormationClient, stack: str, parameters: list[ParameterTypeDef]
 ) -> None:
     cfn.create_change_set(StackName=stack, ChangeSetName="cs", TemplateBody=template(), Parameters=parameters)
 
@@ -236,8 +243,13 @@ def test_change_set_type_defaults_to_update_like_aws(cfn: CloudFormationClient) 
 
 
 def test_create_change_set_on_a_missing_stack_makes_a_review_in_progress_stack(cfn: CloudFormationClient) -> None:
-    created = cfn.create_change_set(StackName="demo-app", ChangeSetName="pipeline-changeset",
-                                    TemplateBody=template(), ChangeSetType="CREATE", Parameters=env("prod"))
+    created = cfn.create_change_set(
+        StackName="demo-app",
+        ChangeSetName="pipeline-changeset",
+        TemplateBody=template(),
+        ChangeSetType="CREATE",
+        Parameters=env("prod"),
+    )
 
     [stack] = cfn.describe_stacks(StackName="demo-app")["Stacks"]
     assert stack["StackStatus"] == "REVIEW_IN_PROGRESS"
@@ -246,21 +258,21 @@ def test_create_change_set_on_a_missing_stack_makes_a_review_in_progress_stack(c
     assert (described["Status"], described["ExecutionStatus"]) == ("CREATE_COMPLETE", "AVAILABLE")
     assert "StatusReason" not in described
     assert [c["ResourceChange"] for c in described["Changes"]] == [
-        {"Action": "Add", "LogicalResourceId": "Topic", "ResourceType": "AWS::SNS::Topic", "Scope": [],
-         "Details": []},
-        {"Action": "Add", "LogicalResourceId": "Queue", "ResourceType": "AWS::SQS::Queue", "Scope": [],
-         "Details": []},
+        {"Action": "Add", "LogicalResourceId": "Topic", "ResourceType": "AWS::SNS::Topic", "Scope": [], "Details": []},
+        {"Action": "Add", "LogicalResourceId": "Queue", "ResourceType": "AWS::SQS::Queue", "Scope": [], "Details": []},
     ]
 
 
 def test_change_set_replace_on_a_review_in_progress_stack_keeps_one_stack(cfn: CloudFormationClient) -> None:
     """CodePipeline's CHANGE_SET_REPLACE deletes the change set and creates it again (CREATE)."""
-    first = cfn.create_change_set(StackName="demo-app", ChangeSetName="pipeline-changeset",
-                                  TemplateBody=template(), ChangeSetType="CREATE")
+    first = cfn.create_change_set(
+        StackName="demo-app", ChangeSetName="pipeline-changeset", TemplateBody=template(), ChangeSetType="CREATE"
+    )
     cfn.delete_change_set(StackName="demo-app", ChangeSetName="pipeline-changeset")
 
-    second = cfn.create_change_set(StackName="demo-app", ChangeSetName="pipeline-changeset",
-                                   TemplateBody=template(), ChangeSetType="CREATE")
+    second = cfn.create_change_set(
+        StackName="demo-app", ChangeSetName="pipeline-changeset", TemplateBody=template(), ChangeSetType="CREATE"
+    )
 
     assert second["StackId"] == first["StackId"]
     assert [s["StackName"] for s in cfn.list_stacks()["StackSummaries"]] == ["demo-app"]
@@ -281,8 +293,9 @@ def test_update_change_set_on_a_review_in_progress_stack_is_refused(cfn: CloudFo
     cfn.create_change_set(StackName="demo-app", ChangeSetName="cs", TemplateBody=template(), ChangeSetType="CREATE")
 
     with pytest.raises(ClientError) as exc:
-        cfn.create_change_set(StackName="demo-app", ChangeSetName="cs2", TemplateBody=template(),
-                              ChangeSetType="UPDATE")
+        cfn.create_change_set(
+            StackName="demo-app", ChangeSetName="cs2", TemplateBody=template(), ChangeSetType="UPDATE"
+        )
 
     assert error_code(exc) == "ValidationError"
     assert "REVIEW_IN_PROGRESS state and can not be updated" in str(exc.value)
@@ -297,10 +310,12 @@ def test_a_second_change_set_of_the_same_name_is_refused(cfn: CloudFormationClie
 
 def test_change_sets_are_looked_up_within_their_stack(cfn: CloudFormationClient, stack: str) -> None:
     cfn.create_stack(StackName="other-app", TemplateBody=template(), Parameters=env("prod"))
-    cfn.create_change_set(StackName=stack, ChangeSetName="pipeline-changeset", TemplateBody=template(Queue=None),
-                          Parameters=env("prod"))
-    cfn.create_change_set(StackName="other-app", ChangeSetName="pipeline-changeset", TemplateBody=template(),
-                          Parameters=env("prod"))
+    cfn.create_change_set(
+        StackName=stack, ChangeSetName="pipeline-changeset", TemplateBody=template(Queue=None), Parameters=env("prod")
+    )
+    cfn.create_change_set(
+        StackName="other-app", ChangeSetName="pipeline-changeset", TemplateBody=template(), Parameters=env("prod")
+    )
 
     mine = cfn.describe_change_set(StackName=stack, ChangeSetName="pipeline-changeset")
     other = cfn.describe_change_set(StackName="other-app", ChangeSetName="pipeline-changeset")
@@ -319,21 +334,36 @@ def test_missing_change_set_raises_change_set_not_found(cfn: CloudFormationClien
 
 def test_modify_and_remove_carry_physical_ids_and_details(cfn: CloudFormationClient, stack: str) -> None:
     changed_queue = {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "demo-queue", "DelaySeconds": 5}}
-    cfn.create_change_set(StackName=stack, ChangeSetName="cs", Parameters=env("prod"),
-                          TemplateBody=template(Queue=None, Queue2=changed_queue, Topic={
-                              "Type": "AWS::SNS::Topic", "Properties": {"TopicName": {"Fn::Sub": "demo-${Env}"},
-                                                                        "DisplayName": "Demo"}}))
+    cfn.create_change_set(
+        StackName=stack,
+        ChangeSetName="cs",
+        Parameters=env("prod"),
+        TemplateBody=template(
+            Queue=None,
+            Queue2=changed_queue,
+            Topic={
+                "Type": "AWS::SNS::Topic",
+                "Properties": {"TopicName": {"Fn::Sub": "demo-${Env}"}, "DisplayName": "Demo"},
+            },
+        ),
+    )
 
-    changes = {c["ResourceChange"]["LogicalResourceId"]: c["ResourceChange"]
-               for c in cfn.describe_change_set(StackName=stack, ChangeSetName="cs")["Changes"]}
+    changes = {
+        c["ResourceChange"]["LogicalResourceId"]: c["ResourceChange"]
+        for c in cfn.describe_change_set(StackName=stack, ChangeSetName="cs")["Changes"]
+    }
 
     assert {k: v["Action"] for k, v in changes.items()} == {"Topic": "Modify", "Queue2": "Add", "Queue": "Remove"}
     topic = changes["Topic"]
     assert topic["Replacement"] == "False"
     assert topic["Scope"] == ["Properties"]
-    assert topic["Details"] == [{"Target": {"Attribute": "Properties", "Name": "DisplayName",
-                                            "RequiresRecreation": "Never"},
-                                 "Evaluation": "Static", "ChangeSource": "DirectModification"}]
+    assert topic["Details"] == [
+        {
+            "Target": {"Attribute": "Properties", "Name": "DisplayName", "RequiresRecreation": "Never"},
+            "Evaluation": "Static",
+            "ChangeSource": "DirectModification",
+        }
+    ]
     assert topic["PhysicalResourceId"].startswith("arn:aws:sns:us-east-1:123456789012:")
     assert "PhysicalResourceId" in changes["Queue"]
 
@@ -342,8 +372,9 @@ def test_executing_a_change_set_updates_the_stack_and_drops_other_change_sets(
     cfn: CloudFormationClient, stack: str
 ) -> None:
     cfn.create_change_set(StackName=stack, ChangeSetName="cs", TemplateBody=template(), Parameters=env("test"))
-    cfn.create_change_set(StackName=stack, ChangeSetName="other", TemplateBody=template(Queue=None),
-                          Parameters=env("prod"))
+    cfn.create_change_set(
+        StackName=stack, ChangeSetName="other", TemplateBody=template(Queue=None), Parameters=env("prod")
+    )
 
     cfn.execute_change_set(StackName=stack, ChangeSetName="cs")
 
@@ -376,14 +407,19 @@ def test_fail_change_set_sets_any_reason(cfn: CloudFormationClient, stack: str) 
 
 
 def test_describe_change_set_pages_when_asked(cfn: CloudFormationClient) -> None:
-    cfn.create_change_set(StackName="demo-app", ChangeSetName="cs", TemplateBody=template(
-        Bucket={"Type": "AWS::S3::Bucket"}), ChangeSetType="CREATE")
+    cfn.create_change_set(
+        StackName="demo-app",
+        ChangeSetName="cs",
+        TemplateBody=template(Bucket={"Type": "AWS::S3::Bucket"}),
+        ChangeSetType="CREATE",
+    )
     moto_ext.set_change_set_page_size(2)
 
     first = cfn.describe_change_set(StackName="demo-app", ChangeSetName="cs")
     pages = list(cfn.get_paginator("describe_change_set").paginate(StackName="demo-app", ChangeSetName="cs"))
 
-    assert len(first["Changes"]) == 2 and first["NextToken"]
+    assert len(first["Changes"]) == 2
+    assert first["NextToken"] == "2"
     assert [len(p["Changes"]) for p in pages] == [2, 1]
 
 
@@ -413,26 +449,35 @@ def test_stack_without_injected_drift_is_in_sync(cfn: CloudFormationClient, stac
     assert (status["DetectionStatus"], status["StackDriftStatus"]) == ("DETECTION_COMPLETE", "IN_SYNC")
     assert status["DriftedStackResourceCount"] == 0
     assert status["StackId"].startswith("arn:aws:cloudformation:us-east-1:123456789012:stack/demo-app/")
-    assert {d["LogicalResourceId"]: d["StackResourceDriftStatus"] for d in drifts} == {"Topic": "IN_SYNC",
-                                                                                      "Queue": "IN_SYNC"}
+    assert {d["LogicalResourceId"]: d["StackResourceDriftStatus"] for d in drifts} == {
+        "Topic": "IN_SYNC",
+        "Queue": "IN_SYNC",
+    }
     assert all(d["ExpectedProperties"] == d["ActualProperties"] for d in drifts)
 
 
 def test_injected_drift_is_reported(cfn: CloudFormationClient, stack: str) -> None:
-    moto_ext.inject_drift(stack, PRIMARY, "Queue", [
-        {"PropertyPath": "/DelaySeconds", "ExpectedValue": "0", "ActualValue": "30", "DifferenceType": "NOT_EQUAL"},
-    ])
+    moto_ext.inject_drift(
+        stack,
+        PRIMARY,
+        "Queue",
+        [
+            {"PropertyPath": "/DelaySeconds", "ExpectedValue": "0", "ActualValue": "30", "DifferenceType": "NOT_EQUAL"},
+        ],
+    )
     detection_id = detect(cfn, stack)
 
     status = cfn.describe_stack_drift_detection_status(StackDriftDetectionId=detection_id)
     [drift] = cfn.describe_stack_resource_drifts(StackName=stack, StackResourceDriftStatusFilters=["MODIFIED"])[
-        "StackResourceDrifts"]
+        "StackResourceDrifts"
+    ]
 
     assert (status["StackDriftStatus"], status["DriftedStackResourceCount"]) == ("DRIFTED", 1)
     assert drift["LogicalResourceId"] == "Queue"
     assert drift["ResourceType"] == "AWS::SQS::Queue"
-    assert drift["PropertyDifferences"] == [{"PropertyPath": "/DelaySeconds", "ExpectedValue": "0",
-                                             "ActualValue": "30", "DifferenceType": "NOT_EQUAL"}]
+    assert drift["PropertyDifferences"] == [
+        {"PropertyPath": "/DelaySeconds", "ExpectedValue": "0", "ActualValue": "30", "DifferenceType": "NOT_EQUAL"}
+    ]
     assert json.loads(drift["ExpectedProperties"])["DelaySeconds"] == 0
     assert json.loads(drift["ActualProperties"])["DelaySeconds"] == 30
     assert drift["PhysicalResourceId"]
@@ -444,8 +489,11 @@ def test_detection_stays_in_progress_for_the_requested_polls(cfn: CloudFormation
 
     polls = [cfn.describe_stack_drift_detection_status(StackDriftDetectionId=detection_id) for _ in range(3)]
 
-    assert [p["DetectionStatus"] for p in polls] == ["DETECTION_IN_PROGRESS", "DETECTION_IN_PROGRESS",
-                                                     "DETECTION_COMPLETE"]
+    assert [p["DetectionStatus"] for p in polls] == [
+        "DETECTION_IN_PROGRESS",
+        "DETECTION_IN_PROGRESS",
+        "DETECTION_COMPLETE",
+    ]
     assert "StackDriftStatus" not in polls[0]
 
 
@@ -493,8 +541,7 @@ def test_resource_drifts_page_with_max_results(cfn: CloudFormationClient, stack:
 
     assert len(first["StackResourceDrifts"]) == len(second["StackResourceDrifts"]) == 1
     assert "NextToken" not in second
-    assert first["StackResourceDrifts"][0]["LogicalResourceId"] != second["StackResourceDrifts"][0][
-        "LogicalResourceId"]
+    assert first["StackResourceDrifts"][0]["LogicalResourceId"] != second["StackResourceDrifts"][0]["LogicalResourceId"]
 
 
 def test_drift_is_per_region(stack: str) -> None:

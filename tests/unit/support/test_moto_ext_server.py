@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import boto3
 import pytest
@@ -13,11 +14,16 @@ from moto.server import ThreadedMotoServer
 
 from tests.support import moto_ext
 
-TEMPLATE = json.dumps({
-    "Parameters": {"Env": {"Type": "String", "Default": "dev"}},
-    "Resources": {"Topic": {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": {"Fn::Sub": "demo-${Env}"}}}},
-})
-PARAMETERS = [{"ParameterKey": "Env", "ParameterValue": "prod"}]
+if TYPE_CHECKING:
+    from mypy_boto3_cloudformation.type_defs import ParameterTypeDef
+
+TEMPLATE = json.dumps(
+    {
+        "Parameters": {"Env": {"Type": "String", "Default": "dev"}},
+        "Resources": {"Topic": {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": {"Fn::Sub": "demo-${Env}"}}}},
+    }
+)
+PARAMETERS: list[ParameterTypeDef] = [{"ParameterKey": "Env", "ParameterValue": "prod"}]
 
 
 @pytest.fixture

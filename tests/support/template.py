@@ -1,0 +1,128 @@
+"""template.yaml resolved for a chosen set of parameters, for tests that check its wiring.
+
+Intrinsic functions are resolved the way CloudFormation would for the parts the tests read:
+parameters and pseudo parameters, ``Fn::Sub``, ``Fn::If`` (with ``AWS::NoValue`` removed from lists),
+``Fn::Join``, ``Fn::Equals``/``Not``/``And``/``Or``. A resource reference resolves to a readable
+placeholder: ``Ref`` to the logical id, ``Fn::GetAtt`` to ``<LogicalId>.<Attribute>``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from cfnlint.decode import cfn_yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+
+_NO_VALUE = object()
+_SUB = re.compile(r"\$\{([^}!][^}]*)\}")
+
+
+def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
+    template: dict[str, Any] = cfn_yaml.load(str(path))
+    return template
+
+
+class ResolvedTemplate:
+    def __init__(
+        self,
+        parameters: dict[str, str] | None = None,
+        *,
+        region: str = "us-east-1",
+        account: str = "123456789012",
+        stack_name: str = "release-solution",
+        template: dict[str, Any] | None = None,
+        physical: dict[str, dict[str, str]] | None = None,
+    ) -> None:
+        """``physical`` maps a logical id to what ``Ref`` ("Ref") and ``Fn::GetAtt`` (by attribute)
+        give for it, for tests that need real names and ARNs (IAM policies checked by moto)."""
+        self.physical = physical or {}
+        self.raw = template if template is not None else load_template()
+        self.pseudo = {
+            "AWS::Region": region,
+            "AWS::AccountId": account,
+            "AWS::StackName": stack_name,
+            "AWS::Partition": "aws",
+            "AWS::URLSuffix": "amazonaws.com",
+            "AWS::StackId": f"arn:aws:cloudformation:{region}:{account}:stack/{stack_name}/0",
+        }
+        self.parameters: dict[str, str] = {}
+        for name, spec in self.raw.get("Parameters", {}).items():
+            value = (parameters or {}).get(name, spec.get("Default"))
+            if value is None:
+                raise KeyError(f"parameter {name} has no default: pass a value")
+            self.parameters[name] = str(value)
+        self.conditions = {name: bool(self.resolve(expr)) for name, expr in self.raw.get("Conditions", {}).items()}
+
+    def resource(self, logical_id: str) -> dict[str, Any]:
+        value: dict[str, Any] = self.resolve(self.raw["Resources"][logical_id])
+        return value
+
+    def resources_of_type(self, resource_type: str) -> dict[str, dict[str, Any]]:
+        return {
+            name: self.resource(name)
+            for name, spec in self.raw["Resources"].items()
+            if spec.get("Type") == resource_type
+        }
+
+    def resolve(self, node: Any) -> Any:
+        if isinstance(node, dict):
+            if len(node) == 1:
+                ((key, value),) = node.items()
+                handler = _INTRINSICS.get(key)
+                if handler is not None:
+                    return handler(self, value)
+            return {key: resolved for key, item in node.items() if (resolved := self.resolve(item)) is not _NO_VALUE}
+        if isinstance(node, list):
+            return [resolved for item in node if (resolved := self.resolve(item)) is not _NO_VALUE]
+        return node
+
+    def _ref(self, name: str) -> Any:
+        if name == "AWS::NoValue":
+            return _NO_VALUE
+        if name in self.pseudo:
+            return self.pseudo[name]
+        if name in self.parameters:
+            return self.parameters[name]
+        return self.physical.get(name, {}).get("Ref", name)
+
+    def _sub(self, value: Any) -> str:
+        text, variables = (value, {}) if isinstance(value, str) else (value[0], self.resolve(value[1]))
+
+        def replace(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name in variables:
+                return str(variables[name])
+            if "." in name:
+                return _get_att(self, name)
+            return str(self._ref(name))
+
+        return _SUB.sub(replace, text)
+
+    def _if(self, value: list[Any]) -> Any:
+        name, when_true, when_false = value
+        return self.resolve(when_true if self.conditions[name] else when_false)
+
+
+def _get_att(resolver: ResolvedTemplate, value: Any) -> str:
+    parts = value.split(".", 1) if isinstance(value, str) else value
+    return resolver.physical.get(parts[0], {}).get(parts[1], f"{parts[0]}.{parts[1]}")
+
+
+_INTRINSICS: dict[str, Any] = {
+    "Ref": lambda r, v: r._ref(v),
+    "Fn::Sub": lambda r, v: r._sub(v),
+    "Fn::GetAtt": _get_att,
+    "Fn::If": lambda r, v: r._if(v),
+    "Fn::Join": lambda r, v: str(v[0]).join(str(item) for item in r.resolve(v[1])),
+    "Fn::Equals": lambda r, v: str(r.resolve(v[0])) == str(r.resolve(v[1])),
+    "Fn::Not": lambda r, v: not r.resolve(v[0]),
+    "Fn::And": lambda r, v: all(r.resolve(item) for item in v),
+    "Fn::Or": lambda r, v: any(r.resolve(item) for item in v),
+    "Condition": lambda r, v: r.conditions[v],
+    "Fn::Select": lambda r, v: r.resolve(v[1])[int(r.resolve(v[0]))],
+    "Fn::Split": lambda r, v: str(r.resolve(v[1])).split(v[0]),
+}
