@@ -61,12 +61,7 @@ def actions(resolved: ResolvedTemplate) -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 def environment(resolved: ResolvedTemplate, function: str) -> dict[str, str]:
-    properties = resolved.resource(function)["Properties"]
-    variables = {
-        **resolved.resolve(resolved.raw["Globals"]["Function"].get("Environment", {}).get("Variables", {})),
-        **properties.get("Environment", {}).get("Variables", {}),
-    }
-    return {name: str(value) for name, value in variables.items()}
+    return resolved.function_environment(function)
 
 
 @pytest.mark.parametrize("function", sorted(CONFIGS))

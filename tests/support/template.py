@@ -68,6 +68,20 @@ class ResolvedTemplate:
             if spec.get("Type") == resource_type
         }
 
+    def function_environment(self, logical_id: str) -> dict[str, str]:
+        """The environment the template gives a function: Globals merged with its own variables."""
+        globals_env = self.raw.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+        own = self.resource(logical_id)["Properties"].get("Environment", {}).get("Variables", {})
+        return {name: str(value) for name, value in {**self.resolve(globals_env), **own}.items()}
+
+    def function_policy(self, logical_id: str) -> dict[str, Any]:
+        """The function's inline policy statements as one IAM policy document."""
+        statements: list[Any] = []
+        for policy in self.resource(logical_id)["Properties"].get("Policies", []):
+            if isinstance(policy, dict) and "Statement" in policy:
+                statements.extend(policy["Statement"])
+        return {"Version": "2012-10-17", "Statement": statements}
+
     def resolve(self, node: Any) -> Any:
         if isinstance(node, dict):
             if len(node) == 1:
