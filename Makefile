@@ -9,7 +9,7 @@ export SAM_CLI_TELEMETRY := 0
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 FUNCTIONS := $(wildcard functions/*/app.py)
 
-.PHONY: help venv lint typecheck template build unit test clean
+.PHONY: help venv lint typecheck template build unit test benchmark clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -41,6 +41,9 @@ unit: venv ## pytest: unit, integration and e2e tests (moto, no AWS account)
 	$(BIN)/pytest
 
 test: lint typecheck template build unit ## Everything CI runs: lint, types, template checks, build, tests
+
+benchmark: venv ## Cold-start import time and peak memory per function, as ratios to boto3 alone
+	$(BIN)/python benchmarks/cold_start.py
 
 clean: ## Remove the virtualenv and build output
 	rm -rf $(VENV) .aws-sam .mypy_cache .ruff_cache .pytest_cache
