@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,10 @@ if TYPE_CHECKING:
     from mypy_boto3_ssm import SSMClient
 
 USER_AGENT = "multi-region-deployment/0.1"
+
+# botocore's DEBUG lines print every request's headers, the session token of a job's artifact
+# credentials included: keep botocore quiet whatever level the function logs at.
+logging.getLogger("botocore").setLevel(logging.WARNING)
 
 # Throttling and 5xx answers are retried with botocore's standard mode (exponential backoff with
 # jitter) before a call gives up with a clear error.

@@ -15,13 +15,13 @@ from typing import Self
 
 from release_pipeline.errors import BadInputError, ConfigurationError
 
-_EXECUTION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,99}$")
+_EXECUTION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,99}")
 
 
 def execution_id(user_parameters: Mapping[str, object]) -> str:
     """The pipeline execution id an action passes as UserParameters.executionId."""
     value = user_parameters.get("executionId")
-    if not isinstance(value, str) or not _EXECUTION_ID.match(value):
+    if not isinstance(value, str) or not _EXECUTION_ID.fullmatch(value):
         raise BadInputError(
             "UserParameters.executionId must be the pipeline execution id "
             f"(#{{codepipeline.PipelineExecutionId}}); got {value!r}"

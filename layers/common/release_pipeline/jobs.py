@@ -19,7 +19,7 @@ from aws_lambda_powertools.utilities.data_classes.code_pipeline_job_event import
     CodePipelineArtifact,
     CodePipelineJobEvent,
 )
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 from release_pipeline import clients
 from release_pipeline.clients import Credentials
@@ -189,7 +189,8 @@ def report_success(
     pipeline: CodePipelineClient, job_id: str, context: LambdaContext, result: JobResult
 ) -> dict[str, str]:
     details: ExecutionDetailsTypeDef = {
-        "summary": shorten(result.summary, SUMMARY_LIMIT),
+        # CodePipeline refuses an empty summary.
+        "summary": shorten(result.summary.strip() or "Succeeded", SUMMARY_LIMIT),
         "externalExecutionId": context.aws_request_id,
     }
     try:
@@ -207,8 +208,8 @@ def report_success(
             pipeline.put_job_success_result(jobId=job_id, executionDetails=details, outputVariables=variables)
         else:
             pipeline.put_job_success_result(jobId=job_id, executionDetails=details)
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") == "InvalidJobStateException":
+    except (ClientError, ParamValidationError) as error:
+        if isinstance(error, ClientError) and error.response.get("Error", {}).get("Code") == "InvalidJobStateException":
             logger.warning("The job already has a result; not reporting another", extra={"error": str(error)})
             return {"result": "already-reported", "summary": result.summary}
         logger.exception("Could not report success; reporting a failure instead")
@@ -224,7 +225,8 @@ def report_failure(
     message: str,
     failure_type: str = "JobFailed",
 ) -> dict[str, str]:
-    message = shorten(message, FAILURE_MESSAGE_LIMIT)
+    # CodePipeline refuses an empty message: a job must fail even when the error has none.
+    message = shorten(message.strip() or "The job failed without an error message", FAILURE_MESSAGE_LIMIT)
     try:
         pipeline.put_job_failure_result(
             jobId=job_id,

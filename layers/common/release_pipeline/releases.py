@@ -53,8 +53,16 @@ class ReleaseRecord:
             record = cls(**value)
         except (json.JSONDecodeError, TypeError) as error:
             raise ReleaseRecordError(f"The release record {parameter} is malformed: {error}") from None
-        if not isinstance(record.stage_parameters, dict) or not record.bucket or not record.key:
-            raise ReleaseRecordError(f"The release record {parameter} is malformed: missing source or parameters")
+        parameters: Any = record.stage_parameters
+        if (
+            not isinstance(parameters, dict)
+            or not all(isinstance(value, str) for value in parameters.values())
+            or not all(isinstance(text, str) and text for text in (record.bucket, record.key))
+        ):
+            raise ReleaseRecordError(
+                f"The release record {parameter} is malformed: it needs a source bucket and key "
+                "and stage parameters that are an object of strings"
+            )
         return record
 
 

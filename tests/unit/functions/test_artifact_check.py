@@ -1,0 +1,329 @@
+"""artifact-check (delete mode): the stage artifacts come from the last release, or the current source
+before the first release, with the matching stage parameters in a template-configuration file."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import pytest
+
+from release_pipeline import releases
+from tests.support import moto_ext
+from tests.support.events import job_id_of, load_event, load_function
+from tests.support.lambda_context import FakeLambdaContext
+from tests.support.template import ResolvedTemplate, load_template
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_ssm import SSMClient
+
+REGION = "us-east-1"
+SOLUTION_STACK = "release-pipeline"
+BUCKET = "release-pipeline-artifacts"
+RECORD = f"/{SOLUTION_STACK}/release/record"
+TEMPLATE_PATH = "app/template.yaml"
+CURRENT_PARAMETERS = {"Environment": "stage", "InstanceCount": "2"}
+RELEASED_PARAMETERS = {"Environment": "stage-old", "InstanceCount": "1"}
+RELEASED_EXECUTION = "e1a2b3c4-0000-4000-8000-00000000000a"
+JOB_KMS_KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+SOURCE_KEY = "release-pipeline/SourceOutp/k3Xw9Qa"
+STAGE_SOURCE_KEY = "release-pipeline/StageSourc/Rm2Tn8b"
+STAGE_CONFIG_KEY = "release-pipeline/StageConfi/Hq4Vz1c"
+OUTPUT_KEYS = (STAGE_SOURCE_KEY, STAGE_CONFIG_KEY)
+TEMPLATE_PARAMETERS = {
+    "ConnectionArn": "arn:aws:codeconnections:us-east-1:123456789012:connection/abc",
+    "RepositoryId": "example/app",
+    "TemplatePath": TEMPLATE_PATH,
+    "ApplicationStackName": "demo-app",
+    "SecondaryRegion": "eu-west-1",
+    "CloudFormationExecutionPolicyArn": "arn:aws:iam::123456789012:policy/deploy-bound",
+    "DeleteStageStack": "Yes",
+    "StageParameters": json.dumps(CURRENT_PARAMETERS),
+}
+
+
+def source_zip(files: dict[str, str]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+    return buffer.getvalue()
+
+
+CURRENT_SOURCE = source_zip({TEMPLATE_PATH: "Resources: {Queue: {Type: AWS::SQS::Queue}}\n", "VERSION": "new\n"})
+RELEASED_SOURCE = source_zip({TEMPLATE_PATH: "Resources: {Topic: {Type: AWS::SNS::Topic}}\n", "VERSION": "old\n"})
+
+
+@cache
+def solution_template() -> dict[str, Any]:
+    return load_template()
+
+
+@pytest.fixture
+def s3(aws: None) -> S3Client:
+    client: S3Client = boto3.client("s3", region_name=REGION)
+    client.create_bucket(Bucket=BUCKET)
+    client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    return client
+
+
+@pytest.fixture
+def ssm(aws: None) -> SSMClient:
+    client: SSMClient = boto3.client("ssm", region_name=REGION)
+    return client
+
+
+@pytest.fixture
+def kms_key_arn(aws: None) -> str:
+    return str(boto3.client("kms", region_name=REGION).create_key()["KeyMetadata"]["Arn"])
+
+
+@pytest.fixture(autouse=True)
+def environment(monkeypatch: pytest.MonkeyPatch, s3: S3Client) -> dict[str, str]:
+    """ArtifactCheckFunction's variables exactly as template.yaml sets them."""
+    resolved = ResolvedTemplate(TEMPLATE_PARAMETERS, stack_name=SOLUTION_STACK, template=solution_template())
+    variables = resolved.resource("ArtifactCheckFunction")["Properties"]["Environment"]["Variables"]
+    environment = {name: str(value) for name, value in variables.items()}
+    assert environment["RELEASE_RECORD_PARAMETER"] == RECORD
+    assert environment["TEMPLATE_PATH"] == TEMPLATE_PATH
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_REGION", REGION)
+    return environment
+
+
+def invoke(event: dict[str, Any], context: FakeLambdaContext) -> moto_ext.JobResult:
+    """Run the real handler and return the job's only result (exactly one, and no other job touched)."""
+    load_function("artifact-check").lambda_handler(event, context)
+    results = moto_ext.job_results()
+    assert [r.job_id for r in results] == [job_id_of(event)], results
+    assert results[0].accepted
+    return results[0]
+
+
+def put_release(s3: S3Client, ssm: SSMClient, kms_key_arn: str, body: bytes = RELEASED_SOURCE) -> str:
+    """Keep ``body`` as the released source and write a record pointing at it; returns its version id."""
+    key = releases.release_key(RELEASED_EXECUTION)
+    version_id = s3.put_object(Bucket=BUCKET, Key=key, Body=body)["VersionId"]
+    record = releases.ReleaseRecord(
+        bucket=BUCKET,
+        key=key,
+        version_id=version_id,
+        commit_id="0ld0c0mm1t" * 4,
+        execution_id=RELEASED_EXECUTION,
+        released_at="2026-01-01T00:00:00+00:00",
+        template_path=TEMPLATE_PATH,
+        stage_parameters=RELEASED_PARAMETERS,
+    )
+    releases.write_record(ssm, RECORD, record, kms_key_arn)
+    return version_id
+
+
+def read(s3: S3Client, key: str) -> bytes:
+    return s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+
+
+def configuration_of(s3: S3Client) -> dict[str, Any]:
+    with zipfile.ZipFile(io.BytesIO(read(s3, STAGE_CONFIG_KEY))) as archive:
+        assert archive.namelist() == ["template-configuration.json"]
+        value: dict[str, Any] = json.loads(archive.read("template-configuration.json"))
+    return value
+
+
+def object_keys(s3: S3Client) -> set[str]:
+    return {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])}
+
+
+def assert_failed(result: moto_ext.JobResult, *expected: str) -> str:
+    assert result.status == "Failed"
+    assert result.failure_details is not None
+    message = str(result.failure_details["message"])
+    for text in expected:
+        assert text in message
+    return message
+
+
+def test_no_release_stages_the_current_source_with_the_current_parameters(
+    s3: S3Client, lambda_context: FakeLambdaContext
+) -> None:
+    s3.put_object(Bucket=BUCKET, Key=SOURCE_KEY, Body=CURRENT_SOURCE)
+
+    result = invoke(load_event("artifact-check", "job"), lambda_context)
+
+    assert result.status == "Succeeded"
+    assert result.continuation_token is None
+    assert result.output_variables == {"StageOrigin": "source"}
+    assert read(s3, STAGE_SOURCE_KEY) == CURRENT_SOURCE
+    assert configuration_of(s3) == {"Parameters": CURRENT_PARAMETERS}
+
+
+def test_release_record_stages_the_released_source_with_the_released_parameters(
+    s3: S3Client, ssm: SSMClient, kms_key_arn: str, lambda_context: FakeLambdaContext
+) -> None:
+    """GIVEN a release whose source and stage parameters differ from the current ones WHEN checked
+    THEN the stage artifacts are the released source and the released parameters."""
+    s3.put_object(Bucket=BUCKET, Key=SOURCE_KEY, Body=CURRENT_SOURCE)
+    put_release(s3, ssm, kms_key_arn)
+
+    result = invoke(load_event("artifact-check", "job"), lambda_context)
+
+    assert result.status == "Succeeded"
+    assert result.output_variables == {"StageOrigin": "release"}
+    staged = read(s3, STAGE_SOURCE_KEY)
+    assert staged == RELEASED_SOURCE
+    assert staged != CURRENT_SOURCE
+    configuration = configuration_of(s3)
+    assert configuration == {"Parameters": RELEASED_PARAMETERS}
+    assert configuration["Parameters"] != CURRENT_PARAMETERS
+
+
+def test_release_uses_the_recorded_version_of_the_released_source(
+    s3: S3Client, ssm: SSMClient, kms_key_arn: str, lambda_context: FakeLambdaContext
+) -> None:
+    """GIVEN the release's key was written again after the release WHEN checked THEN the recorded
+    version is staged, not the newer object."""
+    s3.put_object(Bucket=BUCKET, Key=SOURCE_KEY, Body=CURRENT_SOURCE)
+    put_release(s3, ssm, kms_key_arn)
+    s3.put_object(Bucket=BUCKET, Key=releases.release_key(RELEASED_EXECUTION), Body=CURRENT_SOURCE)
+
+    result = invoke(load_event("artifact-check", "job"), lambda_context)
+
+    assert result.status == "Succeeded"
+    assert read(s3, STAGE_SOURCE_KEY) == RELEASED_SOURCE
+
+
+@pytest.mark.parametrize("released", [False, True], ids=["current-source", "released-source"])
+def test_outputs_are_encrypted_with_the_jobs_kms_key(
+    s3: S3Client, ssm: SSMClient, kms_key_arn: str, lambda_context: FakeLambdaContext, released: bool
+) -> None:
+    s3.put_object(Bucket=BUCKET, Key=SOURCE_KEY, Body=CURRENT_SOURCE)
+    if released:
+        put_release(s3, ssm, kms_key_arn)
+
+    result = invoke(load_event("artifact-check", "job"), lambda_context)
+
+    assert result.status == "Succeeded"
+    for key in OUTPUT_KEYS:
+        head = s3.head_object(Bucket=BUCKET, Key=key)
+        assert head["ServerSideEncryption"] == "aws:kms"
+        assert head["SSEKMSKeyId"] == JOB_KMS_KEY
+        assert head["SSEKMSKeyId"] != kms_key_arn
+
+
+def test_template_missing_from_the_source_fails_naming_the_path(
+    s3: S3Client, lambda_context: FakeLambdaContext
+) -> None:
+    s3.put_object(Bucket=BUCKET, Key=SOURCE_KEY, Body=source_zip({"template.yaml": "Resources: {}\n"}))
+
+    result = invoke(load_event("artifact-check", "job"), lambda_context)
+
+    assert_failed(result, repr(TEMPLATE_PATH))
+    assert object_keys(s3) == {SOURCE_KEY}
+
+
+def test_template_missing_from_the_released_source_fails(
+    s3: S3Client, ssm: SSMClient, kms_key_arn: str, lambda_context: FakeLambdaContext
+) -> None:
+    s3.put_object(Bucket=BUCKET, Key=SOURCE_KEY, Body=CURRENT_SOURCE)
+    put_release(s3, ssm, kms_key_arn, body=source_zip({"elsewhere.yaml": "Resources: {}\n"}))
+
+    result = invoke(load_event("artifact-check", "job"), lambda_context)
+
+    assert_failed(result, repr(TEMPLATE_PATH), RELEASED_EXECUTION)
+    assert not object_keys(s3) & set(OUTPUT_KEYS)
+
+
+def test_missing_input_artifact_fails_naming_it(s3: S3Client, lambda_context: FakeLambdaContext) -> None:
+    s3.put_object(Bucket=BUCKET, Key=SOURCE_KEY, Body=CURRENT_SOURCE)
+
+    result = invoke(load_event("artifact-check", "missing-input-artifact"), lambda_context)
+
+    assert_failed(result, "input artifact", "'SourceOutput'")
+    assert object_keys(s3) == {SOURCE_KEY}
+
+
+def test_malformed_event_fails_without_writing(s3: S3Client, lambda_context: FakeLambdaContext) -> None:
+    """GIVEN a job event with no artifacts and no artifact credentials WHEN checked THEN failure saying so."""
+    s3.put_object(Bucket=BUCKET, Key=SOURCE_KEY, Body=CURRENT_SOURCE)
+
+    result = invoke(load_event("artifact-check", "malformed"), lambda_context)
+
+    assert_failed(result, "no artifact credentials")
+    assert object_keys(s3) == {SOURCE_KEY}
+
+
+def test_missing_source_object_fails_naming_it(s3: S3Client, lambda_context: FakeLambdaContext) -> None:
+    result = invoke(load_event("artifact-check", "job"), lambda_context)
+
+    assert_failed(result, f"s3://{BUCKET}/{SOURCE_KEY} does not exist")
+    assert object_keys(s3) == set()
+
+
+def test_released_source_gone_fails_naming_it(
+    s3: S3Client, ssm: SSMClient, kms_key_arn: str, lambda_context: FakeLambdaContext
+) -> None:
+    """GIVEN a record whose released object was deleted WHEN checked THEN failure, nothing staged."""
+    s3.put_object(Bucket=BUCKET, Key=SOURCE_KEY, Body=CURRENT_SOURCE)
+    version_id = put_release(s3, ssm, kms_key_arn)
+    s3.delete_object(Bucket=BUCKET, Key=releases.release_key(RELEASED_EXECUTION), VersionId=version_id)
+
+    result = invoke(load_event("artifact-check", "job"), lambda_context)
+
+    assert_failed(result, releases.release_key(RELEASED_EXECUTION), "does not exist")
+    assert object_keys(s3) == {SOURCE_KEY}
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b"PK\x03\x04 this is not really a zip", "not a valid zip archive"),
+        (source_zip({TEMPLATE_PATH: "Resources: {}\n", "../../evil.sh": "rm -rf /"}), "leaves its folder"),
+        (source_zip({TEMPLATE_PATH: "Resources: {}\n", "/etc/cron.d/evil": "x"}), "absolute path"),
+    ],
+    ids=["corrupt", "zip-slip", "absolute-path"],
+)
+def test_corrupt_or_unsafe_source_fails_without_writing(
+    s3: S3Client, lambda_context: FakeLambdaContext, body: bytes, expected: str
+) -> None:
+    s3.put_object(Bucket=BUCKET, Key=SOURCE_KEY, Body=body)
+
+    result = invoke(load_event("artifact-check", "job"), lambda_context)
+
+    assert_failed(result, expected, "source artifact")
+    assert object_keys(s3) == {SOURCE_KEY}
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["this is not json", json.dumps({"bucket": BUCKET}), json.dumps(["a", "list"])],
+    ids=["not-json", "missing-fields", "not-an-object"],
+)
+def test_malformed_release_record_fails_without_writing(
+    s3: S3Client, ssm: SSMClient, kms_key_arn: str, lambda_context: FakeLambdaContext, value: str
+) -> None:
+    s3.put_object(Bucket=BUCKET, Key=SOURCE_KEY, Body=CURRENT_SOURCE)
+    ssm.put_parameter(Name=RECORD, Value=value, Type="SecureString", KeyId=kms_key_arn)
+
+    result = invoke(load_event("artifact-check", "job"), lambda_context)
+
+    assert_failed(result, RECORD, "malformed")
+    assert object_keys(s3) == {SOURCE_KEY}
+
+
+def test_stage_parameters_that_are_not_an_object_of_strings_fail_naming_them(
+    s3: S3Client, lambda_context: FakeLambdaContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s3.put_object(Bucket=BUCKET, Key=SOURCE_KEY, Body=CURRENT_SOURCE)
+    monkeypatch.setenv("STAGE_PARAMETERS", json.dumps({"InstanceCount": 2}))
+
+    result = invoke(load_event("artifact-check", "job"), lambda_context)
+
+    assert_failed(result, "STAGE_PARAMETERS")
+    assert result.failure_details is not None
+    assert result.failure_details["type"] == "ConfigurationError"
+    assert object_keys(s3) == {SOURCE_KEY}

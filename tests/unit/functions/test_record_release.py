@@ -1,0 +1,341 @@
+"""record-release: the released source is kept under releases/ and the release record is written to SSM."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from release_pipeline import clients
+from tests.support import moto_ext
+from tests.support.events import job_id_of, load_event, load_function
+from tests.support.lambda_context import FakeLambdaContext
+from tests.support.template import ResolvedTemplate, load_template
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_ssm import SSMClient
+
+REGION = "us-east-1"
+SOLUTION_STACK = "release-pipeline"
+BUCKET = "release-pipeline-artifacts"
+RECORD = f"/{SOLUTION_STACK}/release/record"
+TEMPLATE_PATH = "app/template.yaml"
+STAGE_PARAMETERS = {"Environment": "stage", "InstanceCount": "1"}
+EXECUTION_ID = "e1a2b3c4-0000-4000-8000-000000000001"
+SECOND_EXECUTION_ID = "e1a2b3c4-0000-4000-8000-000000000002"
+COMMIT_ID = "3f786850e387550fdab836ed7e6dc881de23001b"
+TEMPLATE_PARAMETERS = {
+    "ConnectionArn": "arn:aws:codeconnections:us-east-1:123456789012:connection/abc",
+    "RepositoryId": "example/app",
+    "TemplatePath": TEMPLATE_PATH,
+    "ApplicationStackName": "demo-app",
+    "SecondaryRegion": "eu-west-1",
+    "CloudFormationExecutionPolicyArn": "arn:aws:iam::123456789012:policy/deploy-bound",
+    "StageParameters": json.dumps(STAGE_PARAMETERS),
+}
+
+
+def source_zip(files: dict[str, str]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+    return buffer.getvalue()
+
+
+SOURCE = source_zip({TEMPLATE_PATH: "Resources: {Queue: {Type: AWS::SQS::Queue}}\n", "README.md": "v1\n"})
+NEW_SOURCE = source_zip({TEMPLATE_PATH: "Resources: {Topic: {Type: AWS::SNS::Topic}}\n", "README.md": "v2\n"})
+
+
+def event_key(event: dict[str, Any]) -> str:
+    return str(event["CodePipeline.job"]["data"]["inputArtifacts"][0]["location"]["s3Location"]["objectKey"])
+
+
+def with_user_parameters(event: dict[str, Any], parameters: dict[str, Any] | str) -> dict[str, Any]:
+    raw = parameters if isinstance(parameters, str) else json.dumps(parameters)
+    event["CodePipeline.job"]["data"]["actionConfiguration"]["configuration"]["UserParameters"] = raw
+    return event
+
+
+@cache
+def solution_template() -> dict[str, Any]:
+    return load_template()
+
+
+@pytest.fixture
+def s3(aws: None) -> S3Client:
+    client: S3Client = boto3.client("s3", region_name=REGION)
+    client.create_bucket(Bucket=BUCKET)
+    client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    return client
+
+
+@pytest.fixture
+def ssm(aws: None) -> SSMClient:
+    client: SSMClient = boto3.client("ssm", region_name=REGION)
+    return client
+
+
+@pytest.fixture
+def kms_key_arn(aws: None) -> str:
+    return str(boto3.client("kms", region_name=REGION).create_key()["KeyMetadata"]["Arn"])
+
+
+@pytest.fixture(autouse=True)
+def environment(monkeypatch: pytest.MonkeyPatch, kms_key_arn: str, s3: S3Client) -> dict[str, str]:
+    """RecordReleaseFunction's variables exactly as template.yaml sets them."""
+    resolved = ResolvedTemplate(
+        TEMPLATE_PARAMETERS,
+        stack_name=SOLUTION_STACK,
+        template=solution_template(),
+        physical={"ArtifactBucket": {"Ref": BUCKET}, "ArtifactKey": {"Arn": kms_key_arn}},
+    )
+    variables = resolved.resource("RecordReleaseFunction")["Properties"]["Environment"]["Variables"]
+    environment = {name: str(value) for name, value in variables.items()}
+    assert environment["RELEASE_RECORD_PARAMETER"] == RECORD
+    assert environment["KMS_KEY_ARN"] == kms_key_arn
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_REGION", REGION)
+    return environment
+
+
+def invoke(event: dict[str, Any], context: FakeLambdaContext) -> moto_ext.JobResult:
+    """Run the real handler and return the job's only result (exactly one, and no other job touched)."""
+    load_function("record-release").lambda_handler(event, context)
+    results = moto_ext.job_results()
+    assert [r.job_id for r in results] == [job_id_of(event)], results
+    assert results[0].accepted
+    return results[0]
+
+
+def release(event: dict[str, Any], s3: S3Client, source: bytes, context: FakeLambdaContext) -> moto_ext.JobResult:
+    s3.put_object(Bucket=BUCKET, Key=event_key(event), Body=source)
+    moto_ext.reset()
+    return invoke(event, context)
+
+
+def read_record(ssm: SSMClient) -> dict[str, Any]:
+    value: dict[str, Any] = json.loads(ssm.get_parameter(Name=RECORD, WithDecryption=True)["Parameter"]["Value"])
+    return value
+
+
+def release_keys(s3: S3Client) -> list[str]:
+    return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="releases/").get("Contents", []))
+
+
+def assert_no_record(ssm: SSMClient) -> None:
+    with pytest.raises(ClientError) as missing:
+        ssm.get_parameter(Name=RECORD)
+    assert missing.value.response["Error"]["Code"] == "ParameterNotFound"
+
+
+def test_release_keeps_the_source_and_writes_the_record(
+    s3: S3Client, ssm: SSMClient, kms_key_arn: str, lambda_context: FakeLambdaContext
+) -> None:
+    event = load_event("record-release", "job")
+    before = datetime.now(UTC).replace(microsecond=0)
+
+    result = release(event, s3, SOURCE, lambda_context)
+
+    assert result.status == "Succeeded"
+    assert result.continuation_token is None
+    key = f"releases/{EXECUTION_ID}/source.zip"
+    stored = s3.get_object(Bucket=BUCKET, Key=key)
+    assert stored["Body"].read() == SOURCE
+    assert stored["ServerSideEncryption"] == "aws:kms"
+    assert stored["SSEKMSKeyId"] == kms_key_arn
+    record = read_record(ssm)
+    assert record["bucket"] == BUCKET
+    assert record["key"] == key
+    assert record["version_id"] == stored["VersionId"]
+    assert record["commit_id"] == COMMIT_ID
+    assert record["execution_id"] == EXECUTION_ID
+    assert record["template_path"] == TEMPLATE_PATH
+    assert record["stage_parameters"] == STAGE_PARAMETERS
+    released_at = datetime.fromisoformat(record["released_at"])
+    assert before <= released_at <= datetime.now(UTC) + timedelta(seconds=1)
+    (description,) = ssm.describe_parameters()["Parameters"]
+    assert description["Name"] == RECORD
+    assert description["Type"] == "SecureString"
+    assert description["KeyId"] == kms_key_arn
+
+
+def test_commit_id_falls_back_to_the_source_revision(
+    s3: S3Client, ssm: SSMClient, lambda_context: FakeLambdaContext
+) -> None:
+    """GIVEN UserParameters without commitId WHEN released THEN the record has the source artifact's revision."""
+    event = with_user_parameters(load_event("record-release", "job"), {"executionId": EXECUTION_ID})
+    event["CodePipeline.job"]["data"]["inputArtifacts"][0]["revision"] = "0123456789abcdef"
+
+    result = release(event, s3, SOURCE, lambda_context)
+
+    assert result.status == "Succeeded"
+    assert read_record(ssm)["commit_id"] == "0123456789abcdef"
+
+
+def test_second_release_replaces_the_record_and_keeps_the_first_release(
+    s3: S3Client, ssm: SSMClient, lambda_context: FakeLambdaContext
+) -> None:
+    first = release(load_event("record-release", "job"), s3, SOURCE, lambda_context)
+    assert first.status == "Succeeded"
+    second_event = with_user_parameters(
+        load_event("record-release", "job"), {"executionId": SECOND_EXECUTION_ID, "commitId": "b" * 40}
+    )
+    second_event["CodePipeline.job"]["id"] = "e5c9a3f1-0002-4000-8000-000000000002"
+
+    second = release(second_event, s3, NEW_SOURCE, lambda_context)
+
+    assert second.status == "Succeeded"
+    record = read_record(ssm)
+    assert record["execution_id"] == SECOND_EXECUTION_ID
+    assert record["commit_id"] == "b" * 40
+    assert record["key"] == f"releases/{SECOND_EXECUTION_ID}/source.zip"
+    assert ssm.get_parameter(Name=RECORD)["Parameter"]["Version"] == 2
+    assert release_keys(s3) == [f"releases/{EXECUTION_ID}/source.zip", f"releases/{SECOND_EXECUTION_ID}/source.zip"]
+    kept = s3.get_object(Bucket=BUCKET, Key=f"releases/{EXECUTION_ID}/source.zip")["Body"].read()
+    assert kept == SOURCE
+    latest = s3.get_object(Bucket=BUCKET, Key=record["key"], VersionId=record["version_id"])["Body"].read()
+    assert latest == NEW_SOURCE
+
+
+@pytest.mark.parametrize(
+    "user_parameters",
+    [
+        {"executionId": "#{codepipeline.PipelineExecutionId}", "commitId": COMMIT_ID},
+        {"commitId": COMMIT_ID},
+        {"executionId": "", "commitId": COMMIT_ID},
+        {"executionId": "../../etc", "commitId": COMMIT_ID},
+        {"executionId": 42, "commitId": COMMIT_ID},
+    ],
+    ids=["unresolved-variable", "missing", "empty", "path", "not-a-string"],
+)
+def test_bad_execution_id_fails_and_records_nothing(
+    s3: S3Client, ssm: SSMClient, lambda_context: FakeLambdaContext, user_parameters: dict[str, Any]
+) -> None:
+    event = with_user_parameters(load_event("record-release", "job"), user_parameters)
+
+    result = release(event, s3, SOURCE, lambda_context)
+
+    assert result.status == "Failed"
+    assert result.failure_details is not None
+    assert "UserParameters.executionId" in result.failure_details["message"]
+    assert_no_record(ssm)
+    assert release_keys(s3) == []
+
+
+def test_user_parameters_that_are_not_json_fail_and_record_nothing(
+    s3: S3Client, ssm: SSMClient, lambda_context: FakeLambdaContext
+) -> None:
+    event = with_user_parameters(load_event("record-release", "job"), "executionId=abc")
+
+    result = release(event, s3, SOURCE, lambda_context)
+
+    assert result.status == "Failed"
+    assert result.failure_details is not None
+    assert "UserParameters are not valid JSON" in result.failure_details["message"]
+    assert_no_record(ssm)
+    assert release_keys(s3) == []
+
+
+def test_template_missing_from_the_source_fails_and_records_nothing(
+    s3: S3Client, ssm: SSMClient, lambda_context: FakeLambdaContext
+) -> None:
+    event = load_event("record-release", "job")
+
+    result = release(event, s3, source_zip({"other/template.yaml": "Resources: {}\n"}), lambda_context)
+
+    assert result.status == "Failed"
+    assert result.failure_details is not None
+    assert TEMPLATE_PATH in result.failure_details["message"]
+    assert_no_record(ssm)
+    assert release_keys(s3) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b"this is not a zip archive", "not a valid zip archive"),
+        (source_zip({TEMPLATE_PATH: "Resources: {}\n", "../outside.txt": "x"}), "leaves its folder"),
+    ],
+    ids=["corrupt", "zip-slip"],
+)
+def test_unsafe_or_corrupt_source_fails_and_records_nothing(
+    s3: S3Client, ssm: SSMClient, lambda_context: FakeLambdaContext, body: bytes, expected: str
+) -> None:
+    result = release(load_event("record-release", "job"), s3, body, lambda_context)
+
+    assert result.status == "Failed"
+    assert result.failure_details is not None
+    assert expected in result.failure_details["message"]
+    assert_no_record(ssm)
+    assert release_keys(s3) == []
+
+
+def test_missing_source_object_fails_naming_it(s3: S3Client, ssm: SSMClient, lambda_context: FakeLambdaContext) -> None:
+    """GIVEN the source artifact object is not in the bucket WHEN released THEN failure naming the object."""
+    event = load_event("record-release", "job")
+
+    result = invoke(event, lambda_context)
+
+    assert result.status == "Failed"
+    assert result.failure_details is not None
+    assert f"s3://{BUCKET}/{event_key(event)} does not exist" in result.failure_details["message"]
+    assert_no_record(ssm)
+    assert release_keys(s3) == []
+
+
+def test_missing_configuration_fails_naming_the_variable(
+    s3: S3Client, ssm: SSMClient, lambda_context: FakeLambdaContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("KMS_KEY_ARN")
+
+    result = release(load_event("record-release", "job"), s3, SOURCE, lambda_context)
+
+    assert result.status == "Failed"
+    assert result.failure_details is not None
+    assert result.failure_details["type"] == "ConfigurationError"
+    assert "KMS_KEY_ARN is not set" in result.failure_details["message"]
+    assert_no_record(ssm)
+    assert release_keys(s3) == []
+
+
+def test_ssm_failure_is_reported_and_the_previous_record_stays(
+    s3: S3Client, ssm: SSMClient, lambda_context: FakeLambdaContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GIVEN a first release recorded WHEN the second release's PutParameter is denied THEN the job fails
+    with SSM's error and the record still describes the first release."""
+    assert release(load_event("record-release", "job"), s3, SOURCE, lambda_context).status == "Succeeded"
+    first_record = read_record(ssm)
+    real_ssm = clients.ssm
+
+    def denying_ssm(region: str) -> SSMClient:
+        client = real_ssm(region)
+
+        def deny(**_: Any) -> None:
+            message = "not authorized to perform: ssm:PutParameter"
+            raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": message}}, "PutParameter")
+
+        client.meta.events.register("before-call.ssm.PutParameter", deny)
+        return client
+
+    monkeypatch.setattr(clients, "ssm", denying_ssm)
+    second_event = with_user_parameters(load_event("record-release", "job"), {"executionId": SECOND_EXECUTION_ID})
+    second_event["CodePipeline.job"]["id"] = "e5c9a3f1-0002-4000-8000-000000000002"
+
+    result = release(second_event, s3, NEW_SOURCE, lambda_context)
+
+    assert result.status == "Failed"
+    assert result.failure_details is not None
+    assert "AccessDeniedException" in result.failure_details["message"]
+    assert "ssm:PutParameter" in result.failure_details["message"]
+    assert read_record(ssm) == first_record
+    assert ssm.get_parameter(Name=RECORD)["Parameter"]["Version"] == 1

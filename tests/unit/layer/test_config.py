@@ -1,0 +1,301 @@
+"""release_pipeline.config: typed configuration that fails loudly, naming every bad variable at once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from release_pipeline.config import (
+    ArtifactCheckConfig,
+    ChangeDetectionConfig,
+    DriftDetectionConfig,
+    ProductionStacks,
+    RecordReleaseConfig,
+    Regions,
+    StageRevertConfig,
+    execution_id,
+    parse_parameters,
+)
+from release_pipeline.errors import BadInputError, ConfigurationError
+
+# The variables template.yaml sets for each function (the wiring contract).
+VARIABLES: dict[type[Any], dict[str, str]] = {
+    ArtifactCheckConfig: {
+        "RELEASE_RECORD_PARAMETER": "/release-pipeline/release/record",
+        "STAGE_PARAMETERS": '{"Env": "stage"}',
+        "TEMPLATE_PATH": "infra/app.yaml",
+    },
+    ChangeDetectionConfig: {
+        "PRIMARY_REGION": "us-east-1",
+        "SECONDARY_REGION": "eu-west-1",
+        "PRIMARY_STACK_NAME": "demo-app",
+        "SECONDARY_STACK_NAME": "demo-app",
+        "CHANGE_SET_PREFIX": "pipeline-",
+        "TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:release-pipeline",
+    },
+    DriftDetectionConfig: {
+        "PRIMARY_REGION": "us-east-1",
+        "SECONDARY_REGION": "eu-west-1",
+        "PRIMARY_STACK_NAME": "demo-app",
+        "SECONDARY_STACK_NAME": "demo-app",
+        "TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:release-pipeline",
+        "DRIFT_POLICY": "NOTIFY",
+    },
+    RecordReleaseConfig: {
+        "RELEASE_RECORD_PARAMETER": "/release-pipeline/release/record",
+        "ARTIFACT_BUCKET": "release-pipeline-artifacts",
+        "KMS_KEY_ARN": "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        "STAGE_PARAMETERS": "{}",
+        "TEMPLATE_PATH": "infra/app.yaml",
+    },
+    StageRevertConfig: {
+        "PIPELINE_NAME": "release-pipeline",
+        "STAGE_NAME": "Stage",
+        "DELETE_STAGE_STACK": "Yes",
+        "STAGE_STACK_NAME": "demo-app-stage",
+        "PRIMARY_REGION": "us-east-1",
+        "SECONDARY_REGION": "eu-west-1",
+        "PRIMARY_STACK_NAME": "demo-app",
+        "SECONDARY_STACK_NAME": "demo-app",
+        "RELEASE_RECORD_PARAMETER": "/release-pipeline/release/record",
+        "CLOUDFORMATION_ROLE_ARN": "arn:aws:iam::123456789012:role/release-pipeline-cfn",
+        "CHANGE_SET_PREFIX": "pipeline-",
+    },
+}
+CONFIGS = list(VARIABLES)
+FUNCTION_NAMES = {
+    ArtifactCheckConfig: "artifact-check",
+    ChangeDetectionConfig: "change-detection",
+    DriftDetectionConfig: "drift-detection",
+    RecordReleaseConfig: "record-release",
+    StageRevertConfig: "stage-revert",
+}
+WITH_STAGE_PARAMETERS = [ArtifactCheckConfig, RecordReleaseConfig]
+
+
+def environ(config: type[Any], **changes: str | None) -> dict[str, str]:
+    values: dict[str, str | None] = {**VARIABLES[config], **changes}
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def config_error(config: type[Any], env: dict[str, str]) -> str:
+    with pytest.raises(ConfigurationError) as error:
+        config.from_env(env)
+    return str(error.value)
+
+
+# ------------------------------------------------------------------------------------------ from_env
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: FUNCTION_NAMES[c])
+def test_from_env_names_every_missing_variable_in_one_error(config: type[Any]) -> None:
+    message = config_error(config, {})
+
+    assert message.startswith(f"{FUNCTION_NAMES[config]} configuration: ")
+    for name in VARIABLES[config]:
+        assert f"{name} is not set" in message
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: FUNCTION_NAMES[c])
+def test_blank_variable_counts_as_missing(config: type[Any]) -> None:
+    first = next(iter(VARIABLES[config]))
+
+    message = config_error(config, environ(config, **{first: "   "}))
+
+    assert message == f"{FUNCTION_NAMES[config]} configuration: {first} is not set"
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: FUNCTION_NAMES[c])
+def test_from_env_reads_the_process_environment(config: type[Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in VARIABLES[config].items():
+        monkeypatch.setenv(name, value)
+
+    assert config.from_env() == config.from_env(VARIABLES[config])
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: FUNCTION_NAMES[c])
+def test_from_env_reads_nothing_from_the_process_when_given_a_mapping(
+    config: type[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in VARIABLES[config].items():
+        monkeypatch.setenv(name, value)
+
+    with pytest.raises(ConfigurationError):
+        config.from_env({})
+
+
+def test_artifact_check_config_values() -> None:
+    config = ArtifactCheckConfig.from_env(VARIABLES[ArtifactCheckConfig])
+
+    assert config == ArtifactCheckConfig(
+        release_record_parameter="/release-pipeline/release/record",
+        stage_parameters={"Env": "stage"},
+        template_path="infra/app.yaml",
+    )
+
+
+def test_record_release_config_values() -> None:
+    config = RecordReleaseConfig.from_env(environ(RecordReleaseConfig, STAGE_PARAMETERS='{"A": "1", "B": ""}'))
+
+    assert config.stage_parameters == {"A": "1", "B": ""}
+    assert config.artifact_bucket == "release-pipeline-artifacts"
+    assert config.kms_key_arn.startswith("arn:aws:kms:")
+
+
+def test_change_detection_config_builds_this_executions_change_set_name() -> None:
+    config = ChangeDetectionConfig.from_env(VARIABLES[ChangeDetectionConfig])
+
+    name = config.change_set_name({"executionId": "0f1e2d3c-4b5a-6978-8695-a4b3c2d1e0f9"})
+
+    assert name == "pipeline-0f1e2d3c-4b5a-6978-8695-a4b3c2d1e0f9"
+    assert config.stacks == ProductionStacks(
+        regions=Regions(primary="us-east-1", secondary="eu-west-1"),
+        primary_stack="demo-app",
+        secondary_stack="demo-app",
+    )
+    assert config.stacks.targets() == (
+        ("primary", "us-east-1", "demo-app"),
+        ("secondary", "eu-west-1", "demo-app"),
+    )
+
+
+def test_change_set_name_needs_a_valid_execution_id() -> None:
+    config = ChangeDetectionConfig.from_env(VARIABLES[ChangeDetectionConfig])
+
+    with pytest.raises(BadInputError, match="executionId"):
+        config.change_set_name({})
+
+
+# ---------------------------------------------------------------------------------- stage parameters
+
+
+@pytest.mark.parametrize("config", WITH_STAGE_PARAMETERS, ids=lambda c: FUNCTION_NAMES[c])
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        ('["Env", "stage"]', "must be a JSON object whose values are all strings"),
+        ('{"Port": 8080}', "must be a JSON object whose values are all strings"),
+        ('{"Flag": true}', "must be a JSON object whose values are all strings"),
+        ('{"Env": null}', "must be a JSON object whose values are all strings"),
+        ('{"Nested": {"A": "b"}}', "must be a JSON object whose values are all strings"),
+        ('"Env=stage"', "must be a JSON object whose values are all strings"),
+        ("42", "must be a JSON object whose values are all strings"),
+        ('{"Env": "stage",}', "is not valid JSON"),
+        ("Env=stage", "is not valid JSON"),
+    ],
+    ids=["list", "number-value", "bool-value", "null-value", "nested", "string", "number", "trailing-comma", "text"],
+)
+def test_stage_parameters_that_are_not_an_object_of_strings_are_refused(
+    config: type[Any], raw: str, problem: str
+) -> None:
+    message = config_error(config, environ(config, STAGE_PARAMETERS=raw))
+
+    assert f"STAGE_PARAMETERS {problem}" in message
+
+
+@pytest.mark.parametrize("config", WITH_STAGE_PARAMETERS, ids=lambda c: FUNCTION_NAMES[c])
+def test_bad_stage_parameters_and_missing_variables_are_reported_together(config: type[Any]) -> None:
+    message = config_error(config, environ(config, STAGE_PARAMETERS="[1]", TEMPLATE_PATH=None))
+
+    assert "STAGE_PARAMETERS must be a JSON object" in message
+    assert "TEMPLATE_PATH is not set" in message
+
+
+@pytest.mark.parametrize("config", WITH_STAGE_PARAMETERS, ids=lambda c: FUNCTION_NAMES[c])
+def test_empty_object_is_no_stage_parameters(config: type[Any]) -> None:
+    assert config.from_env(environ(config, STAGE_PARAMETERS=" {} ")).stage_parameters == {}
+
+
+def test_parse_parameters_names_the_parameter_set_and_the_json_error() -> None:
+    with pytest.raises(ConfigurationError, match=r"^PrimaryParameters is not valid JSON: .* at position 1$"):
+        parse_parameters("{oops}", "PrimaryParameters")
+
+    assert parse_parameters('{"A": "1", "Ü": "ß"}', "PrimaryParameters") == {"A": "1", "Ü": "ß"}
+
+
+# ----------------------------------------------------------------------------------------- choices
+
+
+@pytest.mark.parametrize(("policy", "blocks"), [("NOTIFY", False), ("BLOCK", True)])
+def test_drift_policy(policy: str, blocks: bool) -> None:
+    config = DriftDetectionConfig.from_env(environ(DriftDetectionConfig, DRIFT_POLICY=policy))
+
+    assert config.block_on_drift is blocks
+
+
+@pytest.mark.parametrize("policy", ["notify", "Block", "WARN", "true", "NONE"])
+def test_bad_drift_policy_is_refused(policy: str) -> None:
+    message = config_error(DriftDetectionConfig, environ(DriftDetectionConfig, DRIFT_POLICY=policy))
+
+    assert message == f"drift-detection configuration: DRIFT_POLICY must be one of NOTIFY, BLOCK, not {policy!r}"
+
+
+def test_missing_drift_policy_is_refused_not_defaulted() -> None:
+    message = config_error(DriftDetectionConfig, environ(DriftDetectionConfig, DRIFT_POLICY=None))
+
+    assert message == "drift-detection configuration: DRIFT_POLICY is not set"
+
+
+@pytest.mark.parametrize(("value", "deletes"), [("Yes", True), ("No", False)])
+def test_delete_stage_stack(value: str, deletes: bool) -> None:
+    config = StageRevertConfig.from_env(environ(StageRevertConfig, DELETE_STAGE_STACK=value))
+
+    assert config.delete_stage_stack is deletes
+
+
+@pytest.mark.parametrize("value", ["yes", "true", "True", "1", "Y", "NO"])
+def test_bad_delete_stage_stack_is_refused(value: str) -> None:
+    message = config_error(StageRevertConfig, environ(StageRevertConfig, DELETE_STAGE_STACK=value))
+
+    assert message == f"stage-revert configuration: DELETE_STAGE_STACK must be one of Yes, No, not {value!r}"
+
+
+# ------------------------------------------------------------------------------------- execution id
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["0f1e2d3c-4b5a-6978-8695-a4b3c2d1e0f9", "a", "A" * 100],
+)
+def test_execution_id_is_accepted(value: str) -> None:
+    assert execution_id({"executionId": value, "commitId": "abc"}) == value
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        "",
+        "#{codepipeline.PipelineExecutionId}",
+        "-starts-with-a-dash",
+        "has space",
+        "../../etc",
+        "a/b",
+        "A" * 101,
+        "0f1e2d3c\n",
+        42,
+        ["0f1e2d3c"],
+    ],
+    ids=[
+        "missing",
+        "empty",
+        "unresolved-variable",
+        "leading-dash",
+        "space",
+        "dots",
+        "slash",
+        "too-long",
+        "newline",
+        "number",
+        "list",
+    ],
+)
+def test_bad_execution_id_is_bad_input(value: object) -> None:
+    parameters: dict[str, object] = {} if value is None else {"executionId": value}
+
+    with pytest.raises(BadInputError) as error:
+        execution_id(parameters)
+
+    assert "UserParameters.executionId must be the pipeline execution id" in str(error.value)
+    assert not isinstance(error.value, ConfigurationError)

@@ -1,0 +1,143 @@
+"""release_pipeline.releases: the release record in SSM, written whole and read back exactly."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import TYPE_CHECKING
+
+import boto3
+import pytest
+
+from release_pipeline.errors import ReleaseRecordError
+from release_pipeline.jobs import S3Location
+from release_pipeline.releases import ReleaseRecord, read_record, release_key, write_record
+
+if TYPE_CHECKING:
+    from mypy_boto3_ssm import SSMClient
+
+pytestmark = pytest.mark.usefixtures("aws")
+
+REGION = "us-east-1"
+PARAMETER = "/release-pipeline/release/record"
+
+RECORD = ReleaseRecord(
+    bucket="release-pipeline-artifacts",
+    key="releases/0f1e2d3c-4b5a-6978-8695-a4b3c2d1e0f9/source.zip",
+    version_id="3HL4kqtJlcpXroDTDmJ-rmSpXd3dIbrHY",
+    commit_id="3f786850e387550fdab836ed7e6dc881de23001b",
+    execution_id="0f1e2d3c-4b5a-6978-8695-a4b3c2d1e0f9",
+    released_at="2026-01-01T12:00:00+00:00",
+    template_path="infra/app.yaml",
+    stage_parameters={"Env": "stage", "InstanceType": "t4g.micro"},
+)
+
+
+@pytest.fixture
+def ssm() -> SSMClient:
+    client: SSMClient = boto3.client("ssm", region_name=REGION)
+    return client
+
+
+@pytest.fixture
+def key_arn() -> str:
+    arn: str = boto3.client("kms", region_name=REGION).create_key()["KeyMetadata"]["Arn"]
+    return arn
+
+
+def put_raw(ssm: SSMClient, value: str) -> None:
+    ssm.put_parameter(Name=PARAMETER, Value=value, Type="SecureString", Overwrite=True)
+
+
+def test_write_then_read_round_trips(ssm: SSMClient, key_arn: str) -> None:
+    version = write_record(ssm, PARAMETER, RECORD, key_arn)
+
+    assert version == 1
+    assert read_record(ssm, PARAMETER) == RECORD
+
+
+def test_record_is_a_secure_string_under_the_solution_key_in_intelligent_tiering(ssm: SSMClient, key_arn: str) -> None:
+    write_record(ssm, PARAMETER, RECORD, key_arn)
+
+    [described] = ssm.describe_parameters(ParameterFilters=[{"Key": "Name", "Values": [PARAMETER]}])["Parameters"]
+    assert described["Type"] == "SecureString"
+    assert described["KeyId"] == key_arn
+    assert described["Tier"] == "Intelligent-Tiering"
+    stored = ssm.get_parameter(Name=PARAMETER, WithDecryption=True)["Parameter"]
+    assert json.loads(stored["Value"])["execution_id"] == RECORD.execution_id
+
+
+def test_record_without_version_or_commit_round_trips(ssm: SSMClient, key_arn: str) -> None:
+    record = dataclasses.replace(RECORD, version_id=None, commit_id=None, stage_parameters={})
+
+    write_record(ssm, PARAMETER, record, key_arn)
+
+    assert read_record(ssm, PARAMETER) == record
+
+
+def test_read_when_nothing_was_released_is_none(ssm: SSMClient) -> None:
+    assert read_record(ssm, PARAMETER) is None
+
+
+def test_overwrite_replaces_the_record_whole(ssm: SSMClient, key_arn: str) -> None:
+    """GIVEN a release WHEN the next one is recorded THEN the record is the new one only (no stage
+    parameter or version id of the old one survives) under a new parameter version."""
+    write_record(ssm, PARAMETER, RECORD, key_arn)
+    newer = dataclasses.replace(
+        RECORD,
+        key="releases/aaaabbbb-0000-4000-8000-000000000002/source.zip",
+        version_id=None,
+        execution_id="aaaabbbb-0000-4000-8000-000000000002",
+        stage_parameters={"Env": "stage2"},
+    )
+
+    version = write_record(ssm, PARAMETER, newer, key_arn)
+
+    assert version == 2
+    assert read_record(ssm, PARAMETER) == newer
+    assert json.loads(ssm.get_parameter(Name=PARAMETER, WithDecryption=True)["Parameter"]["Value"]) == (
+        dataclasses.asdict(newer)
+    )
+
+
+def test_source_location_and_release_key() -> None:
+    assert RECORD.source == S3Location(RECORD.bucket, RECORD.key)
+    assert release_key(RECORD.execution_id) == f"releases/{RECORD.execution_id}/source.zip"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "{not json",
+        "[]",
+        "null",
+        '"record"',
+        json.dumps({**dataclasses.asdict(RECORD), "unexpected": 1}),
+        json.dumps({k: v for k, v in dataclasses.asdict(RECORD).items() if k != "execution_id"}),
+        json.dumps({**dataclasses.asdict(RECORD), "stage_parameters": ["Env", "stage"]}),
+        json.dumps({**dataclasses.asdict(RECORD), "stage_parameters": {"Port": 8080}}),
+        json.dumps({**dataclasses.asdict(RECORD), "bucket": ""}),
+        json.dumps({**dataclasses.asdict(RECORD), "bucket": 42}),
+        json.dumps({**dataclasses.asdict(RECORD), "key": None}),
+    ],
+    ids=[
+        "invalid-json",
+        "list",
+        "null",
+        "string",
+        "unknown-field",
+        "missing-field",
+        "parameters-not-object",
+        "parameter-not-a-string",
+        "empty-bucket",
+        "bucket-not-a-string",
+        "no-key",
+    ],
+)
+def test_malformed_record_is_a_release_record_error(ssm: SSMClient, raw: str) -> None:
+    put_raw(ssm, raw)
+
+    with pytest.raises(ReleaseRecordError) as error:
+        read_record(ssm, PARAMETER)
+
+    assert str(error.value).startswith(f"The release record {PARAMETER} is malformed")
