@@ -356,3 +356,64 @@ def test_stage_revert_needs_only_its_policy(
             }
     else:
         assert sorted(resources) == ["Queue", "Topic"]
+
+
+@pytest.mark.parametrize("drop", [None, "codepipeline:ListPipelineExecutions"])
+def test_execution_gate_needs_only_its_policy(
+    accounts: Accounts, monkeypatch: pytest.MonkeyPatch, lambda_context: FakeLambdaContext, drop: str | None
+) -> None:
+    resolved = resolved_template()
+    policy = resolved.function_policy("ExecutionGateFunction")
+    user = accounts.user("execution-gate", without(policy, drop) if drop else policy)
+    env = resolved.function_environment("ExecutionGateFunction")
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "codepipeline.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+    role = accounts.client("iam").create_role(RoleName="pipeline", AssumeRolePolicyDocument=json.dumps(trust))
+    pipeline = accounts.client("codepipeline")
+    pipeline.create_pipeline(
+        pipeline={
+            "name": env["PIPELINE_NAME"],
+            "roleArn": role["Role"]["Arn"],
+            "artifactStore": {"type": "S3", "location": BUCKET},
+            "stages": [
+                {
+                    "name": "Source",
+                    "actions": [
+                        {
+                            "name": "Source",
+                            "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
+                            "configuration": {"S3Bucket": BUCKET, "S3ObjectKey": "source.zip"},
+                            "outputArtifacts": [{"name": "SourceOutput"}],
+                        }
+                    ],
+                },
+                {
+                    "name": "Stage",
+                    "actions": [
+                        {
+                            "name": "Approve",
+                            "actionTypeId": {
+                                "category": "Approval",
+                                "owner": "AWS",
+                                "provider": "Manual",
+                                "version": "1",
+                            },
+                        }
+                    ],
+                },
+            ],
+        }
+    )
+    execution = pipeline.start_pipeline_execution(name=env["PIPELINE_NAME"])["pipelineExecutionId"]
+    event = load_event("execution-gate", "job")
+    event["CodePipeline.job"]["data"]["actionConfiguration"]["configuration"]["UserParameters"] = json.dumps(
+        {"executionId": execution}
+    )
+    handler = load_function("execution-gate").lambda_handler
+    run_as(monkeypatch, user, env, lambda: handler(event, lambda_context))
+    result = final_result(event)
+    assert result.status == ("Succeeded" if drop is None else "Failed")

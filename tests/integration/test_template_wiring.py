@@ -14,6 +14,7 @@ from release_pipeline.config import (
     ArtifactCheckConfig,
     ChangeDetectionConfig,
     DriftDetectionConfig,
+    ExecutionGateConfig,
     RecordReleaseConfig,
     StageRevertConfig,
 )
@@ -33,6 +34,7 @@ CONFIGS: dict[str, Any] = {
     "ArtifactCheckFunction": ArtifactCheckConfig,
     "ChangeDetectionFunction": ChangeDetectionConfig,
     "DriftDetectionFunction": DriftDetectionConfig,
+    "ExecutionGateFunction": ExecutionGateConfig,
     "RecordReleaseFunction": RecordReleaseConfig,
     "StageRevertFunction": StageRevertConfig,
 }
@@ -94,6 +96,20 @@ def test_change_detection_and_drift_detection_actions_carry_their_namespaces(res
     release = json.loads(by_function["RecordReleaseFunction"]["Configuration"]["UserParameters"])
     assert release["executionId"] == "#{codepipeline.PipelineExecutionId}"
     assert [a["Name"] for a in by_function["RecordReleaseFunction"]["InputArtifacts"]] == [SOURCE_ARTIFACT]
+
+
+def test_the_gate_runs_before_any_change_set_is_created(resolved: ResolvedTemplate) -> None:
+    check = next(stage for stage in stages(resolved) if stage["Name"] == "CheckChanges")
+    gate = check["Actions"][0]
+    assert gate["Configuration"]["FunctionName"] == "ExecutionGateFunction"
+    assert json.loads(gate["Configuration"]["UserParameters"]) == {"executionId": "#{codepipeline.PipelineExecutionId}"}
+    later = check["Actions"][1:]
+    assert later
+    assert all(a["RunOrder"] > gate["RunOrder"] for a in later)
+    pipeline_name = resolved.resource("Pipeline")["Properties"]["Name"]
+    assert environment(resolved, "ExecutionGateFunction")["PIPELINE_NAME"] == pipeline_name
+    policy = json.dumps(resolved.function_policy("ExecutionGateFunction"))
+    assert f":{pipeline_name}" in policy
 
 
 def test_every_change_set_action_uses_the_execution_change_set(resolved: ResolvedTemplate) -> None:
@@ -200,7 +216,7 @@ def test_every_function_is_arm64_python313_with_a_description() -> None:
     assert globals_["Runtime"] == "python3.13"
     assert globals_["Architectures"] == ["arm64"]
     functions = resolved.resources_of_type("AWS::Serverless::Function")
-    assert len(functions) == 6
+    assert len(functions) == 7
     for name, function in functions.items():
         assert function["Properties"].get("Description"), f"{name} has no Description"
         handler = function["Properties"].get("Handler", globals_.get("Handler"))

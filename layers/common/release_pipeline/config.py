@@ -212,3 +212,21 @@ class StageRevertConfig:
         )
         env.check("stage-revert")
         return config
+
+
+@dataclass(frozen=True)
+class ExecutionGateConfig:
+    pipeline_name: str
+    stage_stack_name: str
+    region: str
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
+        env = _Env(os.environ if environ is None else environ)
+        config = cls(
+            pipeline_name=env.text("PIPELINE_NAME"),
+            stage_stack_name=env.text("STAGE_STACK_NAME"),
+            region=env.text("PRIMARY_REGION"),
+        )
+        env.check("execution-gate")
+        return config

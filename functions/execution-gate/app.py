@@ -1,0 +1,27 @@
+"""execution-gate: hold a change until every earlier execution has finished (CheckChanges, first)."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from release_pipeline import clients
+from release_pipeline.config import ExecutionGateConfig, execution_id
+from release_pipeline.gate import wait_for_turn
+from release_pipeline.jobs import Job, JobResult, codepipeline_job
+
+logger = Logger()
+
+
+@logger.inject_lambda_context(log_event=False)
+@codepipeline_job
+def lambda_handler(job: Job, context: LambdaContext) -> JobResult:
+    config = ExecutionGateConfig.from_env()
+    token = job.continuation_token or {}
+    return wait_for_turn(
+        pipeline=clients.codepipeline(config.region),
+        cloudformation=clients.cloudformation(config.region),
+        config=config,
+        execution_id=execution_id(job.user_parameters),
+        polls=int(token.get("polls", 0)),
+    )

@@ -1,0 +1,173 @@
+"""execution-gate: a change waits until every earlier execution has finished and the stage settled."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import boto3
+import pytest
+from moto.cloudformation.models import cloudformation_backends
+from moto.codepipeline.models import codepipeline_backends
+from moto.core.utils import utcnow
+
+from tests.support import moto_ext
+from tests.support.events import continuation_of, load_event, load_function
+from tests.support.lambda_context import FakeLambdaContext
+
+ACCOUNT, REGION = "123456789012", "us-east-1"
+PIPELINE = "pipeline-release-solution"
+STAGE_STACK = "demo-app-stage"
+
+
+@pytest.fixture
+def env(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PIPELINE_NAME", PIPELINE)
+    monkeypatch.setenv("STAGE_STACK_NAME", STAGE_STACK)
+    monkeypatch.setenv("PRIMARY_REGION", REGION)
+    monkeypatch.setenv("AWS_REGION", REGION)
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "codepipeline.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+    iam = boto3.client("iam")
+    role = iam.create_role(RoleName="pipeline", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    boto3.client("codepipeline", region_name=REGION).create_pipeline(
+        pipeline={
+            "name": PIPELINE,
+            "roleArn": role,
+            "artifactStore": {"type": "S3", "location": "release-pipeline-artifacts"},
+            "stages": [
+                {
+                    "name": "Source",
+                    "actions": [
+                        {
+                            "name": "Source",
+                            "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
+                            "configuration": {"S3Bucket": "b", "S3ObjectKey": "k"},
+                            "outputArtifacts": [{"name": "SourceOutput"}],
+                        }
+                    ],
+                },
+                {
+                    "name": "Release",
+                    "actions": [
+                        {
+                            "name": "Hold",
+                            "actionTypeId": {
+                                "category": "Approval",
+                                "owner": "AWS",
+                                "provider": "Manual",
+                                "version": "1",
+                            },
+                        }
+                    ],
+                },
+            ],
+        }
+    )
+
+
+def executions(*statuses: str) -> list[str]:
+    """Start executions oldest first with the given statuses; returns their ids, oldest first."""
+    backend = codepipeline_backends[ACCOUNT][REGION]
+    client = boto3.client("codepipeline", region_name=REGION)
+    ids = []
+    start = utcnow() - timedelta(hours=1)
+    for index, status in enumerate(statuses):
+        execution_id = client.start_pipeline_execution(name=PIPELINE)["pipelineExecutionId"]
+        execution = backend.pipelines[PIPELINE].executions[execution_id]
+        execution.status = status
+        execution.start_time = start + timedelta(minutes=index)
+        ids.append(execution_id)
+    return ids
+
+
+def gate_event(execution_id: str) -> dict[str, Any]:
+    event = load_event("execution-gate", "job")
+    configuration = event["CodePipeline.job"]["data"]["actionConfiguration"]["configuration"]
+    configuration["UserParameters"] = json.dumps({"executionId": execution_id})
+    return event
+
+
+def run(event: dict[str, Any], context: FakeLambdaContext) -> moto_ext.JobResult:
+    load_function("execution-gate").lambda_handler(event, context)
+    (result,) = moto_ext.job_results(event["CodePipeline.job"]["id"])
+    return result
+
+
+@pytest.mark.usefixtures("env")
+def test_first_execution_goes_on_at_once(lambda_context: FakeLambdaContext) -> None:
+    (mine,) = executions("InProgress")
+    result = run(gate_event(mine), lambda_context)
+    assert result.status == "Succeeded"
+    assert result.continuation_token is None
+
+
+@pytest.mark.usefixtures("env")
+def test_finished_earlier_executions_do_not_hold_a_change(lambda_context: FakeLambdaContext) -> None:
+    *_, mine = executions("Succeeded", "Failed", "Stopped", "Superseded", "Cancelled", "InProgress")
+    result = run(gate_event(mine), lambda_context)
+    assert result.status == "Succeeded"
+    assert result.continuation_token is None
+
+
+@pytest.mark.usefixtures("env")
+def test_a_change_waits_while_an_earlier_execution_is_in_progress(lambda_context: FakeLambdaContext) -> None:
+    """GIVEN an earlier execution waiting for approval WHEN the next one reaches CheckChanges
+    THEN it keeps waiting (continuation, no final result) and goes on once the earlier one ends."""
+    earlier, mine = executions("InProgress", "InProgress")
+    first = run(gate_event(mine), lambda_context)
+    assert first.status == "Succeeded"
+    assert first.continuation_token is not None
+    assert not first.final
+    assert earlier in (first.execution_details or {})["summary"]
+
+    again = continuation_of(gate_event(mine), first.continuation_token)
+    still = run(again, lambda_context)
+    assert still.continuation_token is not None
+
+    codepipeline_backends[ACCOUNT][REGION].pipelines[PIPELINE].executions[earlier].status = "Succeeded"
+    done = run(continuation_of(gate_event(mine), still.continuation_token), lambda_context)
+    assert done.continuation_token is None
+    assert done.final
+
+
+@pytest.mark.usefixtures("env")
+def test_a_later_execution_never_holds_an_earlier_one(lambda_context: FakeLambdaContext) -> None:
+    mine, _later = executions("InProgress", "InProgress")
+    result = run(gate_event(mine), lambda_context)
+    assert result.continuation_token is None
+
+
+@pytest.mark.usefixtures("env")
+def test_a_change_waits_for_a_stage_stack_that_is_still_changing(lambda_context: FakeLambdaContext) -> None:
+    (mine,) = executions("InProgress")
+    boto3.client("cloudformation", region_name=REGION).create_stack(
+        StackName=STAGE_STACK,
+        TemplateBody=json.dumps({"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}}),
+    )
+    stack = next(iter(cloudformation_backends[ACCOUNT][REGION].stacks.values()))
+    stack.status = "DELETE_IN_PROGRESS"
+    result = run(gate_event(mine), lambda_context)
+    assert result.continuation_token is not None
+    assert "DELETE_IN_PROGRESS" in (result.execution_details or {})["summary"]
+
+
+@pytest.mark.usefixtures("env")
+def test_an_execution_the_pipeline_does_not_know_fails_the_job(lambda_context: FakeLambdaContext) -> None:
+    executions("InProgress")
+    result = run(gate_event("0f1e2d3c-0000-4000-8000-00000000dead"), lambda_context)
+    assert result.status == "Failed"
+    assert "is not among the executions" in (result.failure_details or {})["message"]
+
+
+@pytest.mark.usefixtures("env")
+def test_an_unresolved_execution_id_fails_the_job(lambda_context: FakeLambdaContext) -> None:
+    executions("InProgress")
+    result = run(gate_event("#{codepipeline.PipelineExecutionId}"), lambda_context)
+    assert result.status == "Failed"
+    assert "executionId" in (result.failure_details or {})["message"]
