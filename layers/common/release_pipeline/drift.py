@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from release_pipeline import stacks
-from release_pipeline.errors import DriftBlockedError
+from release_pipeline.errors import BadInputError, DriftBlockedError
 from release_pipeline.jobs import JobResult
 
 if TYPE_CHECKING:
@@ -75,8 +75,11 @@ def follow(
         if role in settled:
             results.append(StackDrift(role, region, stack, settled[role]["status"], settled[role].get("detail", "")))
             continue
+        detection_id = detections.get(role)
+        if not isinstance(detection_id, str) or not detection_id:
+            raise BadInputError(f"The job's continuation token holds no drift detection for the {role} stack")
         cfn = cloudformation_for(region)
-        status = cfn.describe_stack_drift_detection_status(StackDriftDetectionId=detections[role])
+        status = cfn.describe_stack_drift_detection_status(StackDriftDetectionId=detection_id)
         if status["DetectionStatus"] == "DETECTION_IN_PROGRESS":
             running = True
             continue

@@ -169,14 +169,24 @@ def clean_production(cfn: CloudFormationClient, role: str, region: str, stack: s
             for summary in cfn.list_change_sets(StackName=stack).get("Summaries", [])
             if summary.get("ChangeSetName") != change_set
         ]
-        if others:
-            return f"{role} placeholder {stack} in {region} kept: other change sets wait on it ({', '.join(others)})"
-        cfn.delete_stack(StackName=stack)
-        return f"removing never-deployed {role} placeholder {stack} in {region}"
+        if not others:
+            cfn.delete_stack(StackName=stack)
+            return f"removing never-deployed {role} placeholder {stack} in {region}"
+        kept = f"{role} placeholder {stack} in {region} kept: other change sets wait on it ({', '.join(others)})"
+        if _delete_change_set(cfn, stack, change_set):
+            kept += "; its unapproved change set was deleted"
+        return kept
+    if not _delete_change_set(cfn, stack, change_set):
+        return f"{role} stack {stack} in {region} left as it is"
+    return f"{role} stack {stack} in {region} left as it is; its unapproved change set was deleted"
+
+
+def _delete_change_set(cfn: CloudFormationClient, stack: str, change_set: str) -> bool:
+    """Delete ``change_set`` of ``stack``; ``False`` when it was not there (already deleted)."""
     try:
         cfn.delete_change_set(StackName=stack, ChangeSetName=change_set)
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") not in {"ChangeSetNotFound", "ValidationError"}:
             raise
-        return f"{role} stack {stack} in {region} left as it is"
-    return f"{role} stack {stack} in {region} left as it is; its unapproved change set was deleted"
+        return False
+    return True

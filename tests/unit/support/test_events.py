@@ -23,6 +23,8 @@ INVOKE_EVENTS = [
     ("change-detection", "continuation"),
     ("drift-detection", "job"),
     ("drift-detection", "continuation"),
+    ("execution-gate", "job"),
+    ("execution-gate", "continuation"),
     ("record-release", "job"),
 ]
 STAGE_EVENTS = ["stage-failed", "stage-stopped", "stage-succeeded", "other-pipeline", "other-stage"]

@@ -1,0 +1,459 @@
+"""drift-detection: DetectStackDrift on both production stacks, followed with continuation tokens."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import pytest
+from moto.cloudformation.models import cloudformation_backends
+from moto.core.models import DEFAULT_ACCOUNT_ID
+from moto.sns.models import sns_backends
+
+from release_pipeline import clients
+from tests.support import moto_ext
+from tests.support.events import continuation_of, job_id_of, load_event, load_function
+from tests.support.lambda_context import FakeLambdaContext
+from tests.support.template import ResolvedTemplate, load_template
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudformation import CloudFormationClient
+
+pytestmark = pytest.mark.usefixtures("aws")
+
+PRIMARY = "us-east-1"
+SECONDARY = "eu-west-1"
+STACK = "demo-app"
+TOPIC = "release-notifications"
+TOPIC_ARN = f"arn:aws:sns:{PRIMARY}:{DEFAULT_ACCOUNT_ID}:{TOPIC}"
+REQUIRED_PARAMETERS = {
+    "ConnectionArn": "arn:aws:codeconnections:us-east-1:123456789012:connection/abc",
+    "RepositoryId": "example/app",
+    "TemplatePath": "app/template.yaml",
+    "ApplicationStackName": STACK,
+    "SecondaryRegion": SECONDARY,
+    "CloudFormationExecutionPolicyArn": "arn:aws:iam::123456789012:policy/deploy-bound",
+}
+SOLUTION_TEMPLATE = load_template()
+APP_TEMPLATE = json.dumps(
+    {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Resources": {
+            "Queue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "orders", "DelaySeconds": 0}},
+        },
+    }
+)
+QUEUE_DRIFT = [
+    {"PropertyPath": "/DelaySeconds", "ExpectedValue": "0", "ActualValue": "45", "DifferenceType": "NOT_EQUAL"}
+]
+
+CfnCalls = list[tuple[str, str, dict[str, Any]]]
+
+
+# ------------------------------------------------------------------------------------------- helpers
+
+
+def cfn(region: str) -> CloudFormationClient:
+    return boto3.client("cloudformation", region_name=region)
+
+
+def deploy(region: str, name: str = STACK) -> str:
+    """A production stack in CREATE_COMPLETE; returns its id."""
+    return cfn(region).create_stack(StackName=name, TemplateBody=APP_TEMPLATE)["StackId"]
+
+
+def placeholder(region: str, name: str = STACK) -> None:
+    """A never-executed CREATE change set: the stack exists only as REVIEW_IN_PROGRESS."""
+    cfn(region).create_change_set(
+        StackName=name, ChangeSetName="pipeline-first", ChangeSetType="CREATE", TemplateBody=APP_TEMPLATE
+    )
+
+
+def set_status(region: str, stack_id: str, status: str) -> None:
+    cloudformation_backends[DEFAULT_ACCOUNT_ID][region].stacks[stack_id].status = status
+
+
+def notifications() -> list[tuple[str, str | None]]:
+    """(message, subject) of every message published to the notification topic."""
+    topic = sns_backends[DEFAULT_ACCOUNT_ID][PRIMARY].topics[TOPIC_ARN]
+    return [(message, subject) for _, message, subject, _, _ in topic.sent_notifications]
+
+
+def final_result(job_id: str) -> moto_ext.JobResult:
+    """The one result CodePipeline received for ``job_id``."""
+    results = moto_ext.job_results(job_id)
+    assert len(results) == 1, results
+    assert results[0].accepted
+    return results[0]
+
+
+@pytest.fixture
+def environment(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
+    """Set the function's environment as template.yaml wires it, for a DriftPolicy."""
+
+    def apply(policy: str) -> None:
+        resolved = ResolvedTemplate(
+            {**REQUIRED_PARAMETERS, "DriftPolicy": policy},
+            region=PRIMARY,
+            template=SOLUTION_TEMPLATE,
+            physical={"NotificationTopic": {"Ref": TOPIC_ARN}},
+        )
+        variables = resolved.resource("DriftDetectionFunction")["Properties"]["Environment"]["Variables"]
+        for name, value in variables.items():
+            monkeypatch.setenv(name, str(value))
+        monkeypatch.setenv("AWS_REGION", PRIMARY)
+
+    return apply
+
+
+@pytest.fixture(autouse=True)
+def topic(aws: None) -> str:
+    arn: str = boto3.client("sns", region_name=PRIMARY).create_topic(Name=TOPIC)["TopicArn"]
+    assert arn == TOPIC_ARN
+    return arn
+
+
+@pytest.fixture(autouse=True)
+def no_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The function must never sleep-poll: any sleep fails the test."""
+
+    def refuse(seconds: float) -> None:
+        raise AssertionError(f"the handler slept for {seconds}s")
+
+    monkeypatch.setattr(time, "sleep", refuse)
+
+
+@pytest.fixture
+def cfn_calls(monkeypatch: pytest.MonkeyPatch) -> CfnCalls:
+    """Every CloudFormation call the handler makes, as (Region, operation, parameters)."""
+    calls: CfnCalls = []
+    make = clients.cloudformation
+
+    def recording(region: str) -> CloudFormationClient:
+        client = make(region)
+
+        def record(model: Any, params: dict[str, Any], **_: Any) -> None:
+            calls.append((region, model.name, dict(params.get("body", {}))))
+
+        client.meta.events.register("before-call.cloudformation", record)
+        return client
+
+    monkeypatch.setattr(clients, "cloudformation", recording)
+    return calls
+
+
+def detections(calls: CfnCalls) -> list[str]:
+    return [region for region, operation, _ in calls if operation == "DetectStackDrift"]
+
+
+def run(event: dict[str, Any], context: FakeLambdaContext) -> dict[str, str]:
+    result: dict[str, str] = load_function("drift-detection").lambda_handler(event, context)
+    return result
+
+
+def run_to_completion(event: dict[str, Any], context: FakeLambdaContext, limit: int = 10) -> list[str]:
+    """Invoke, then re-invoke with each continuation token as CodePipeline would; returns the job ids."""
+    job_ids = [job_id_of(event)]
+    run(event, context)
+    for _ in range(limit):
+        result = final_result(job_ids[-1])
+        if result.final:
+            return job_ids
+        assert result.continuation_token is not None
+        event = continuation_of(event, result.continuation_token)
+        job_ids.append(job_id_of(event))
+        run(event, context)
+    raise AssertionError(f"no final result after {limit} invocations")
+
+
+# --------------------------------------------------------------------------------------------- tests
+
+
+def test_in_sync_stacks_report_in_sync_without_a_notification(
+    environment: Callable[[str], None], lambda_context: FakeLambdaContext, cfn_calls: CfnCalls
+) -> None:
+    environment("BLOCK")
+    deploy(PRIMARY)
+    deploy(SECONDARY)
+    event = load_event("drift-detection", "job")
+
+    run(event, lambda_context)
+
+    result = final_result(job_id_of(event))
+    assert result.status == "Succeeded"
+    assert result.continuation_token is None
+    assert result.output_variables["DriftStatus"] == "IN_SYNC"
+    assert "primary us-east-1: IN_SYNC" in result.output_variables["Summary"]
+    assert "secondary eu-west-1: IN_SYNC" in result.output_variables["Summary"]
+    assert sorted(detections(cfn_calls)) == sorted([PRIMARY, SECONDARY])
+    assert notifications() == []
+
+
+def test_drift_under_notify_succeeds_and_reports_the_drifted_resource(
+    environment: Callable[[str], None], lambda_context: FakeLambdaContext
+) -> None:
+    """GIVEN the secondary queue's DelaySeconds changed by hand WHEN the policy is NOTIFY
+    THEN the job succeeds with DriftStatus DRIFTED and one report names the resource and the difference."""
+    environment("NOTIFY")
+    deploy(PRIMARY)
+    deploy(SECONDARY)
+    moto_ext.inject_drift(STACK, SECONDARY, "Queue", QUEUE_DRIFT)
+    event = load_event("drift-detection", "job")
+
+    run(event, lambda_context)
+
+    result = final_result(job_id_of(event))
+    assert result.status == "Succeeded"
+    assert result.output_variables["DriftStatus"] == "DRIFTED"
+    assert "secondary eu-west-1: DRIFTED (1 resources)" in result.output_variables["Summary"]
+    assert "primary us-east-1: IN_SYNC" in result.output_variables["Summary"]
+    [(message, subject)] = notifications()
+    assert subject is not None
+    assert STACK in subject
+    assert "MODIFIED Queue (AWS::SQS::Queue" in message
+    assert "/DelaySeconds: NOT_EQUAL expected '0' actual '45'" in message
+    assert "NOTIFY" in message
+    assert "== primary stack demo-app: primary us-east-1: IN_SYNC" in message
+
+
+def test_drift_under_block_fails_the_job_and_still_sends_the_report(
+    environment: Callable[[str], None], lambda_context: FakeLambdaContext
+) -> None:
+    environment("BLOCK")
+    deploy(PRIMARY)
+    deploy(SECONDARY)
+    moto_ext.inject_drift(STACK, SECONDARY, "Queue", QUEUE_DRIFT)
+    event = load_event("drift-detection", "job")
+
+    run(event, lambda_context)
+
+    result = final_result(job_id_of(event))
+    assert result.status == "Failed"
+    assert result.failure_details is not None
+    message = result.failure_details["message"]
+    assert "Drift" in message
+    assert "BLOCK" in message
+    assert "secondary eu-west-1: DRIFTED" in message
+    assert not [r for r in moto_ext.job_results() if r.status == "Succeeded"]
+    [(report, _)] = notifications()
+    assert "/DelaySeconds: NOT_EQUAL expected '0' actual '45'" in report
+    assert "BLOCK" in report
+
+
+def test_missing_and_placeholder_stacks_are_not_deployed_not_drift(
+    environment: Callable[[str], None], lambda_context: FakeLambdaContext, cfn_calls: CfnCalls
+) -> None:
+    """GIVEN the primary is a REVIEW_IN_PROGRESS placeholder and the secondary does not exist
+    THEN both are NOT_DEPLOYED, nothing is detected, and even BLOCK lets the job succeed."""
+    environment("BLOCK")
+    placeholder(PRIMARY)
+    event = load_event("drift-detection", "job")
+
+    run(event, lambda_context)
+
+    result = final_result(job_id_of(event))
+    assert result.status == "Succeeded"
+    assert result.output_variables["DriftStatus"] == "NOT_DEPLOYED"
+    summary = result.output_variables["Summary"]
+    assert "primary us-east-1: NOT_DEPLOYED" in summary
+    assert "secondary eu-west-1: NOT_DEPLOYED" in summary
+    assert detections(cfn_calls) == []
+    assert notifications() == []
+
+
+def test_one_stack_not_deployed_does_not_hide_the_others_drift(
+    environment: Callable[[str], None], lambda_context: FakeLambdaContext, cfn_calls: CfnCalls
+) -> None:
+    environment("NOTIFY")
+    deploy(SECONDARY)
+    moto_ext.inject_drift(STACK, SECONDARY, "Queue", QUEUE_DRIFT)
+    event = load_event("drift-detection", "job")
+
+    run(event, lambda_context)
+
+    result = final_result(job_id_of(event))
+    assert result.status == "Succeeded"
+    assert result.output_variables["DriftStatus"] == "DRIFTED"
+    assert "primary us-east-1: NOT_DEPLOYED" in result.output_variables["Summary"]
+    assert detections(cfn_calls) == [SECONDARY]
+    assert len(notifications()) == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "expected", "detected"),
+    [
+        ("ROLLBACK_COMPLETE", "NOT_CHECKED", False),
+        ("UPDATE_ROLLBACK_IN_PROGRESS", "NOT_CHECKED", False),
+        ("UPDATE_ROLLBACK_FAILED", "IN_SYNC", True),
+        ("UPDATE_ROLLBACK_COMPLETE", "IN_SYNC", True),
+    ],
+)
+def test_stack_status_decides_whether_drift_can_be_checked(
+    environment: Callable[[str], None],
+    lambda_context: FakeLambdaContext,
+    cfn_calls: CfnCalls,
+    status: str,
+    expected: str,
+    detected: bool,
+) -> None:
+    environment("BLOCK")
+    deploy(PRIMARY)
+    set_status(SECONDARY, deploy(SECONDARY), status)
+    event = load_event("drift-detection", "job")
+
+    run(event, lambda_context)
+
+    result = final_result(job_id_of(event))
+    assert result.status == "Succeeded"
+    summary = result.output_variables["Summary"]
+    assert f"secondary eu-west-1: {expected}" in summary
+    if not detected:
+        assert f"stack is {status}" in summary
+    assert (SECONDARY in detections(cfn_calls)) is detected
+    assert PRIMARY in detections(cfn_calls)
+    assert notifications() == []
+
+
+def test_detection_in_progress_continues_with_a_token_and_finishes_on_reinvocation(
+    environment: Callable[[str], None], lambda_context: FakeLambdaContext, cfn_calls: CfnCalls
+) -> None:
+    """GIVEN detection takes two status checks WHEN the job runs THEN the first results carry only a
+    continuation token, detection starts once per stack, and the last result carries the outputs."""
+    environment("NOTIFY")
+    deploy(PRIMARY)
+    deploy(SECONDARY)
+    moto_ext.set_detection_progress(2)
+    event = load_event("drift-detection", "job")
+
+    job_ids = run_to_completion(event, lambda_context)
+
+    assert len(job_ids) >= 2
+    first = final_result(job_ids[0])
+    assert first.status == "Succeeded"
+    assert first.continuation_token
+    assert first.output_variables == {}
+    for job_id in job_ids[1:-1]:
+        assert final_result(job_id).output_variables == {}
+    last = final_result(job_ids[-1])
+    assert last.status == "Succeeded"
+    assert last.continuation_token is None
+    assert last.output_variables["DriftStatus"] == "IN_SYNC"
+    assert sorted(detections(cfn_calls)) == sorted([PRIMARY, SECONDARY])
+    assert len(moto_ext.job_results()) == len(job_ids)
+
+
+def test_drift_found_after_continuation_is_reported_once(
+    environment: Callable[[str], None], lambda_context: FakeLambdaContext
+) -> None:
+    environment("BLOCK")
+    deploy(PRIMARY)
+    deploy(SECONDARY)
+    moto_ext.inject_drift(STACK, SECONDARY, "Queue", QUEUE_DRIFT)
+    moto_ext.set_detection_progress(1)
+    event = load_event("drift-detection", "job")
+
+    job_ids = run_to_completion(event, lambda_context)
+
+    assert len(job_ids) == 2
+    assert final_result(job_ids[0]).continuation_token
+    last = final_result(job_ids[-1])
+    assert last.status == "Failed"
+    assert last.failure_details is not None
+    assert "BLOCK" in last.failure_details["message"]
+    assert len(notifications()) == 1
+
+
+def test_failed_detection_is_unknown_with_its_reason_and_not_blocked(
+    environment: Callable[[str], None], lambda_context: FakeLambdaContext
+) -> None:
+    environment("BLOCK")
+    deploy(PRIMARY)
+    deploy(SECONDARY)
+    moto_ext.fail_detection(STACK, SECONDARY, "Failed to detect drift on resource Queue: Rate exceeded")
+    event = load_event("drift-detection", "job")
+
+    run(event, lambda_context)
+
+    result = final_result(job_id_of(event))
+    assert result.status == "Succeeded"
+    assert result.output_variables["DriftStatus"] == "UNKNOWN"
+    summary = result.output_variables["Summary"]
+    assert "secondary eu-west-1: UNKNOWN" in summary
+    assert "detection failed: Failed to detect drift on resource Queue: Rate exceeded" in summary
+    assert notifications() == []
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["not json", "[1, 2]", '{"detections": {}, "settled": {"primary": {"status": "IN_SYNC"}}}'],
+    ids=["not-json", "not-an-object", "secondary-missing-from-token"],
+)
+def test_corrupt_continuation_token_fails_the_job(
+    environment: Callable[[str], None], lambda_context: FakeLambdaContext, cfn_calls: CfnCalls, token: str
+) -> None:
+    environment("NOTIFY")
+    deploy(PRIMARY)
+    deploy(SECONDARY)
+    event = continuation_of(load_event("drift-detection", "job"), token)
+
+    run(event, lambda_context)
+
+    result = final_result(job_id_of(event))
+    assert result.status == "Failed"
+    assert result.failure_details is not None
+    assert "continuation token" in result.failure_details["message"]
+    assert detections(cfn_calls) == []
+    assert notifications() == []
+
+
+def test_token_naming_an_unknown_detection_fails_the_job(
+    environment: Callable[[str], None], lambda_context: FakeLambdaContext
+) -> None:
+    environment("NOTIFY")
+    deploy(PRIMARY)
+    deploy(SECONDARY)
+    token = json.dumps({"detections": {"primary": "no-such-id", "secondary": "no-such-id"}, "settled": {}})
+    event = continuation_of(load_event("drift-detection", "job"), token)
+
+    run(event, lambda_context)
+
+    result = final_result(job_id_of(event))
+    assert result.status == "Failed"
+    assert result.failure_details is not None
+    assert "no-such-id" in result.failure_details["message"]
+    assert not [r for r in moto_ext.job_results() if r.status == "Succeeded"]
+
+
+def test_missing_environment_fails_the_job_naming_the_variable(
+    environment: Callable[[str], None], lambda_context: FakeLambdaContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    environment("NOTIFY")
+    monkeypatch.delenv("TOPIC_ARN")
+    event = load_event("drift-detection", "job")
+
+    run(event, lambda_context)
+
+    result = final_result(job_id_of(event))
+    assert result.status == "Failed"
+    assert result.failure_details is not None
+    assert result.failure_details["type"] == "ConfigurationError"
+    assert "TOPIC_ARN" in result.failure_details["message"]
+
+
+def test_sample_continuation_event_with_an_empty_token_fails_naming_the_token(
+    environment: Callable[[str], None], lambda_context: FakeLambdaContext
+) -> None:
+    environment("NOTIFY")
+    deploy(PRIMARY)
+    deploy(SECONDARY)
+    event = load_event("drift-detection", "continuation")
+
+    run(event, lambda_context)
+
+    result = final_result(job_id_of(event))
+    assert result.status == "Failed"
+    assert result.failure_details is not None
+    assert "continuation token" in result.failure_details["message"]

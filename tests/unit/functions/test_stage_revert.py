@@ -1,0 +1,512 @@
+"""stage-revert: after a failed or rejected Stage, delete or revert the stage stack and clean production."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto.cloudformation.models import cloudformation_backends
+from moto.core.models import DEFAULT_ACCOUNT_ID
+
+from release_pipeline import artifacts, clients, releases
+from release_pipeline.errors import ConfigurationError, StackBusyError
+from tests.support.events import load_event, load_function
+from tests.support.lambda_context import FakeLambdaContext
+from tests.support.template import ResolvedTemplate, load_template
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_cloudformation.type_defs import ParameterTypeDef
+
+pytestmark = pytest.mark.usefixtures("aws")
+
+PRIMARY = "us-east-1"
+SECONDARY = "eu-west-1"
+APP = "demo-app"
+STAGE_STACK = f"{APP}-stage"
+PIPELINE = "release-pipeline"
+SOLUTION = "release-solution"
+RECORD_PARAMETER = f"/{SOLUTION}/release/record"
+ROLE_ARN = f"arn:aws:iam::{DEFAULT_ACCOUNT_ID}:role/release-solution-CloudFormationExecutionRole"
+BUCKET = "release-pipeline-artifacts"
+TEMPLATE_PATH = "app/template.yaml"
+EXECUTION = "e1a2b3c4-0000-4000-8000-000000000001"  # the execution id in events/stage-revert/*.json
+THIS_CHANGE_SET = f"pipeline-{EXECUTION}"
+OTHER_CHANGE_SET = "pipeline-f0f0f0f0-0000-4000-8000-000000000009"
+RELEASED_EXECUTION = "a0a0a0a0-0000-4000-8000-000000000007"
+REQUIRED_PARAMETERS = {
+    "ConnectionArn": "arn:aws:codeconnections:us-east-1:123456789012:connection/abc",
+    "RepositoryId": "example/app",
+    "TemplatePath": TEMPLATE_PATH,
+    "ApplicationStackName": APP,
+    "SecondaryRegion": SECONDARY,
+    "CloudFormationExecutionPolicyArn": "arn:aws:iam::123456789012:policy/deploy-bound",
+}
+SOLUTION_TEMPLATE = load_template()
+DELETE, RETAIN = "Yes", "No"
+FAILURE_EVENTS = ["stage-failed", "stage-stopped"]
+IGNORED_EVENTS = ["other-pipeline", "other-stage", "stage-succeeded"]
+
+
+def app_template(*, with_topic: bool = False) -> str:
+    resources: dict[str, Any] = {
+        "Queue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": {"Fn::Sub": "orders-${Env}"}}}
+    }
+    if with_topic:
+        resources["Topic"] = {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": {"Fn::Sub": "events-${Env}"}}}
+    return json.dumps(
+        {
+            "AWSTemplateFormatVersion": "2010-09-09",
+            "Parameters": {"Env": {"Type": "String"}},
+            "Resources": resources,
+        },
+        indent=1,
+    )
+
+
+RELEASED_TEMPLATE = app_template()
+NEW_TEMPLATE = app_template(with_topic=True)
+RELEASED_PARAMETERS = {"Env": "stage"}
+
+
+# ------------------------------------------------------------------------------------------- helpers
+
+
+_CLIENTS: dict[str, CloudFormationClient] = {}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_clients() -> Iterator[None]:
+    _CLIENTS.clear()
+    yield
+    _CLIENTS.clear()
+
+
+def cfn(region: str = PRIMARY) -> CloudFormationClient:
+    """The test's own CloudFormation client for ``region`` (one per test and Region)."""
+    if region not in _CLIENTS:
+        _CLIENTS[region] = boto3.client("cloudformation", region_name=region)
+    return _CLIENTS[region]
+
+
+def env(value: str) -> list[ParameterTypeDef]:
+    return [{"ParameterKey": "Env", "ParameterValue": value}]
+
+
+def deploy(name: str, region: str = PRIMARY, template: str = RELEASED_TEMPLATE, value: str = "prod") -> str:
+    return cfn(region).create_stack(StackName=name, TemplateBody=template, Parameters=env(value))["StackId"]
+
+
+def change_set(name: str, region: str, change_set_name: str, change_set_type: str = "UPDATE") -> None:
+    cfn(region).create_change_set(
+        StackName=name,
+        ChangeSetName=change_set_name,
+        ChangeSetType=change_set_type,  # type: ignore[arg-type]
+        TemplateBody=NEW_TEMPLATE,
+        Parameters=env("prod"),
+    )
+
+
+def set_status(name: str, region: str, status: str) -> None:
+    backend = cloudformation_backends[DEFAULT_ACCOUNT_ID][region]
+    [stack] = [s for s in backend.stacks.values() if s.name == name and s.status != "DELETE_COMPLETE"]
+    stack.status = status
+
+
+def status(name: str, region: str = PRIMARY) -> str | None:
+    """The stack's status, or None when no stack of that name exists any more."""
+    try:
+        return cfn(region).describe_stacks(StackName=name)["Stacks"][0]["StackStatus"]
+    except ClientError as error:
+        if "does not exist" not in str(error):
+            raise
+        return None
+
+
+def template_of(name: str, region: str = PRIMARY) -> Any:
+    body = cfn(region).get_template(StackName=name)["TemplateBody"]
+    return json.loads(body) if isinstance(body, str) else json.loads(json.dumps(body))
+
+
+def parameters_of(name: str, region: str = PRIMARY) -> dict[str, str]:
+    stack = cfn(region).describe_stacks(StackName=name)["Stacks"][0]
+    return {p["ParameterKey"]: p["ParameterValue"] for p in stack.get("Parameters", [])}
+
+
+def change_sets_of(name: str, region: str) -> list[str]:
+    return sorted(s["ChangeSetName"] for s in cfn(region).list_change_sets(StackName=name)["Summaries"])
+
+
+def snapshot() -> dict[str, Any]:
+    """Everything a revert could change: each stack's status, template, parameters and change sets."""
+    result: dict[str, Any] = {}
+    for region, name in ((PRIMARY, STAGE_STACK), (PRIMARY, APP), (SECONDARY, APP)):
+        state = status(name, region)
+        result[f"{region}/{name}"] = (
+            None
+            if state is None
+            else (state, template_of(name, region), parameters_of(name, region), change_sets_of(name, region))
+        )
+    return result
+
+
+def production_deployed() -> None:
+    """Both production stacks run the released template, each with this execution's change set and
+    another execution's."""
+    for region in (PRIMARY, SECONDARY):
+        deploy(APP, region)
+        change_set(APP, region, THIS_CHANGE_SET)
+        change_set(APP, region, OTHER_CHANGE_SET)
+
+
+def record_release(parameters: dict[str, str] | None = None) -> None:
+    """A release made by an earlier execution: the source zip under releases/ and the record in SSM."""
+    s3 = boto3.client("s3", region_name=PRIMARY)
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    key = releases.release_key(RELEASED_EXECUTION)
+    data = artifacts.build_zip({TEMPLATE_PATH: RELEASED_TEMPLATE.encode(), "README.md": b"app"})
+    version_id = s3.put_object(Bucket=BUCKET, Key=key, Body=data)["VersionId"]
+    # A later write to the same key must not be what the revert uses: the record names a version.
+    s3.put_object(Bucket=BUCKET, Key=key, Body=b"not the release")
+    kms_key = boto3.client("kms", region_name=PRIMARY).create_key()["KeyMetadata"]["Arn"]
+    record = releases.ReleaseRecord(
+        bucket=BUCKET,
+        key=key,
+        version_id=version_id,
+        commit_id="3f786850e387550fdab836ed7e6dc881de23001b",
+        execution_id=RELEASED_EXECUTION,
+        released_at="2026-01-10T09:00:00+00:00",
+        template_path=TEMPLATE_PATH,
+        stage_parameters=RELEASED_PARAMETERS if parameters is None else parameters,
+    )
+    releases.write_record(boto3.client("ssm", region_name=PRIMARY), RECORD_PARAMETER, record, kms_key)
+
+
+Calls = list[tuple[str, str]]
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
+    """Every AWS call the handler makes through the client factory, as (service, operation)."""
+    recorded: Calls = []
+
+    def recording(make: Callable[..., Any]) -> Callable[..., Any]:
+        def build(*args: Any, **kwargs: Any) -> Any:
+            client = make(*args, **kwargs)
+            service = client.meta.service_model.service_name
+
+            def record(model: Any, **_: Any) -> None:
+                recorded.append((service, model.name))
+
+            client.meta.events.register(f"before-call.{client.meta.service_model.endpoint_prefix}", record)
+            return client
+
+        return build
+
+    for name in ("cloudformation", "ssm", "s3"):
+        monkeypatch.setattr(clients, name, recording(getattr(clients, name)))
+    return recorded
+
+
+@pytest.fixture
+def environment(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
+    """Set the function's environment as template.yaml wires it, for a DeleteStageStack value."""
+
+    def apply(delete_stage_stack: str) -> None:
+        resolved = ResolvedTemplate(
+            {**REQUIRED_PARAMETERS, "DeleteStageStack": delete_stage_stack},
+            region=PRIMARY,
+            template=SOLUTION_TEMPLATE,
+            stack_name=SOLUTION,
+            physical={"Pipeline": {"Ref": PIPELINE}, "CloudFormationExecutionRole": {"Arn": ROLE_ARN}},
+        )
+        variables = resolved.resource("StageRevertFunction")["Properties"]["Environment"]["Variables"]
+        assert variables["RELEASE_RECORD_PARAMETER"] == RECORD_PARAMETER
+        for name, value in variables.items():
+            monkeypatch.setenv(name, str(value))
+        monkeypatch.setenv("AWS_REGION", PRIMARY)
+
+    return apply
+
+
+def revert(case: str, context: FakeLambdaContext) -> dict[str, Any]:
+    result: dict[str, Any] = load_function("stage-revert").lambda_handler(load_event("stage-revert", case), context)
+    return result
+
+
+# ----------------------------------------------------------------------------------------- delete mode
+
+
+@pytest.mark.parametrize("case", FAILURE_EVENTS)
+def test_delete_mode_deletes_the_stage_stack_and_leaves_production_running(
+    environment: Callable[[str], None], lambda_context: FakeLambdaContext, case: str
+) -> None:
+    environment(DELETE)
+    deploy(STAGE_STACK, template=NEW_TEMPLATE, value="stage")
+    production_deployed()
+
+    result = revert(case, lambda_context)
+
+    assert status(STAGE_STACK) is None
+    assert "deleting stage stack demo-app-stage" in result["actions"][0]
+    for region in (PRIMARY, SECONDARY):
+        assert status(APP, region) == "CREATE_COMPLETE"
+        assert template_of(APP, region) == json.loads(RELEASED_TEMPLATE)
+        assert parameters_of(APP, region) == {"Env": "prod"}
+        assert [
+            r["LogicalResourceId"] for r in cfn(region).list_stack_resources(StackName=APP)["StackResourceSummaries"]
+        ] == ["Queue"]
+        # Only the rejected execution's change set is gone; another execution's stays for its review.
+        assert change_sets_of(APP, region) == [OTHER_CHANGE_SET]
+
+
+def test_delete_mode_ignores_the_release_record(
+    environment: Callable[[str], None], lambda_context: FakeLambdaContext, calls: Calls
+) -> None:
+    environment(DELETE)
+    record_release()
+    deploy(STAGE_STACK, template=NEW_TEMPLATE, value="stage")
+    production_deployed()
+
+    revert("stage-failed", lambda_context)
+
+    assert status(STAGE_STACK) is None
+    assert ("ssm", "GetParameter") not in calls
+    assert not [call for call in calls if call[0] == "s3"]
+
+
+def test_delete_mode_called_twice_is_a_no_op_the_second_time(
+    environment: Callable[[str], None], lambda_context: FakeLambdaContext
+) -> None:
+    """GIVEN EventBridge delivers the same failure twice THEN the second call succeeds and changes nothing."""
+    environment(DELETE)
+    deploy(STAGE_STACK, template=NEW_TEMPLATE, value="stage")
+    production_deployed()
+    revert("stage-failed", lambda_context)
+    after_first = snapshot()
+
+    result = revert("stage-failed", lambda_context)
+
+    assert "already gone" in result["actions"][0]
+    assert snapshot() == after_first
+    assert after_first[f"{PRIMARY}/{STAGE_STACK}"] is None
+
+
+# ----------------------------------------------------------------------------------------- retain mode
+
+
+@pytest.mark.parametrize("case", FAILURE_EVENTS)
+def test_retain_mode_reverts_the_stage_stack_to_the_released_template_and_parameters(
+    environment: Callable[[str], None], lambda_context: FakeLambdaContext, case: str
+) -> None:
+    """GIVEN a release record and a stage stack updated to a newer template with other parameters
+    WHEN the stage fails THEN the stage stack runs the released template and parameters again."""
+    environment(RETAIN)
+    record_release()
+    deploy(STAGE_STACK, value="stage")
+    cfn().update_stack(StackName=STAGE_STACK, TemplateBody=NEW_TEMPLATE, Parameters=env("stage-next"))
+    assert template_of(STAGE_STACK) == json.loads(NEW_TEMPLATE)
+    production_deployed()
+
+    result = revert(case, lambda_context)
+
+    assert status(STAGE_STACK) == "UPDATE_COMPLETE"
+    assert template_of(STAGE_STACK) == json.loads(RELEASED_TEMPLATE)
+    assert parameters_of(STAGE_STACK) == RELEASED_PARAMETERS
+    assert result["actions"][0] == f"reverting stage stack {STAGE_STACK} to release {RELEASED_EXECUTION}"
+    for region in (PRIMARY, SECONDARY):
+        assert status(APP, region) == "CREATE_COMPLETE"
+        assert template_of(APP, region) == json.loads(RELEASED_TEMPLATE)
+        assert change_sets_of(APP, region) == [OTHER_CHANGE_SET]
+
+
+def test_retain_mode_called_twice_finds_the_stage_already_matching(
+    environment: Callable[[str], None], lambda_context: FakeLambdaContext
+) -> None:
+    environment(RETAIN)
+    record_release()
+    deploy(STAGE_STACK, template=NEW_TEMPLATE, value="stage-next")
+    production_deployed()
+    revert("stage-failed", lambda_context)
+    after_first = snapshot()
+
+    result = revert("stage-failed", lambda_context)
+
+    assert result["actions"][0] == f"stage stack {STAGE_STACK} already matches release {RELEASED_EXECUTION}"
+    assert snapshot() == after_first
+    assert template_of(STAGE_STACK) == json.loads(RELEASED_TEMPLATE)
+
+
+def test_retain_mode_without_a_release_deletes_the_stage_stack(
+    environment: Callable[[str], None], lambda_context: FakeLambdaContext
+) -> None:
+    environment(RETAIN)
+    deploy(STAGE_STACK, template=NEW_TEMPLATE, value="stage")
+    production_deployed()
+
+    result = revert("stage-failed", lambda_context)
+
+    assert status(STAGE_STACK) is None
+    assert "nothing released yet" in result["actions"][0]
+    for region in (PRIMARY, SECONDARY):
+        assert status(APP, region) == "CREATE_COMPLETE"
+
+
+def test_retain_mode_recreates_a_missing_stage_stack_from_the_release(
+    environment: Callable[[str], None], lambda_context: FakeLambdaContext
+) -> None:
+    environment(RETAIN)
+    record_release()
+
+    result = revert("stage-failed", lambda_context)
+
+    assert status(STAGE_STACK) == "CREATE_COMPLETE"
+    assert template_of(STAGE_STACK) == json.loads(RELEASED_TEMPLATE)
+    assert parameters_of(STAGE_STACK) == RELEASED_PARAMETERS
+    assert result["actions"][0].startswith(f"re-creating stage stack {STAGE_STACK}")
+
+
+def test_retain_mode_deletes_a_stage_stack_that_never_finished_creating(
+    environment: Callable[[str], None], lambda_context: FakeLambdaContext
+) -> None:
+    environment(RETAIN)
+    record_release()
+    deploy(STAGE_STACK, template=NEW_TEMPLATE, value="stage")
+    set_status(STAGE_STACK, PRIMARY, "ROLLBACK_COMPLETE")
+
+    result = revert("stage-failed", lambda_context)
+
+    assert status(STAGE_STACK) is None
+    assert "never finished creating" in result["actions"][0]
+
+
+# ------------------------------------------------------------------------------- first-release rejection
+
+
+@pytest.mark.parametrize("mode", [DELETE, RETAIN])
+def test_first_release_rejection_removes_this_executions_placeholders_only(
+    environment: Callable[[str], None], lambda_context: FakeLambdaContext, mode: str
+) -> None:
+    """GIVEN the first release was rejected: the primary is a placeholder holding only this execution's
+    change set, the secondary one also holds another execution's change set
+    THEN the primary placeholder is removed and the secondary placeholder is kept for the other review."""
+    environment(mode)
+    deploy(STAGE_STACK, template=NEW_TEMPLATE, value="stage")
+    change_set(APP, PRIMARY, THIS_CHANGE_SET, "CREATE")
+    change_set(APP, SECONDARY, THIS_CHANGE_SET, "CREATE")
+    change_set(APP, SECONDARY, OTHER_CHANGE_SET, "CREATE")
+    assert status(APP, PRIMARY) == status(APP, SECONDARY) == "REVIEW_IN_PROGRESS"
+
+    result = revert("stage-failed", lambda_context)
+
+    assert status(APP, PRIMARY) is None
+    assert status(APP, SECONDARY) == "REVIEW_IN_PROGRESS"
+    assert change_sets_of(APP, SECONDARY) == [OTHER_CHANGE_SET]
+    assert status(STAGE_STACK) is None
+    assert any("removing never-deployed primary placeholder" in action for action in result["actions"])
+    assert any("secondary placeholder" in action and "kept" in action for action in result["actions"])
+
+
+def test_first_release_rejection_called_twice_is_a_no_op(
+    environment: Callable[[str], None], lambda_context: FakeLambdaContext
+) -> None:
+    environment(DELETE)
+    deploy(STAGE_STACK, template=NEW_TEMPLATE, value="stage")
+    change_set(APP, PRIMARY, THIS_CHANGE_SET, "CREATE")
+    change_set(APP, SECONDARY, THIS_CHANGE_SET, "CREATE")
+    revert("stage-failed", lambda_context)
+    assert status(APP, PRIMARY) is None
+    assert status(APP, SECONDARY) is None
+
+    result = revert("stage-failed", lambda_context)
+
+    assert "already gone" in result["actions"][0]
+    assert all("does not exist" in action for action in result["actions"][1:])
+
+
+# ------------------------------------------------------------------------------------- ignored events
+
+
+@pytest.mark.parametrize("mode", [DELETE, RETAIN])
+@pytest.mark.parametrize("case", IGNORED_EVENTS)
+def test_events_for_another_pipeline_stage_or_state_touch_nothing(
+    environment: Callable[[str], None], lambda_context: FakeLambdaContext, calls: Calls, mode: str, case: str
+) -> None:
+    environment(mode)
+    deploy(STAGE_STACK, template=NEW_TEMPLATE, value="stage")
+    change_set(APP, PRIMARY, THIS_CHANGE_SET, "CREATE")
+    deploy(APP, SECONDARY)
+    change_set(APP, SECONDARY, THIS_CHANGE_SET)
+    before = snapshot()
+
+    result = revert(case, lambda_context)
+
+    assert result.get("ignored")
+    assert "actions" not in result
+    assert snapshot() == before
+    assert calls == []
+
+
+def test_an_event_that_is_not_a_stage_change_is_ignored(
+    environment: Callable[[str], None], lambda_context: FakeLambdaContext, calls: Calls
+) -> None:
+    environment(DELETE)
+    deploy(STAGE_STACK, template=NEW_TEMPLATE, value="stage")
+    event = load_event("stage-revert", "stage-failed")
+    event["detail-type"] = "CodePipeline Action Execution State Change"
+
+    result = load_function("stage-revert").lambda_handler(event, lambda_context)
+
+    assert result["ignored"] == "not a CodePipeline stage state change event"
+    assert status(STAGE_STACK) == "CREATE_COMPLETE"
+    assert calls == []
+
+
+# ---------------------------------------------------------------------------------- faults: retry later
+
+
+@pytest.mark.parametrize("with_record", [False, True], ids=["no-release", "released"])
+@pytest.mark.parametrize("mode", [DELETE, RETAIN])
+def test_busy_stage_stack_raises_so_lambda_retries_and_nothing_is_deleted(
+    environment: Callable[[str], None], lambda_context: FakeLambdaContext, mode: str, with_record: bool
+) -> None:
+    environment(mode)
+    if with_record:
+        record_release()
+    deploy(STAGE_STACK, template=NEW_TEMPLATE, value="stage")
+    set_status(STAGE_STACK, PRIMARY, "UPDATE_IN_PROGRESS")
+    change_set(APP, PRIMARY, THIS_CHANGE_SET, "CREATE")
+    deploy(APP, SECONDARY)
+    change_set(APP, SECONDARY, THIS_CHANGE_SET)
+    before = snapshot()
+
+    with pytest.raises(StackBusyError, match="UPDATE_IN_PROGRESS"):
+        revert("stage-failed", lambda_context)
+
+    assert snapshot() == before
+    assert status(STAGE_STACK) == "UPDATE_IN_PROGRESS"
+    assert status(APP, PRIMARY) == "REVIEW_IN_PROGRESS"
+
+
+@pytest.mark.parametrize("variable", ["STAGE_STACK_NAME", "CLOUDFORMATION_ROLE_ARN", "DELETE_STAGE_STACK"])
+def test_missing_environment_variable_raises_naming_it(
+    environment: Callable[[str], None],
+    lambda_context: FakeLambdaContext,
+    monkeypatch: pytest.MonkeyPatch,
+    calls: Calls,
+    variable: str,
+) -> None:
+    environment(DELETE)
+    monkeypatch.delenv(variable)
+    deploy(STAGE_STACK, template=NEW_TEMPLATE, value="stage")
+
+    with pytest.raises(ConfigurationError, match=variable):
+        revert("stage-failed", lambda_context)
+
+    assert status(STAGE_STACK) == "CREATE_COMPLETE"
+    assert calls == []
