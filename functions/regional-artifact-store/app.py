@@ -17,12 +17,12 @@ from release_pipeline import clients, regional_store
 helper = CfnResource(json_logging=True, log_level="INFO", boto_level="WARNING", polling_interval=1, sleep_on_delete=0)
 
 
-def _properties(event: dict[str, Any], key: str = "ResourceProperties") -> tuple[str, str]:
+def _properties(event: dict[str, Any], key: str = "ResourceProperties") -> tuple[str, str, str]:
     properties = event.get(key) or {}
-    region, stack_name = properties.get("Region"), properties.get("StackName")
-    if not region or not stack_name:
-        raise ValueError(f"{key} must set Region and StackName")
-    return str(region), str(stack_name)
+    values = tuple(str(properties.get(name) or "") for name in ("Region", "StackName", "BucketName"))
+    if not all(values):
+        raise ValueError(f"{key} must set Region, StackName and BucketName")
+    return values[0], values[1], values[2]
 
 
 def _started_id(event: dict[str, Any]) -> str:
@@ -31,19 +31,19 @@ def _started_id(event: dict[str, Any]) -> str:
 
 @helper.create
 def create(event: dict[str, Any], context: LambdaContext) -> str:
-    region, stack_name = _properties(event)
-    return regional_store.start_create(clients.cloudformation(region), stack_name, region)
+    region, stack_name, bucket_name = _properties(event)
+    return regional_store.start_create(clients.cloudformation(region), stack_name, region, bucket_name)
 
 
 @helper.update
 def update(event: dict[str, Any], context: LambdaContext) -> str:
-    region, stack_name = _properties(event)
-    old_region, old_stack_name = _properties(event, "OldResourceProperties")
+    new = _properties(event)
+    region, stack_name, bucket_name = new
     stack_id = str(event.get("PhysicalResourceId", ""))
-    if (region, stack_name) != (old_region, old_stack_name) or regional_store.region_of(stack_id) != region:
+    if new != _properties(event, "OldResourceProperties") or regional_store.region_of(stack_id) != region:
         # A new Region or name is a new store; CloudFormation then deletes the old one.
-        return regional_store.start_create(clients.cloudformation(region), stack_name, region)
-    regional_store.start_update(clients.cloudformation(region), stack_id)
+        return regional_store.start_create(clients.cloudformation(region), stack_name, region, bucket_name)
+    regional_store.start_update(clients.cloudformation(region), stack_id, bucket_name)
     return stack_id
 
 

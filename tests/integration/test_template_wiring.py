@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 from collections.abc import Iterator
@@ -222,3 +223,30 @@ def test_every_function_is_arm64_python313_with_a_description() -> None:
         handler = function["Properties"].get("Handler", globals_.get("Handler"))
         assert handler == "app.lambda_handler"
         assert (ROOT / function["Properties"]["CodeUri"] / "app.py").is_file(), f"{name} has no handler file"
+
+
+def test_the_regional_store_may_empty_only_its_own_bucket(resolved: ResolvedTemplate) -> None:
+    """The custom resource's BucketName is inside the S3 resources its policy names, and nothing wider."""
+    bucket = resolved.resource("RegionalArtifactStore")["Properties"]["BucketName"]
+    assert re.fullmatch(r"mrd-eu-west-1-[0-9a-f-]{1,36}", bucket)
+    assert len(bucket) <= 63
+    s3_statements = [
+        statement
+        for statement in resolved.function_policy("RegionalArtifactStoreFunction")["Statement"]
+        if all(str(action).startswith("s3:") for action in _as_list(statement["Action"]))
+    ]
+    assert s3_statements
+    for statement in s3_statements:
+        resources = _as_list(statement["Resource"])
+        assert all(not resource.endswith(":::*") and ":::*/" not in resource for resource in resources)
+        assert any(fnmatch.fnmatchcase(f"arn:aws:s3:::{bucket}", resource) for resource in resources)
+    empty = next(s for s in s3_statements if "s3:DeleteObjectVersion" in _as_list(s["Action"]))
+    assert any(fnmatch.fnmatchcase(f"arn:aws:s3:::{bucket}/key", r) for r in _as_list(empty["Resource"]))
+    assert not any(
+        fnmatch.fnmatchcase("arn:aws:s3:::release-pipeline-artifacts/releases/x", r)
+        for r in _as_list(empty["Resource"])
+    )
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]

@@ -17,6 +17,7 @@ from release_pipeline import stacks
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_cloudformation.type_defs import ParameterTypeDef
     from mypy_boto3_s3 import S3Client
 
 DONE = frozenset({"CREATE_COMPLETE", "UPDATE_COMPLETE"})
@@ -49,6 +50,13 @@ def artifact_store_template() -> str:
     template: dict[str, Any] = {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": "Artifact store of the multi-Region release pipeline in this Region",
+        "Parameters": {
+            "BucketName": {
+                "Type": "String",
+                "Description": "Name of the artifact bucket (fixed, so the solution's IAM policy can name it)",
+                "AllowedPattern": "^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
+            }
+        },
         "Resources": {
             "Key": {
                 "Type": "AWS::KMS::Key",
@@ -72,6 +80,7 @@ def artifact_store_template() -> str:
             "Bucket": {
                 "Type": "AWS::S3::Bucket",
                 "Properties": {
+                    "BucketName": {"Ref": "BucketName"},
                     "BucketEncryption": {
                         "ServerSideEncryptionConfiguration": [
                             {
@@ -140,7 +149,11 @@ def region_of(stack_id: str) -> str | None:
     return None
 
 
-def start_create(cfn: CloudFormationClient, stack_name: str, region: str) -> str:
+def _parameters(bucket_name: str) -> list[ParameterTypeDef]:
+    return [{"ParameterKey": "BucketName", "ParameterValue": bucket_name}]
+
+
+def start_create(cfn: CloudFormationClient, stack_name: str, region: str, bucket_name: str) -> str:
     """Create the store stack (or adopt a healthy one of the same name); returns its stack id."""
     state = stacks.describe(cfn, stack_name, region)
     if state.exists and state.status in DONE and state.stack_id:
@@ -153,15 +166,18 @@ def start_create(cfn: CloudFormationClient, stack_name: str, region: str) -> str
     response = cfn.create_stack(
         StackName=stack_name,
         TemplateBody=artifact_store_template(),
+        Parameters=_parameters(bucket_name),
         OnFailure="DELETE",
         Tags=[{"Key": "multi-region-deployment:role", "Value": "regional-artifact-store"}],
     )
     return response["StackId"]
 
 
-def start_update(cfn: CloudFormationClient, stack_id: str) -> None:
+def start_update(cfn: CloudFormationClient, stack_id: str, bucket_name: str) -> None:
     try:
-        cfn.update_stack(StackName=stack_id, TemplateBody=artifact_store_template())
+        cfn.update_stack(
+            StackName=stack_id, TemplateBody=artifact_store_template(), Parameters=_parameters(bucket_name)
+        )
     except ClientError as error:
         if not stacks.is_no_updates(error):
             raise

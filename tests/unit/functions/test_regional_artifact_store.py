@@ -34,6 +34,11 @@ NEW_REGION = "eu-central-1"  # the Region update.json moves the store to
 STORE = "release-pipeline-artifacts"  # the StackName property of the sample events
 
 
+def bucket(region: str = REGION) -> str:
+    """The BucketName property the template gives the store in ``region``."""
+    return f"mrd-{region}-8b2c6a10-1f3e-11f0-9a4b-0a1b2c3d4e5f"
+
+
 def cfn(region: str = REGION) -> CloudFormationClient:
     return boto3.client("cloudformation", region_name=region)
 
@@ -64,7 +69,7 @@ def bucket_exists(name: str, region: str = REGION) -> bool:
 
 
 def create_store(region: str = REGION) -> Store:
-    stack_id = regional_store.start_create(cfn(region), STORE, region)
+    stack_id = regional_store.start_create(cfn(region), STORE, region, bucket(region))
     store = regional_store.check(cfn(region), stack_id)
     assert store is not None
     return store
@@ -74,7 +79,7 @@ def create_store(region: str = REGION) -> Store:
 
 
 def test_start_create_makes_the_named_stack_in_the_requested_region() -> None:
-    stack_id = regional_store.start_create(cfn(REGION), STORE, REGION)
+    stack_id = regional_store.start_create(cfn(REGION), STORE, REGION, bucket(REGION))
 
     assert regional_store.region_of(stack_id) == REGION
     assert live_stacks(REGION) == [stack_id]
@@ -85,7 +90,7 @@ def test_start_create_makes_the_named_stack_in_the_requested_region() -> None:
 
 
 def test_check_returns_the_store_once_the_stack_is_complete() -> None:
-    stack_id = regional_store.start_create(cfn(REGION), STORE, REGION)
+    stack_id = regional_store.start_create(cfn(REGION), STORE, REGION, bucket(REGION))
 
     store = regional_store.check(cfn(REGION), stack_id)
 
@@ -98,7 +103,7 @@ def test_check_returns_the_store_once_the_stack_is_complete() -> None:
 
 
 def test_check_returns_none_while_the_stack_is_in_progress() -> None:
-    stack_id = regional_store.start_create(cfn(REGION), STORE, REGION)
+    stack_id = regional_store.start_create(cfn(REGION), STORE, REGION, bucket(REGION))
     set_status(REGION, stack_id, "CREATE_IN_PROGRESS")
 
     assert regional_store.check(cfn(REGION), stack_id) is None
@@ -106,7 +111,7 @@ def test_check_returns_none_while_the_stack_is_in_progress() -> None:
 
 @pytest.mark.parametrize("status", ["ROLLBACK_COMPLETE", "CREATE_FAILED", "UPDATE_ROLLBACK_COMPLETE"])
 def test_check_raises_when_the_stack_failed(status: str) -> None:
-    stack_id = regional_store.start_create(cfn(REGION), STORE, REGION)
+    stack_id = regional_store.start_create(cfn(REGION), STORE, REGION, bucket(REGION))
     set_status(REGION, stack_id, status)
 
     with pytest.raises(StoreError, match=status):
@@ -146,9 +151,9 @@ def test_the_deployed_template_protects_the_artifacts() -> None:
 
 
 def test_start_create_adopts_a_healthy_stack_of_the_same_name() -> None:
-    first = regional_store.start_create(cfn(REGION), STORE, REGION)
+    first = regional_store.start_create(cfn(REGION), STORE, REGION, bucket(REGION))
 
-    second = regional_store.start_create(cfn(REGION), STORE, REGION)
+    second = regional_store.start_create(cfn(REGION), STORE, REGION, bucket(REGION))
 
     assert second == first
     assert live_stacks(REGION) == [first]
@@ -156,11 +161,11 @@ def test_start_create_adopts_a_healthy_stack_of_the_same_name() -> None:
 
 @pytest.mark.parametrize("status", ["ROLLBACK_COMPLETE", "UPDATE_ROLLBACK_FAILED", "DELETE_FAILED"])
 def test_start_create_refuses_an_existing_stack_in_a_bad_state(status: str) -> None:
-    existing = regional_store.start_create(cfn(REGION), STORE, REGION)
+    existing = regional_store.start_create(cfn(REGION), STORE, REGION, bucket(REGION))
     set_status(REGION, existing, status)
 
     with pytest.raises(StoreError, match=status):
-        regional_store.start_create(cfn(REGION), STORE, REGION)
+        regional_store.start_create(cfn(REGION), STORE, REGION, bucket(REGION))
 
     assert live_stacks(REGION) == [existing]
 
@@ -363,7 +368,7 @@ def test_create_without_a_region_fails_with_the_reason(
 def test_create_over_a_broken_stack_of_the_same_name_fails_with_the_reason(
     resource: CustomResource, lambda_context: FakeLambdaContext
 ) -> None:
-    existing = regional_store.start_create(cfn(REGION), STORE, REGION)
+    existing = regional_store.start_create(cfn(REGION), STORE, REGION, bucket(REGION))
     set_status(REGION, existing, "ROLLBACK_COMPLETE")
 
     response = resource.run(load_event("regional-artifact-store", "create"), lambda_context)
@@ -459,3 +464,23 @@ def test_delete_of_a_store_already_gone_succeeds(resource: CustomResource, lambd
 
     assert response["Status"] == "SUCCESS"
     assert response["PhysicalResourceId"] == store.stack_id
+
+
+def test_the_store_bucket_has_the_name_the_template_chose() -> None:
+    """The solution's IAM policy names this bucket: the store must use exactly that name."""
+    store = create_store()
+    assert store.bucket_name == bucket()
+    assert bucket_exists(bucket())
+
+
+def test_create_without_a_bucket_name_fails_and_creates_nothing(
+    resource: CustomResource, lambda_context: FakeLambdaContext
+) -> None:
+    event = load_event("regional-artifact-store", "create")
+    del event["ResourceProperties"]["BucketName"]
+
+    response = resource.run(event, lambda_context)
+
+    assert response["Status"] == "FAILED"
+    assert "BucketName" in response["Reason"]
+    assert live_stacks(REGION) == []
