@@ -250,3 +250,17 @@ def test_the_regional_store_may_empty_only_its_own_bucket(resolved: ResolvedTemp
 
 def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
+
+
+def test_the_approval_text_stays_within_codepipeline_limits_with_the_longest_summaries(
+    resolved: ResolvedTemplate,
+) -> None:
+    stage = next(stage for stage in stages(resolved) if stage["Name"] == "Stage")
+    approval = next(a for a in stage["Actions"] if a["ActionTypeId"]["Category"] == "Approval")
+    longest = {
+        "Changes": "c" * changes.SUMMARY_VARIABLE_LIMIT,
+        "Drift": "d" * drift.SUMMARY_VARIABLE_LIMIT,
+    }
+    text = VARIABLE.sub(lambda m: longest[m.group(1)], approval["Configuration"]["CustomData"])
+    assert "c" * changes.SUMMARY_VARIABLE_LIMIT in text
+    assert len(text) <= 1000

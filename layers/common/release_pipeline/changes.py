@@ -16,7 +16,8 @@ from botocore.exceptions import ClientError
 
 from release_pipeline import stacks
 from release_pipeline.errors import ChangeSetError
-from release_pipeline.jobs import JobResult
+from release_pipeline.jobs import JobResult, shorten
+from release_pipeline.notifications import publish_report
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
@@ -29,7 +30,8 @@ PENDING = frozenset({"CREATE_PENDING", "CREATE_IN_PROGRESS", "DELETE_PENDING", "
 NOT_EXECUTABLE = frozenset({"EXECUTE_IN_PROGRESS", "EXECUTE_COMPLETE", "EXECUTE_FAILED", "OBSOLETE"})
 # Resource types whose change alters who may do what: flagged in the report for the reviewer.
 _PERMISSION_TYPE_SUFFIXES = ("Policy", "Permission", "Role", "User", "Group", "AccessKey")
-SNS_MESSAGE_LIMIT = 200_000
+# The approval's CustomData holds both summaries and must stay under 1,000 characters.
+SUMMARY_VARIABLE_LIMIT = 300
 # The action's output variables, read by stage conditions and the approval as #{Changes.<name>}.
 OUTPUT_VARIABLES = ("HasChanges", "PrimaryHasChanges", "SecondaryHasChanges", "Summary", "ReviewUrl")
 
@@ -150,8 +152,8 @@ def summary(results: Sequence[RegionChanges]) -> str:
     return "; ".join(f"{r.role} {r.region}: {r.counts()}" for r in results)
 
 
-def report(results: Sequence[RegionChanges]) -> str:
-    """The full per-resource report sent to the topic."""
+def report(results: Sequence[RegionChanges]) -> list[str]:
+    """The full per-resource report sent to the topic, as lines."""
     lines = ["Changes waiting for approval", "", f"Summary: {summary(results)}", ""]
     for result in results:
         lines.append(f"== {result.role} stack {result.stack} in {result.region}: {result.counts()}")
@@ -165,8 +167,7 @@ def report(results: Sequence[RegionChanges]) -> str:
     sensitive = [c.logical_id for r in results for c in r.changes if c.security_sensitive]
     if sensitive:
         lines.append("Changes to permissions (IAM and resource policies): " + ", ".join(sorted(set(sensitive))))
-    text = "\n".join(lines)
-    return text if len(text) <= SNS_MESSAGE_LIMIT else text[:SNS_MESSAGE_LIMIT] + "\n… (report cut)"
+    return lines
 
 
 def detect_changes(
@@ -191,11 +192,7 @@ def detect_changes(
     has_changes = primary.has_changes or secondary.has_changes
     text = summary(results)
     if has_changes:
-        sns.publish(
-            TopicArn=config.topic_arn,
-            Subject=f"Changes to review: {config.stacks.primary_stack}"[:100],
-            Message=report(results),
-        )
+        publish_report(sns, config.topic_arn, f"Changes to review: {config.stacks.primary_stack}", report(results))
     review = primary if primary.has_changes or not secondary.has_changes else secondary
     return JobResult(
         summary=text,
@@ -203,7 +200,7 @@ def detect_changes(
             "HasChanges": _flag(has_changes),
             "PrimaryHasChanges": _flag(primary.has_changes),
             "SecondaryHasChanges": _flag(secondary.has_changes),
-            "Summary": text,
+            "Summary": shorten(text, SUMMARY_VARIABLE_LIMIT),
             "ReviewUrl": review.review_url(),
         },
     )

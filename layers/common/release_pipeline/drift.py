@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from release_pipeline import stacks
 from release_pipeline.errors import BadInputError, DriftBlockedError
-from release_pipeline.jobs import JobResult
+from release_pipeline.jobs import JobResult, shorten
+from release_pipeline.notifications import publish_report
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
@@ -24,7 +25,8 @@ if TYPE_CHECKING:
 NOT_DEPLOYED = "NOT_DEPLOYED"
 # Worst first: the overall status is the worst of the two stacks'.
 _SEVERITY = ("DRIFTED", "UNKNOWN", "NOT_CHECKED", "IN_SYNC", NOT_DEPLOYED)
-SNS_MESSAGE_LIMIT = 200_000
+# The approval's CustomData holds both summaries and must stay under 1,000 characters.
+SUMMARY_VARIABLE_LIMIT = 300
 # The action's output variables, read by the approval as #{Drift.<name>}.
 OUTPUT_VARIABLES = ("DriftStatus", "Summary")
 
@@ -125,7 +127,7 @@ def overall(results: list[StackDrift]) -> str:
     return min((r.status for r in results), key=lambda s: _SEVERITY.index(s) if s in _SEVERITY else 1)
 
 
-def report(results: list[StackDrift], block: bool) -> str:
+def report(results: list[StackDrift], block: bool) -> list[str]:
     lines = [
         "Drift found on production stacks",
         f"Policy: {'BLOCK (the change is stopped)' if block else 'NOTIFY (the change may go on)'}",
@@ -135,8 +137,7 @@ def report(results: list[StackDrift], block: bool) -> str:
         lines.append(f"== {result.role} stack {result.stack}: {result.line()}")
         lines.extend(f"   {resource}" for resource in result.resources)
         lines.append("")
-    text = "\n".join(lines)
-    return text if len(text) <= SNS_MESSAGE_LIMIT else text[:SNS_MESSAGE_LIMIT] + "\n… (report cut)"
+    return lines
 
 
 def detect_drift(
@@ -154,11 +155,14 @@ def detect_drift(
     status = overall(results)
     text = "; ".join(result.line() for result in results)
     if status == "DRIFTED":
-        sns.publish(
-            TopicArn=config.topic_arn,
-            Subject=f"Drift on production: {config.stacks.primary_stack}"[:100],
-            Message=report(results, config.block_on_drift),
+        publish_report(
+            sns,
+            config.topic_arn,
+            f"Drift on production: {config.stacks.primary_stack}",
+            report(results, config.block_on_drift),
         )
         if config.block_on_drift:
             raise DriftBlockedError(f"Drift found and DriftPolicy is BLOCK: {text}")
-    return JobResult(summary=text, output_variables={"DriftStatus": status, "Summary": text})
+    return JobResult(
+        summary=text, output_variables={"DriftStatus": status, "Summary": shorten(text, SUMMARY_VARIABLE_LIMIT)}
+    )
