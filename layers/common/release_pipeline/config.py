@@ -11,7 +11,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Self
+from typing import ClassVar, Self
 
 from release_pipeline.errors import BadInputError, ConfigurationError
 
@@ -76,6 +76,23 @@ def parse_parameters(raw: str, what: str) -> dict[str, str]:
     return value
 
 
+class _FromEnv:
+    """``from_env`` for a configuration dataclass: read every variable, then fail once, naming them all."""
+
+    FUNCTION: ClassVar[str]
+
+    @classmethod
+    def _read(cls, env: _Env) -> Self:
+        raise NotImplementedError
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
+        env = _Env(os.environ if environ is None else environ)
+        config = cls._read(env)
+        env.check(cls.FUNCTION)
+        return config
+
+
 @dataclass(frozen=True)
 class Regions:
     primary: str
@@ -107,25 +124,26 @@ class ProductionStacks:
 
 
 @dataclass(frozen=True)
-class ArtifactCheckConfig:
+class ArtifactCheckConfig(_FromEnv):
+    FUNCTION = "artifact-check"
+
     release_record_parameter: str
     stage_parameters: dict[str, str]
     template_path: str
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
-        env = _Env(os.environ if environ is None else environ)
-        config = cls(
+    def _read(cls, env: _Env) -> Self:
+        return cls(
             release_record_parameter=env.text("RELEASE_RECORD_PARAMETER"),
             stage_parameters=env.parameters("STAGE_PARAMETERS"),
             template_path=env.text("TEMPLATE_PATH"),
         )
-        env.check("artifact-check")
-        return config
 
 
 @dataclass(frozen=True)
-class ChangeDetectionConfig:
+class ChangeDetectionConfig(_FromEnv):
+    FUNCTION = "change-detection"
+
     stacks: ProductionStacks
     change_set_prefix: str
     topic_arn: str
@@ -135,37 +153,35 @@ class ChangeDetectionConfig:
         return self.change_set_prefix + execution_id(user_parameters)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
-        env = _Env(os.environ if environ is None else environ)
-        config = cls(
+    def _read(cls, env: _Env) -> Self:
+        return cls(
             stacks=ProductionStacks.read(env),
             change_set_prefix=env.text("CHANGE_SET_PREFIX"),
             topic_arn=env.text("TOPIC_ARN"),
         )
-        env.check("change-detection")
-        return config
 
 
 @dataclass(frozen=True)
-class DriftDetectionConfig:
+class DriftDetectionConfig(_FromEnv):
+    FUNCTION = "drift-detection"
+
     stacks: ProductionStacks
     topic_arn: str
     block_on_drift: bool
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
-        env = _Env(os.environ if environ is None else environ)
-        config = cls(
+    def _read(cls, env: _Env) -> Self:
+        return cls(
             stacks=ProductionStacks.read(env),
             topic_arn=env.text("TOPIC_ARN"),
             block_on_drift=env.choice("DRIFT_POLICY", ("NOTIFY", "BLOCK")) == "BLOCK",
         )
-        env.check("drift-detection")
-        return config
 
 
 @dataclass(frozen=True)
-class RecordReleaseConfig:
+class RecordReleaseConfig(_FromEnv):
+    FUNCTION = "record-release"
+
     release_record_parameter: str
     artifact_bucket: str
     kms_key_arn: str
@@ -173,21 +189,20 @@ class RecordReleaseConfig:
     template_path: str
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
-        env = _Env(os.environ if environ is None else environ)
-        config = cls(
+    def _read(cls, env: _Env) -> Self:
+        return cls(
             release_record_parameter=env.text("RELEASE_RECORD_PARAMETER"),
             artifact_bucket=env.text("ARTIFACT_BUCKET"),
             kms_key_arn=env.text("KMS_KEY_ARN"),
             stage_parameters=env.parameters("STAGE_PARAMETERS"),
             template_path=env.text("TEMPLATE_PATH"),
         )
-        env.check("record-release")
-        return config
 
 
 @dataclass(frozen=True)
-class StageRevertConfig:
+class StageRevertConfig(_FromEnv):
+    FUNCTION = "stage-revert"
+
     pipeline_name: str
     stage_name: str
     delete_stage_stack: bool
@@ -198,9 +213,8 @@ class StageRevertConfig:
     change_set_prefix: str
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
-        env = _Env(os.environ if environ is None else environ)
-        config = cls(
+    def _read(cls, env: _Env) -> Self:
+        return cls(
             pipeline_name=env.text("PIPELINE_NAME"),
             stage_name=env.text("STAGE_NAME"),
             delete_stage_stack=env.choice("DELETE_STAGE_STACK", ("Yes", "No")) == "Yes",
@@ -210,23 +224,20 @@ class StageRevertConfig:
             cloudformation_role_arn=env.text("CLOUDFORMATION_ROLE_ARN"),
             change_set_prefix=env.text("CHANGE_SET_PREFIX"),
         )
-        env.check("stage-revert")
-        return config
 
 
 @dataclass(frozen=True)
-class ExecutionGateConfig:
+class ExecutionGateConfig(_FromEnv):
+    FUNCTION = "execution-gate"
+
     pipeline_name: str
     stage_stack_name: str
     region: str
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
-        env = _Env(os.environ if environ is None else environ)
-        config = cls(
+    def _read(cls, env: _Env) -> Self:
+        return cls(
             pipeline_name=env.text("PIPELINE_NAME"),
             stage_stack_name=env.text("STAGE_STACK_NAME"),
             region=env.text("PRIMARY_REGION"),
         )
-        env.check("execution-gate")
-        return config
