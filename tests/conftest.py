@@ -1,26 +1,35 @@
-"""Fixtures every test gets: no real AWS settings, fake credentials, moto's missing operations."""
+"""Fixtures every test gets: no real AWS settings, fake credentials, moto's missing operations; and the
+mocked artifact bucket, SSM and KMS key that several function tests share."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import boto3
 import pytest
 from moto import mock_aws
 
 from tests.support import moto_ext
 from tests.support.lambda_context import FakeLambdaContext
+from tests.support.solution import ARTIFACT_BUCKET
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_ssm import SSMClient
 
 moto_ext.install()
 
 _CLEARED_PREFIXES = ("AWS_",)
+_REGION = "us-east-1"
 _FAKE_SETTINGS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_SECURITY_TOKEN": "testing",
     "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_DEFAULT_REGION": _REGION,
 }
 
 
@@ -51,3 +60,29 @@ def aws(aws_environment: None) -> Iterator[None]:
 def lambda_context() -> FakeLambdaContext:
     """A Lambda context usable with Powertools Logger.inject_lambda_context."""
     return FakeLambdaContext("test-function")
+
+
+@pytest.fixture
+def s3(aws: None) -> S3Client:
+    """An S3 client in us-east-1 (mocked)."""
+    return boto3.client("s3", region_name=_REGION)
+
+
+@pytest.fixture
+def artifact_bucket(s3: S3Client) -> str:
+    """The solution's artifact bucket, created with versioning enabled; returns its name."""
+    s3.create_bucket(Bucket=ARTIFACT_BUCKET)
+    s3.put_bucket_versioning(Bucket=ARTIFACT_BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    return ARTIFACT_BUCKET
+
+
+@pytest.fixture
+def ssm(aws: None) -> SSMClient:
+    """An SSM client in us-east-1 (mocked)."""
+    return boto3.client("ssm", region_name=_REGION)
+
+
+@pytest.fixture
+def kms_key_arn(aws: None) -> str:
+    """The ARN of a new KMS key in us-east-1 (mocked)."""
+    return str(boto3.client("kms", region_name=_REGION).create_key()["KeyMetadata"]["Arn"])

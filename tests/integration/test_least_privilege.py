@@ -22,16 +22,16 @@ from moto import mock_aws
 from moto.core import set_initial_no_auth_action_count
 
 from release_pipeline import clients
-from tests.support import moto_ext
+from tests.support import moto_ext, solution
 from tests.support.events import load_event, load_function
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.template import ResolvedTemplate
 
 ACCOUNT = "123456789012"
-PRIMARY, SECONDARY = "us-east-1", "eu-west-1"
+PRIMARY, SECONDARY = "us-east-1", solution.REQUIRED_PARAMETERS["SecondaryRegion"]
 BUCKET = "release-pipeline-artifacts"
 SOLUTION = "release-solution"
-APP = "demo-app"
+APP = solution.REQUIRED_PARAMETERS["ApplicationStackName"]
 KEY_ID = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 EXECUTION = "e1a2b3c4-0000-4000-8000-000000000001"
 APP_TEMPLATE = json.dumps(
@@ -44,17 +44,8 @@ APP_TEMPLATE = json.dumps(
 
 def resolved_template(delete_stage: str = "No") -> ResolvedTemplate:
     topic_arn = f"arn:aws:sns:{PRIMARY}:{ACCOUNT}:release-notifications"
-    return ResolvedTemplate(
-        {
-            "ConnectionArn": f"arn:aws:codeconnections:{PRIMARY}:{ACCOUNT}:connection/abc",
-            "RepositoryId": "example/app",
-            "TemplatePath": "template.json",
-            "ApplicationStackName": APP,
-            "SecondaryRegion": SECONDARY,
-            "CloudFormationExecutionPolicyArn": f"arn:aws:iam::{ACCOUNT}:policy/deploy-bound",
-            "DeleteStageStack": delete_stage,
-            "StageParameters": '{"Name": "stage"}',
-        },
+    return solution.resolved(
+        delete_stage,
         stack_name=SOLUTION,
         physical={
             "ArtifactBucket": {"Ref": BUCKET, "Arn": f"arn:aws:s3:::{BUCKET}"},
@@ -64,6 +55,8 @@ def resolved_template(delete_stage: str = "No") -> ResolvedTemplate:
             "CloudFormationExecutionRole": {"Arn": f"arn:aws:iam::{ACCOUNT}:role/cfn-exec"},
             "StageRevertDeadLetterQueue": {"Arn": f"arn:aws:sqs:{PRIMARY}:{ACCOUNT}:dlq"},
         },
+        TemplatePath="template.json",
+        StageParameters='{"Name": "stage"}',
     )
 
 
@@ -92,6 +85,11 @@ class Accounts:
         iam.put_user_policy(UserName=name, PolicyName="policy", PolicyDocument=json.dumps(action_level(policy)))
         key = iam.create_access_key(UserName=name)["AccessKey"]
         return {"AccessKeyId": key["AccessKeyId"], "SecretAccessKey": key["SecretAccessKey"]}
+
+    def function_user(self, resolved: ResolvedTemplate, function: str, name: str, drop: str | None) -> dict[str, str]:
+        """A user holding ``function``'s inline policy from the template, less ``drop`` when given."""
+        policy = resolved.function_policy(function)
+        return self.user(name, without(policy, drop) if drop else policy)
 
 
 @pytest.fixture
@@ -198,8 +196,7 @@ def test_record_release_needs_only_its_policy(
     accounts: Accounts, monkeypatch: pytest.MonkeyPatch, lambda_context: FakeLambdaContext, drop: str | None
 ) -> None:
     resolved = resolved_template()
-    policy = resolved.function_policy("RecordReleaseFunction")
-    user = accounts.user("record-release", without(policy, drop) if drop else policy)
+    user = accounts.function_user(resolved, "RecordReleaseFunction", "record-release", drop)
     event = job_event("record-release", "job", pipeline_artifacts_user(accounts))
     bucket_with_source(accounts, event)
     handler = load_function("record-release").lambda_handler
@@ -225,8 +222,7 @@ def test_change_detection_needs_only_its_policy(
     accounts: Accounts, monkeypatch: pytest.MonkeyPatch, lambda_context: FakeLambdaContext, drop: str | None
 ) -> None:
     resolved = resolved_template()
-    policy = resolved.function_policy("ChangeDetectionFunction")
-    user = accounts.user("change-detection", without(policy, drop) if drop else policy)
+    user = accounts.function_user(resolved, "ChangeDetectionFunction", "change-detection", drop)
     env = resolved.function_environment("ChangeDetectionFunction")
     accounts.client("sns").create_topic(Name="release-notifications")
     for region in (PRIMARY, SECONDARY):
@@ -253,8 +249,7 @@ def test_drift_detection_needs_only_its_policy(
     accounts: Accounts, monkeypatch: pytest.MonkeyPatch, lambda_context: FakeLambdaContext, drop: str | None
 ) -> None:
     resolved = resolved_template()
-    policy = resolved.function_policy("DriftDetectionFunction")
-    user = accounts.user("drift-detection", without(policy, drop) if drop else policy)
+    user = accounts.function_user(resolved, "DriftDetectionFunction", "drift-detection", drop)
     accounts.client("sns").create_topic(Name="release-notifications")
     for region in (PRIMARY, SECONDARY):
         accounts.client("cloudformation", region).create_stack(StackName=APP, TemplateBody=APP_TEMPLATE)
@@ -300,8 +295,7 @@ def test_artifact_check_needs_only_its_policy(
     accounts: Accounts, monkeypatch: pytest.MonkeyPatch, lambda_context: FakeLambdaContext, drop: str | None
 ) -> None:
     resolved = resolved_template("Yes")
-    policy = resolved.function_policy("ArtifactCheckFunction")
-    user = accounts.user("artifact-check", without(policy, drop) if drop else policy)
+    user = accounts.function_user(resolved, "ArtifactCheckFunction", "artifact-check", drop)
     write_release(accounts)
     event = job_event("artifact-check", "job", pipeline_artifacts_user(accounts))
     for artifact in event["CodePipeline.job"]["data"]["inputArtifacts"]:
@@ -325,8 +319,7 @@ def test_stage_revert_needs_only_its_policy(
 ) -> None:
     """Retain mode: the stage is reverted to the release and a first-release placeholder is removed."""
     resolved = resolved_template("No")
-    policy = resolved.function_policy("StageRevertFunction")
-    user = accounts.user("stage-revert", without(policy, drop) if drop else policy)
+    user = accounts.function_user(resolved, "StageRevertFunction", "stage-revert", drop)
     write_release(accounts)
     newer = json.loads(APP_TEMPLATE)
     newer["Resources"]["Queue"] = {"Type": "AWS::SQS::Queue"}
@@ -363,8 +356,7 @@ def test_execution_gate_needs_only_its_policy(
     accounts: Accounts, monkeypatch: pytest.MonkeyPatch, lambda_context: FakeLambdaContext, drop: str | None
 ) -> None:
     resolved = resolved_template()
-    policy = resolved.function_policy("ExecutionGateFunction")
-    user = accounts.user("execution-gate", without(policy, drop) if drop else policy)
+    user = accounts.function_user(resolved, "ExecutionGateFunction", "execution-gate", drop)
     env = resolved.function_environment("ExecutionGateFunction")
     trust = {
         "Version": "2012-10-17",

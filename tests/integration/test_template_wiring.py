@@ -21,16 +21,9 @@ from release_pipeline.config import (
 )
 from release_pipeline.release import SOURCE_ARTIFACT
 from release_pipeline.revert import REVERT_STATES, STAGE_EVENT
+from tests.support import solution
 from tests.support.template import ROOT, ResolvedTemplate
 
-REQUIRED = {
-    "ConnectionArn": "arn:aws:codeconnections:us-east-1:123456789012:connection/abc",
-    "RepositoryId": "example/app",
-    "TemplatePath": "app/template.yaml",
-    "ApplicationStackName": "demo-app",
-    "SecondaryRegion": "eu-west-1",
-    "CloudFormationExecutionPolicyArn": "arn:aws:iam::123456789012:policy/deploy-bound",
-}
 CONFIGS: dict[str, Any] = {
     "ArtifactCheckFunction": ArtifactCheckConfig,
     "ChangeDetectionFunction": ChangeDetectionConfig,
@@ -43,13 +36,9 @@ VARIABLE = re.compile(r"#\{([A-Za-z0-9_]+)\.([A-Za-z0-9_]+)\}")
 EXECUTION_CHANGE_SET = "pipeline-#{codepipeline.PipelineExecutionId}"
 
 
-def template(delete_stage: str = "Yes") -> ResolvedTemplate:
-    return ResolvedTemplate({**REQUIRED, "DeleteStageStack": delete_stage})
-
-
 @pytest.fixture(params=["Yes", "No"], ids=["delete-mode", "retain-mode"])
 def resolved(request: pytest.FixtureRequest) -> ResolvedTemplate:
-    return template(request.param)
+    return solution.resolved(request.param)
 
 
 def stages(resolved: ResolvedTemplate) -> list[dict[str, Any]]:
@@ -164,7 +153,7 @@ def test_stages_after_check_changes_skip_on_the_right_variable(resolved: Resolve
 
 
 def test_delete_mode_builds_the_stage_from_the_artifact_check_outputs() -> None:
-    stage = stages(template("Yes"))[3]
+    stage = stages(solution.resolved("Yes"))[3]
     names = [(a["Name"], a["RunOrder"]) for a in stage["Actions"]]
     prepare = stage["Actions"][0]
     assert prepare["Configuration"]["FunctionName"] == "ArtifactCheckFunction"
@@ -181,9 +170,9 @@ def test_delete_mode_builds_the_stage_from_the_artifact_check_outputs() -> None:
 
 
 def test_retain_mode_has_no_artifact_check_and_never_deletes_the_stage() -> None:
-    stage = stages(template("No"))[3]
+    stage = stages(solution.resolved("No"))[3]
     assert [a["Name"] for a in stage["Actions"]] == ["UpdateStage", "DetectDrift", "Approve"]
-    modes = [a["Configuration"].get("ActionMode") for _, a in actions(template("No"))]
+    modes = [a["Configuration"].get("ActionMode") for _, a in actions(solution.resolved("No"))]
     assert "DELETE_ONLY" not in modes
 
 
@@ -212,7 +201,7 @@ def test_no_lifecycle_rule_can_expire_released_sources(resolved: ResolvedTemplat
 
 
 def test_every_function_is_arm64_python313_with_a_description() -> None:
-    resolved = template()
+    resolved = solution.resolved()
     globals_ = resolved.raw["Globals"]["Function"]
     assert globals_["Runtime"] == "python3.13"
     assert globals_["Architectures"] == ["arm64"]

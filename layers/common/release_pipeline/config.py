@@ -48,12 +48,12 @@ class _Env:
             self._problems.append(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
         return value
 
-    def parameters(self, name: str) -> dict[str, str]:
+    def parameters(self, name: str, label: str | None = None) -> dict[str, str]:
         raw = self.text(name)
         if not raw:
             return {}
         try:
-            return parse_parameters(raw, name)
+            return parse_parameters(raw, label or name)
         except ConfigurationError as error:
             self._problems.append(str(error))
             return {}
@@ -61,6 +61,14 @@ class _Env:
     def check(self, function: str) -> None:
         if self._problems:
             raise ConfigurationError(f"{function} configuration: " + "; ".join(self._problems))
+
+
+# Environment variable -> the solution template's parameter that holds the set.
+PARAMETER_SETS = {
+    "STAGE_PARAMETERS": "StageParameters",
+    "PRIMARY_PARAMETERS": "PrimaryParameters",
+    "SECONDARY_PARAMETERS": "SecondaryParameters",
+}
 
 
 def parse_parameters(raw: str, what: str) -> dict[str, str]:
@@ -228,11 +236,15 @@ class StageRevertConfig(_FromEnv):
 
 @dataclass(frozen=True)
 class ExecutionGateConfig(_FromEnv):
+    """The gate also proves the three parameter sets are JSON objects of strings, so a bad one fails
+    the first action of CheckChanges, naming the set, before any change set is made."""
+
     FUNCTION = "execution-gate"
 
     pipeline_name: str
     stage_stack_name: str
     region: str
+    parameter_sets: dict[str, dict[str, str]]
 
     @classmethod
     def _read(cls, env: _Env) -> Self:
@@ -240,4 +252,8 @@ class ExecutionGateConfig(_FromEnv):
             pipeline_name=env.text("PIPELINE_NAME"),
             stage_stack_name=env.text("STAGE_STACK_NAME"),
             region=env.text("PRIMARY_REGION"),
+            parameter_sets={
+                label: env.parameters(name, f"{name} (the {label} parameter set)")
+                for name, label in PARAMETER_SETS.items()
+            },
         )

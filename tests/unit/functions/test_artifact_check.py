@@ -6,25 +6,22 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from functools import cache
 from typing import TYPE_CHECKING, Any
 
-import boto3
 import pytest
 
 from release_pipeline import releases
 from tests.support import moto_ext
-from tests.support.events import job_id_of, load_event, load_function
+from tests.support.events import load_event
 from tests.support.lambda_context import FakeLambdaContext
-from tests.support.template import ResolvedTemplate, load_template
+from tests.support.solution import ARTIFACT_BUCKET, apply_environment, resolved, run_job, source_zip
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_ssm import SSMClient
 
-REGION = "us-east-1"
 SOLUTION_STACK = "release-pipeline"
-BUCKET = "release-pipeline-artifacts"
+BUCKET = ARTIFACT_BUCKET
 RECORD = f"/{SOLUTION_STACK}/release/record"
 TEMPLATE_PATH = "app/template.yaml"
 CURRENT_PARAMETERS = {"Environment": "stage", "InstanceCount": "2"}
@@ -35,75 +32,24 @@ SOURCE_KEY = "release-pipeline/SourceOutp/k3Xw9Qa"
 STAGE_SOURCE_KEY = "release-pipeline/StageSourc/Rm2Tn8b"
 STAGE_CONFIG_KEY = "release-pipeline/StageConfi/Hq4Vz1c"
 OUTPUT_KEYS = (STAGE_SOURCE_KEY, STAGE_CONFIG_KEY)
-TEMPLATE_PARAMETERS = {
-    "ConnectionArn": "arn:aws:codeconnections:us-east-1:123456789012:connection/abc",
-    "RepositoryId": "example/app",
-    "TemplatePath": TEMPLATE_PATH,
-    "ApplicationStackName": "demo-app",
-    "SecondaryRegion": "eu-west-1",
-    "CloudFormationExecutionPolicyArn": "arn:aws:iam::123456789012:policy/deploy-bound",
-    "DeleteStageStack": "Yes",
-    "StageParameters": json.dumps(CURRENT_PARAMETERS),
-}
-
-
-def source_zip(files: dict[str, str]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, text in files.items():
-            archive.writestr(name, text)
-    return buffer.getvalue()
 
 
 CURRENT_SOURCE = source_zip({TEMPLATE_PATH: "Resources: {Queue: {Type: AWS::SQS::Queue}}\n", "VERSION": "new\n"})
 RELEASED_SOURCE = source_zip({TEMPLATE_PATH: "Resources: {Topic: {Type: AWS::SNS::Topic}}\n", "VERSION": "old\n"})
 
 
-@cache
-def solution_template() -> dict[str, Any]:
-    return load_template()
-
-
-@pytest.fixture
-def s3(aws: None) -> S3Client:
-    client: S3Client = boto3.client("s3", region_name=REGION)
-    client.create_bucket(Bucket=BUCKET)
-    client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-    return client
-
-
-@pytest.fixture
-def ssm(aws: None) -> SSMClient:
-    client: SSMClient = boto3.client("ssm", region_name=REGION)
-    return client
-
-
-@pytest.fixture
-def kms_key_arn(aws: None) -> str:
-    return str(boto3.client("kms", region_name=REGION).create_key()["KeyMetadata"]["Arn"])
-
-
 @pytest.fixture(autouse=True)
-def environment(monkeypatch: pytest.MonkeyPatch, s3: S3Client) -> dict[str, str]:
+def environment(monkeypatch: pytest.MonkeyPatch, artifact_bucket: str) -> dict[str, str]:
     """ArtifactCheckFunction's variables exactly as template.yaml sets them."""
-    resolved = ResolvedTemplate(TEMPLATE_PARAMETERS, stack_name=SOLUTION_STACK, template=solution_template())
-    variables = resolved.resource("ArtifactCheckFunction")["Properties"]["Environment"]["Variables"]
-    environment = {name: str(value) for name, value in variables.items()}
+    solution = resolved(stack_name=SOLUTION_STACK, StageParameters=json.dumps(CURRENT_PARAMETERS))
+    environment = apply_environment(monkeypatch, "ArtifactCheckFunction", solution)
     assert environment["RELEASE_RECORD_PARAMETER"] == RECORD
     assert environment["TEMPLATE_PATH"] == TEMPLATE_PATH
-    for name, value in environment.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("AWS_REGION", REGION)
     return environment
 
 
 def invoke(event: dict[str, Any], context: FakeLambdaContext) -> moto_ext.JobResult:
-    """Run the real handler and return the job's only result (exactly one, and no other job touched)."""
-    load_function("artifact-check").lambda_handler(event, context)
-    results = moto_ext.job_results()
-    assert [r.job_id for r in results] == [job_id_of(event)], results
-    assert results[0].accepted
-    return results[0]
+    return run_job("artifact-check", event, context)
 
 
 def put_release(s3: S3Client, ssm: SSMClient, kms_key_arn: str, body: bytes = RELEASED_SOURCE) -> str:

@@ -4,7 +4,6 @@ what approval would release, and the per-resource report goes to the SNS topic."
 from __future__ import annotations
 
 import json
-from functools import cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -17,27 +16,18 @@ from moto.sns.models import sns_backends
 from tests.support import moto_ext
 from tests.support.events import continuation_of, job_id_of, load_event, load_function
 from tests.support.lambda_context import FakeLambdaContext
-from tests.support.template import ResolvedTemplate, load_template
+from tests.support.solution import REQUIRED_PARAMETERS, apply_environment, resolved
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
 
 PRIMARY = "us-east-1"
-SECONDARY = "eu-west-1"
-STACK = "demo-app"
+SECONDARY = REQUIRED_PARAMETERS["SecondaryRegion"]
+STACK = REQUIRED_PARAMETERS["ApplicationStackName"]
 SOLUTION_STACK = "release-pipeline"
 EXECUTION_ID = "e1a2b3c4-0000-4000-8000-000000000001"
 CHANGE_SET = f"pipeline-{EXECUTION_ID}"
 OUTPUT_VARIABLES = {"HasChanges", "PrimaryHasChanges", "SecondaryHasChanges", "Summary", "ReviewUrl"}
-TEMPLATE_PARAMETERS = {
-    "ConnectionArn": "arn:aws:codeconnections:us-east-1:123456789012:connection/abc",
-    "RepositoryId": "example/app",
-    "TemplatePath": "app/template.yaml",
-    "ApplicationStackName": STACK,
-    "SecondaryRegion": SECONDARY,
-    "CloudFormationExecutionPolicyArn": "arn:aws:iam::123456789012:policy/deploy-bound",
-}
-
 QUEUE = {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "demo-queue", "DelaySeconds": 0}}
 TOPIC = {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": "demo-topic"}}
 ROLE = {
@@ -63,11 +53,6 @@ def template(resources: dict[str, Any]) -> str:
     return json.dumps({"AWSTemplateFormatVersion": "2010-09-09", "Resources": resources})
 
 
-@cache
-def solution_template() -> dict[str, Any]:
-    return load_template()
-
-
 def cfn(region: str) -> CloudFormationClient:
     client: CloudFormationClient = boto3.client("cloudformation", region_name=region)
     return client
@@ -81,20 +66,10 @@ def topic_arn(aws: None) -> str:
 @pytest.fixture(autouse=True)
 def environment(monkeypatch: pytest.MonkeyPatch, topic_arn: str) -> dict[str, str]:
     """ChangeDetectionFunction's variables exactly as template.yaml sets them."""
-    resolved = ResolvedTemplate(
-        TEMPLATE_PARAMETERS,
-        region=PRIMARY,
-        stack_name=SOLUTION_STACK,
-        template=solution_template(),
-        physical={"NotificationTopic": {"Ref": topic_arn}},
-    )
-    variables = resolved.resource("ChangeDetectionFunction")["Properties"]["Environment"]["Variables"]
-    environment = {name: str(value) for name, value in variables.items()}
+    solution = resolved(region=PRIMARY, stack_name=SOLUTION_STACK, physical={"NotificationTopic": {"Ref": topic_arn}})
+    environment = apply_environment(monkeypatch, "ChangeDetectionFunction", solution)
     assert environment["CHANGE_SET_PREFIX"] == "pipeline-"
     assert environment["TOPIC_ARN"] == topic_arn
-    for name, value in environment.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("AWS_REGION", PRIMARY)
     return environment
 
 
@@ -114,6 +89,14 @@ def propose(
         ChangeSetType=change_set_type,  # type: ignore[arg-type]
     )
     return created["Id"], created["StackId"]
+
+
+def deploy_and_propose(primary: dict[str, Any], secondary: dict[str, Any]) -> tuple[tuple[str, str], tuple[str, str]]:
+    """Both production stacks deployed, then this execution's change set proposing ``primary`` and
+    ``secondary``; returns (change set id, stack id) for the primary and for the secondary."""
+    deploy(PRIMARY)
+    deploy(SECONDARY)
+    return propose(PRIMARY, primary), propose(SECONDARY, secondary)
 
 
 def invoke(event: dict[str, Any], context: FakeLambdaContext) -> moto_ext.JobResult:
@@ -172,10 +155,9 @@ def set_change_set_status(region: str, status: str) -> None:
 
 
 def test_changes_in_both_regions_are_reported_and_published(topic_arn: str, lambda_context: FakeLambdaContext) -> None:
-    deploy(PRIMARY)
-    deploy(SECONDARY)
-    primary_change_set, primary_stack = propose(PRIMARY, CHANGED)
-    secondary_change_set, _ = propose(SECONDARY, {**PRODUCTION, "AppRole": ROLE})
+    (primary_change_set, primary_stack), (secondary_change_set, _) = deploy_and_propose(
+        CHANGED, {**PRODUCTION, "AppRole": ROLE}
+    )
 
     result = invoke(load_event("change-detection", "job"), lambda_context)
 
@@ -211,10 +193,7 @@ def test_changes_in_both_regions_are_reported_and_published(topic_arn: str, lamb
 def test_primary_unchanged_and_secondary_changed(topic_arn: str, lambda_context: FakeLambdaContext) -> None:
     """GIVEN the primary change set FAILED as empty (AWS's reason) and the secondary one has changes
     THEN only the secondary Region has changes, the report is sent and the review link is the secondary's."""
-    deploy(PRIMARY)
-    deploy(SECONDARY)
-    propose(PRIMARY, PRODUCTION)
-    secondary_change_set, secondary_stack = propose(SECONDARY, CHANGED)
+    _, (secondary_change_set, secondary_stack) = deploy_and_propose(PRODUCTION, CHANGED)
     described = cfn(PRIMARY).describe_change_set(StackName=STACK, ChangeSetName=CHANGE_SET)
     assert described["Status"] == "FAILED"
     assert described["StatusReason"] == moto_ext.NO_CHANGES_REASON
@@ -232,10 +211,7 @@ def test_primary_unchanged_and_secondary_changed(topic_arn: str, lambda_context:
 
 
 def test_no_changes_in_either_region_sends_nothing(topic_arn: str, lambda_context: FakeLambdaContext) -> None:
-    deploy(PRIMARY)
-    deploy(SECONDARY)
-    propose(PRIMARY, PRODUCTION)
-    propose(SECONDARY, PRODUCTION)
+    deploy_and_propose(PRODUCTION, PRODUCTION)
 
     result = invoke(load_event("change-detection", "job"), lambda_context)
 
@@ -252,10 +228,7 @@ def test_change_set_failed_for_another_reason_fails_with_cloudformations_reason(
     topic_arn: str, lambda_context: FakeLambdaContext, failed_region: str
 ) -> None:
     reason = "Parameters: [DbPassword] must have values"
-    deploy(PRIMARY)
-    deploy(SECONDARY)
-    propose(PRIMARY, CHANGED)
-    propose(SECONDARY, CHANGED)
+    deploy_and_propose(CHANGED, CHANGED)
     moto_ext.fail_change_set(STACK, CHANGE_SET, failed_region, reason)
 
     result = invoke(load_event("change-detection", "job"), lambda_context)
@@ -329,10 +302,7 @@ def test_stack_not_found_fails_saying_the_change_set_does_not_exist(
 def test_every_page_of_changes_is_counted(topic_arn: str, lambda_context: FakeLambdaContext) -> None:
     """GIVEN DescribeChangeSet returns one change per page THEN every change is counted and reported."""
     many = {f"Queue{n}": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": f"q{n}"}} for n in range(30)}
-    deploy(PRIMARY)
-    deploy(SECONDARY)
-    propose(PRIMARY, {**CHANGED, **many})
-    propose(SECONDARY, PRODUCTION)
+    deploy_and_propose({**CHANGED, **many}, PRODUCTION)
     moto_ext.set_change_set_page_size(1)
     first_page = cfn(PRIMARY).describe_change_set(StackName=STACK, ChangeSetName=CHANGE_SET)
     assert len(first_page["Changes"]) == 1
@@ -353,10 +323,7 @@ def test_change_set_still_being_created_continues_then_finishes(
 ) -> None:
     """GIVEN the secondary change set is still being created WHEN invoked THEN a continuation token and no
     output variables; WHEN re-invoked after it is created THEN the final result with the outputs."""
-    deploy(PRIMARY)
-    deploy(SECONDARY)
-    propose(PRIMARY, CHANGED)
-    propose(SECONDARY, CHANGED)
+    deploy_and_propose(CHANGED, CHANGED)
     set_change_set_status(SECONDARY, pending_status)
     first_event = load_event("change-detection", "job")
 
@@ -381,10 +348,7 @@ def test_change_set_still_being_created_continues_then_finishes(
 
 
 def test_sample_continuation_event_finishes_with_the_outputs(topic_arn: str, lambda_context: FakeLambdaContext) -> None:
-    deploy(PRIMARY)
-    deploy(SECONDARY)
-    propose(PRIMARY, PRODUCTION)
-    propose(SECONDARY, CHANGED)
+    deploy_and_propose(PRODUCTION, CHANGED)
 
     result = invoke(load_event("change-detection", "continuation"), lambda_context)
 
@@ -401,10 +365,7 @@ def test_sample_continuation_event_finishes_with_the_outputs(topic_arn: str, lam
 def test_bad_execution_id_fails_before_reading_anything(
     topic_arn: str, lambda_context: FakeLambdaContext, user_parameters: str
 ) -> None:
-    deploy(PRIMARY)
-    deploy(SECONDARY)
-    propose(PRIMARY, CHANGED)
-    propose(SECONDARY, CHANGED)
+    deploy_and_propose(CHANGED, CHANGED)
     event = load_event("change-detection", "job")
     event["CodePipeline.job"]["data"]["actionConfiguration"]["configuration"]["UserParameters"] = user_parameters
 

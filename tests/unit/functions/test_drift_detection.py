@@ -17,7 +17,7 @@ from release_pipeline import clients
 from tests.support import moto_ext
 from tests.support.events import continuation_of, job_id_of, load_event, load_function
 from tests.support.lambda_context import FakeLambdaContext
-from tests.support.template import ResolvedTemplate, load_template
+from tests.support.solution import REQUIRED_PARAMETERS, apply_environment, resolved
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
@@ -25,19 +25,10 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.usefixtures("aws")
 
 PRIMARY = "us-east-1"
-SECONDARY = "eu-west-1"
-STACK = "demo-app"
+SECONDARY = REQUIRED_PARAMETERS["SecondaryRegion"]
+STACK = REQUIRED_PARAMETERS["ApplicationStackName"]
 TOPIC = "release-notifications"
 TOPIC_ARN = f"arn:aws:sns:{PRIMARY}:{DEFAULT_ACCOUNT_ID}:{TOPIC}"
-REQUIRED_PARAMETERS = {
-    "ConnectionArn": "arn:aws:codeconnections:us-east-1:123456789012:connection/abc",
-    "RepositoryId": "example/app",
-    "TemplatePath": "app/template.yaml",
-    "ApplicationStackName": STACK,
-    "SecondaryRegion": SECONDARY,
-    "CloudFormationExecutionPolicyArn": "arn:aws:iam::123456789012:policy/deploy-bound",
-}
-SOLUTION_TEMPLATE = load_template()
 APP_TEMPLATE = json.dumps(
     {
         "AWSTemplateFormatVersion": "2010-09-09",
@@ -63,6 +54,12 @@ def cfn(region: str) -> CloudFormationClient:
 def deploy(region: str, name: str = STACK) -> str:
     """A production stack in CREATE_COMPLETE; returns its id."""
     return cfn(region).create_stack(StackName=name, TemplateBody=APP_TEMPLATE)["StackId"]
+
+
+def deploy_both() -> None:
+    """Both production stacks in CREATE_COMPLETE."""
+    deploy(PRIMARY)
+    deploy(SECONDARY)
 
 
 def placeholder(region: str, name: str = STACK) -> None:
@@ -95,16 +92,8 @@ def environment(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
     """Set the function's environment as template.yaml wires it, for a DriftPolicy."""
 
     def apply(policy: str) -> None:
-        resolved = ResolvedTemplate(
-            {**REQUIRED_PARAMETERS, "DriftPolicy": policy},
-            region=PRIMARY,
-            template=SOLUTION_TEMPLATE,
-            physical={"NotificationTopic": {"Ref": TOPIC_ARN}},
-        )
-        variables = resolved.resource("DriftDetectionFunction")["Properties"]["Environment"]["Variables"]
-        for name, value in variables.items():
-            monkeypatch.setenv(name, str(value))
-        monkeypatch.setenv("AWS_REGION", PRIMARY)
+        solution = resolved(region=PRIMARY, physical={"NotificationTopic": {"Ref": TOPIC_ARN}}, DriftPolicy=policy)
+        apply_environment(monkeypatch, "DriftDetectionFunction", solution)
 
     return apply
 
@@ -154,6 +143,19 @@ def run(event: dict[str, Any], context: FakeLambdaContext) -> dict[str, str]:
     return result
 
 
+def run_once(event: dict[str, Any], context: FakeLambdaContext) -> moto_ext.JobResult:
+    """Invoke once; returns the one result CodePipeline received for the event's job."""
+    run(event, context)
+    return final_result(job_id_of(event))
+
+
+def failure_details(result: moto_ext.JobResult) -> dict[str, Any]:
+    """The details of a failed result (asserting it failed)."""
+    assert result.status == "Failed"
+    assert result.failure_details is not None
+    return result.failure_details
+
+
 def run_to_completion(event: dict[str, Any], context: FakeLambdaContext, limit: int = 10) -> list[str]:
     """Invoke, then re-invoke with each continuation token as CodePipeline would; returns the job ids."""
     job_ids = [job_id_of(event)]
@@ -176,13 +178,10 @@ def test_in_sync_stacks_report_in_sync_without_a_notification(
     environment: Callable[[str], None], lambda_context: FakeLambdaContext, cfn_calls: CfnCalls
 ) -> None:
     environment("BLOCK")
-    deploy(PRIMARY)
-    deploy(SECONDARY)
-    event = load_event("drift-detection", "job")
+    deploy_both()
 
-    run(event, lambda_context)
+    result = run_once(load_event("drift-detection", "job"), lambda_context)
 
-    result = final_result(job_id_of(event))
     assert result.status == "Succeeded"
     assert result.continuation_token is None
     assert result.output_variables["DriftStatus"] == "IN_SYNC"
@@ -198,14 +197,11 @@ def test_drift_under_notify_succeeds_and_reports_the_drifted_resource(
     """GIVEN the secondary queue's DelaySeconds changed by hand WHEN the policy is NOTIFY
     THEN the job succeeds with DriftStatus DRIFTED and one report names the resource and the difference."""
     environment("NOTIFY")
-    deploy(PRIMARY)
-    deploy(SECONDARY)
+    deploy_both()
     moto_ext.inject_drift(STACK, SECONDARY, "Queue", QUEUE_DRIFT)
-    event = load_event("drift-detection", "job")
 
-    run(event, lambda_context)
+    result = run_once(load_event("drift-detection", "job"), lambda_context)
 
-    result = final_result(job_id_of(event))
     assert result.status == "Succeeded"
     assert result.output_variables["DriftStatus"] == "DRIFTED"
     assert "secondary eu-west-1: DRIFTED (1 resources)" in result.output_variables["Summary"]
@@ -223,17 +219,12 @@ def test_drift_under_block_fails_the_job_and_still_sends_the_report(
     environment: Callable[[str], None], lambda_context: FakeLambdaContext
 ) -> None:
     environment("BLOCK")
-    deploy(PRIMARY)
-    deploy(SECONDARY)
+    deploy_both()
     moto_ext.inject_drift(STACK, SECONDARY, "Queue", QUEUE_DRIFT)
-    event = load_event("drift-detection", "job")
 
-    run(event, lambda_context)
+    result = run_once(load_event("drift-detection", "job"), lambda_context)
 
-    result = final_result(job_id_of(event))
-    assert result.status == "Failed"
-    assert result.failure_details is not None
-    message = result.failure_details["message"]
+    message = failure_details(result)["message"]
     assert "Drift" in message
     assert "BLOCK" in message
     assert "secondary eu-west-1: DRIFTED" in message
@@ -250,11 +241,9 @@ def test_missing_and_placeholder_stacks_are_not_deployed_not_drift(
     THEN both are NOT_DEPLOYED, nothing is detected, and even BLOCK lets the job succeed."""
     environment("BLOCK")
     placeholder(PRIMARY)
-    event = load_event("drift-detection", "job")
 
-    run(event, lambda_context)
+    result = run_once(load_event("drift-detection", "job"), lambda_context)
 
-    result = final_result(job_id_of(event))
     assert result.status == "Succeeded"
     assert result.output_variables["DriftStatus"] == "NOT_DEPLOYED"
     summary = result.output_variables["Summary"]
@@ -270,11 +259,9 @@ def test_one_stack_not_deployed_does_not_hide_the_others_drift(
     environment("NOTIFY")
     deploy(SECONDARY)
     moto_ext.inject_drift(STACK, SECONDARY, "Queue", QUEUE_DRIFT)
-    event = load_event("drift-detection", "job")
 
-    run(event, lambda_context)
+    result = run_once(load_event("drift-detection", "job"), lambda_context)
 
-    result = final_result(job_id_of(event))
     assert result.status == "Succeeded"
     assert result.output_variables["DriftStatus"] == "DRIFTED"
     assert "primary us-east-1: NOT_DEPLOYED" in result.output_variables["Summary"]
@@ -302,11 +289,9 @@ def test_stack_status_decides_whether_drift_can_be_checked(
     environment("BLOCK")
     deploy(PRIMARY)
     set_status(SECONDARY, deploy(SECONDARY), status)
-    event = load_event("drift-detection", "job")
 
-    run(event, lambda_context)
+    result = run_once(load_event("drift-detection", "job"), lambda_context)
 
-    result = final_result(job_id_of(event))
     assert result.status == "Succeeded"
     summary = result.output_variables["Summary"]
     assert f"secondary eu-west-1: {expected}" in summary
@@ -323,8 +308,7 @@ def test_detection_in_progress_continues_with_a_token_and_finishes_on_reinvocati
     """GIVEN detection takes two status checks WHEN the job runs THEN the first results carry only a
     continuation token, detection starts once per stack, and the last result carries the outputs."""
     environment("NOTIFY")
-    deploy(PRIMARY)
-    deploy(SECONDARY)
+    deploy_both()
     moto_ext.set_detection_progress(2)
     event = load_event("drift-detection", "job")
 
@@ -349,8 +333,7 @@ def test_drift_found_after_continuation_is_reported_once(
     environment: Callable[[str], None], lambda_context: FakeLambdaContext
 ) -> None:
     environment("BLOCK")
-    deploy(PRIMARY)
-    deploy(SECONDARY)
+    deploy_both()
     moto_ext.inject_drift(STACK, SECONDARY, "Queue", QUEUE_DRIFT)
     moto_ext.set_detection_progress(1)
     event = load_event("drift-detection", "job")
@@ -360,9 +343,7 @@ def test_drift_found_after_continuation_is_reported_once(
     assert len(job_ids) == 2
     assert final_result(job_ids[0]).continuation_token
     last = final_result(job_ids[-1])
-    assert last.status == "Failed"
-    assert last.failure_details is not None
-    assert "BLOCK" in last.failure_details["message"]
+    assert "BLOCK" in failure_details(last)["message"]
     assert len(notifications()) == 1
 
 
@@ -370,14 +351,11 @@ def test_failed_detection_is_unknown_with_its_reason_and_not_blocked(
     environment: Callable[[str], None], lambda_context: FakeLambdaContext
 ) -> None:
     environment("BLOCK")
-    deploy(PRIMARY)
-    deploy(SECONDARY)
+    deploy_both()
     moto_ext.fail_detection(STACK, SECONDARY, "Failed to detect drift on resource Queue: Rate exceeded")
-    event = load_event("drift-detection", "job")
 
-    run(event, lambda_context)
+    result = run_once(load_event("drift-detection", "job"), lambda_context)
 
-    result = final_result(job_id_of(event))
     assert result.status == "Succeeded"
     assert result.output_variables["DriftStatus"] == "UNKNOWN"
     summary = result.output_variables["Summary"]
@@ -395,16 +373,12 @@ def test_corrupt_continuation_token_fails_the_job(
     environment: Callable[[str], None], lambda_context: FakeLambdaContext, cfn_calls: CfnCalls, token: str
 ) -> None:
     environment("NOTIFY")
-    deploy(PRIMARY)
-    deploy(SECONDARY)
+    deploy_both()
     event = continuation_of(load_event("drift-detection", "job"), token)
 
-    run(event, lambda_context)
+    result = run_once(event, lambda_context)
 
-    result = final_result(job_id_of(event))
-    assert result.status == "Failed"
-    assert result.failure_details is not None
-    assert "continuation token" in result.failure_details["message"]
+    assert "continuation token" in failure_details(result)["message"]
     assert detections(cfn_calls) == []
     assert notifications() == []
 
@@ -413,17 +387,13 @@ def test_token_naming_an_unknown_detection_fails_the_job(
     environment: Callable[[str], None], lambda_context: FakeLambdaContext
 ) -> None:
     environment("NOTIFY")
-    deploy(PRIMARY)
-    deploy(SECONDARY)
+    deploy_both()
     token = json.dumps({"detections": {"primary": "no-such-id", "secondary": "no-such-id"}, "settled": {}})
     event = continuation_of(load_event("drift-detection", "job"), token)
 
-    run(event, lambda_context)
+    result = run_once(event, lambda_context)
 
-    result = final_result(job_id_of(event))
-    assert result.status == "Failed"
-    assert result.failure_details is not None
-    assert "no-such-id" in result.failure_details["message"]
+    assert "no-such-id" in failure_details(result)["message"]
     assert not [r for r in moto_ext.job_results() if r.status == "Succeeded"]
 
 
@@ -432,28 +402,20 @@ def test_missing_environment_fails_the_job_naming_the_variable(
 ) -> None:
     environment("NOTIFY")
     monkeypatch.delenv("TOPIC_ARN")
-    event = load_event("drift-detection", "job")
 
-    run(event, lambda_context)
+    result = run_once(load_event("drift-detection", "job"), lambda_context)
 
-    result = final_result(job_id_of(event))
-    assert result.status == "Failed"
-    assert result.failure_details is not None
-    assert result.failure_details["type"] == "ConfigurationError"
-    assert "TOPIC_ARN" in result.failure_details["message"]
+    details = failure_details(result)
+    assert details["type"] == "ConfigurationError"
+    assert "TOPIC_ARN" in details["message"]
 
 
 def test_sample_continuation_event_with_an_empty_token_fails_naming_the_token(
     environment: Callable[[str], None], lambda_context: FakeLambdaContext
 ) -> None:
     environment("NOTIFY")
-    deploy(PRIMARY)
-    deploy(SECONDARY)
-    event = load_event("drift-detection", "continuation")
+    deploy_both()
 
-    run(event, lambda_context)
+    result = run_once(load_event("drift-detection", "continuation"), lambda_context)
 
-    result = final_result(job_id_of(event))
-    assert result.status == "Failed"
-    assert result.failure_details is not None
-    assert "continuation token" in result.failure_details["message"]
+    assert "continuation token" in failure_details(result)["message"]

@@ -15,6 +15,7 @@ from moto.core.utils import utcnow
 from tests.support import moto_ext
 from tests.support.events import continuation_of, load_event, load_function
 from tests.support.lambda_context import FakeLambdaContext
+from tests.support.solution import apply_environment, resolved
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
 PIPELINE = "pipeline-release-solution"
@@ -23,10 +24,10 @@ STAGE_STACK = "demo-app-stage"
 
 @pytest.fixture
 def env(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PIPELINE_NAME", PIPELINE)
-    monkeypatch.setenv("STAGE_STACK_NAME", STAGE_STACK)
-    monkeypatch.setenv("PRIMARY_REGION", REGION)
-    monkeypatch.setenv("AWS_REGION", REGION)
+    """ExecutionGateFunction's variables exactly as template.yaml sets them, and the pipeline in moto."""
+    environment = apply_environment(monkeypatch, "ExecutionGateFunction", resolved())
+    assert environment["PIPELINE_NAME"] == PIPELINE
+    assert environment["STAGE_STACK_NAME"] == STAGE_STACK
     trust = {
         "Version": "2012-10-17",
         "Statement": [
@@ -171,3 +172,26 @@ def test_an_unresolved_execution_id_fails_the_job(lambda_context: FakeLambdaCont
     result = run(gate_event("#{codepipeline.PipelineExecutionId}"), lambda_context)
     assert result.status == "Failed"
     assert "executionId" in (result.failure_details or {})["message"]
+
+
+@pytest.mark.usefixtures("env")
+@pytest.mark.parametrize(
+    ("variable", "label"),
+    [
+        ("PRIMARY_PARAMETERS", "PrimaryParameters"),
+        ("SECONDARY_PARAMETERS", "SecondaryParameters"),
+        ("STAGE_PARAMETERS", "StageParameters"),
+    ],
+)
+def test_a_parameter_set_that_is_not_an_object_of_strings_fails_before_any_change_set(
+    lambda_context: FakeLambdaContext, monkeypatch: pytest.MonkeyPatch, variable: str, label: str
+) -> None:
+    """GIVEN a parameter set with a number value WHEN the gate (the first action of CheckChanges) runs
+    THEN the job fails naming that set, so no change set is ever made from it."""
+    (mine,) = executions("InProgress")
+    monkeypatch.setenv(variable, '{"Port": 8080}')
+    result = run(gate_event(mine), lambda_context)
+    assert result.status == "Failed"
+    message = (result.failure_details or {})["message"]
+    assert label in message
+    assert "JSON object whose values are all strings" in message

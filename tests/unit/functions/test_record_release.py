@@ -2,54 +2,31 @@
 
 from __future__ import annotations
 
-import io
 import json
-import zipfile
 from datetime import UTC, datetime, timedelta
-from functools import cache
 from typing import TYPE_CHECKING, Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 
 from release_pipeline import clients
 from tests.support import moto_ext
-from tests.support.events import job_id_of, load_event, load_function
+from tests.support.events import load_event
 from tests.support.lambda_context import FakeLambdaContext
-from tests.support.template import ResolvedTemplate, load_template
+from tests.support.solution import ARTIFACT_BUCKET, apply_environment, resolved, run_job, source_zip
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_ssm import SSMClient
 
-REGION = "us-east-1"
 SOLUTION_STACK = "release-pipeline"
-BUCKET = "release-pipeline-artifacts"
+BUCKET = ARTIFACT_BUCKET
 RECORD = f"/{SOLUTION_STACK}/release/record"
 TEMPLATE_PATH = "app/template.yaml"
 STAGE_PARAMETERS = {"Environment": "stage", "InstanceCount": "1"}
 EXECUTION_ID = "e1a2b3c4-0000-4000-8000-000000000001"
 SECOND_EXECUTION_ID = "e1a2b3c4-0000-4000-8000-000000000002"
 COMMIT_ID = "3f786850e387550fdab836ed7e6dc881de23001b"
-TEMPLATE_PARAMETERS = {
-    "ConnectionArn": "arn:aws:codeconnections:us-east-1:123456789012:connection/abc",
-    "RepositoryId": "example/app",
-    "TemplatePath": TEMPLATE_PATH,
-    "ApplicationStackName": "demo-app",
-    "SecondaryRegion": "eu-west-1",
-    "CloudFormationExecutionPolicyArn": "arn:aws:iam::123456789012:policy/deploy-bound",
-    "StageParameters": json.dumps(STAGE_PARAMETERS),
-}
-
-
-def source_zip(files: dict[str, str]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, text in files.items():
-            archive.writestr(name, text)
-    return buffer.getvalue()
-
 
 SOURCE = source_zip({TEMPLATE_PATH: "Resources: {Queue: {Type: AWS::SQS::Queue}}\n", "README.md": "v1\n"})
 NEW_SOURCE = source_zip({TEMPLATE_PATH: "Resources: {Topic: {Type: AWS::SNS::Topic}}\n", "README.md": "v2\n"})
@@ -65,56 +42,22 @@ def with_user_parameters(event: dict[str, Any], parameters: dict[str, Any] | str
     return event
 
 
-@cache
-def solution_template() -> dict[str, Any]:
-    return load_template()
-
-
-@pytest.fixture
-def s3(aws: None) -> S3Client:
-    client: S3Client = boto3.client("s3", region_name=REGION)
-    client.create_bucket(Bucket=BUCKET)
-    client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-    return client
-
-
-@pytest.fixture
-def ssm(aws: None) -> SSMClient:
-    client: SSMClient = boto3.client("ssm", region_name=REGION)
-    return client
-
-
-@pytest.fixture
-def kms_key_arn(aws: None) -> str:
-    return str(boto3.client("kms", region_name=REGION).create_key()["KeyMetadata"]["Arn"])
-
-
 @pytest.fixture(autouse=True)
-def environment(monkeypatch: pytest.MonkeyPatch, kms_key_arn: str, s3: S3Client) -> dict[str, str]:
+def environment(monkeypatch: pytest.MonkeyPatch, kms_key_arn: str, artifact_bucket: str) -> dict[str, str]:
     """RecordReleaseFunction's variables exactly as template.yaml sets them."""
-    resolved = ResolvedTemplate(
-        TEMPLATE_PARAMETERS,
+    solution = resolved(
         stack_name=SOLUTION_STACK,
-        template=solution_template(),
-        physical={"ArtifactBucket": {"Ref": BUCKET}, "ArtifactKey": {"Arn": kms_key_arn}},
+        physical={"ArtifactBucket": {"Ref": artifact_bucket}, "ArtifactKey": {"Arn": kms_key_arn}},
+        StageParameters=json.dumps(STAGE_PARAMETERS),
     )
-    variables = resolved.resource("RecordReleaseFunction")["Properties"]["Environment"]["Variables"]
-    environment = {name: str(value) for name, value in variables.items()}
+    environment = apply_environment(monkeypatch, "RecordReleaseFunction", solution)
     assert environment["RELEASE_RECORD_PARAMETER"] == RECORD
     assert environment["KMS_KEY_ARN"] == kms_key_arn
-    for name, value in environment.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("AWS_REGION", REGION)
     return environment
 
 
 def invoke(event: dict[str, Any], context: FakeLambdaContext) -> moto_ext.JobResult:
-    """Run the real handler and return the job's only result (exactly one, and no other job touched)."""
-    load_function("record-release").lambda_handler(event, context)
-    results = moto_ext.job_results()
-    assert [r.job_id for r in results] == [job_id_of(event)], results
-    assert results[0].accepted
-    return results[0]
+    return run_job("record-release", event, context)
 
 
 def release(event: dict[str, Any], s3: S3Client, source: bytes, context: FakeLambdaContext) -> moto_ext.JobResult:
@@ -136,6 +79,19 @@ def assert_no_record(ssm: SSMClient) -> None:
     with pytest.raises(ClientError) as missing:
         ssm.get_parameter(Name=RECORD)
     assert missing.value.response["Error"]["Code"] == "ParameterNotFound"
+
+
+def assert_failed_recording_nothing(
+    result: moto_ext.JobResult, s3: S3Client, ssm: SSMClient, expected: str
+) -> dict[str, Any]:
+    """The job failed with ``expected`` in its message, and neither a record nor a release was kept;
+    returns the failure details."""
+    assert result.status == "Failed"
+    assert result.failure_details is not None
+    assert expected in result.failure_details["message"]
+    assert_no_record(ssm)
+    assert release_keys(s3) == []
+    return result.failure_details
 
 
 def test_release_keeps_the_source_and_writes_the_record(
@@ -225,11 +181,7 @@ def test_bad_execution_id_fails_and_records_nothing(
 
     result = release(event, s3, SOURCE, lambda_context)
 
-    assert result.status == "Failed"
-    assert result.failure_details is not None
-    assert "UserParameters.executionId" in result.failure_details["message"]
-    assert_no_record(ssm)
-    assert release_keys(s3) == []
+    assert_failed_recording_nothing(result, s3, ssm, "UserParameters.executionId")
 
 
 def test_user_parameters_that_are_not_json_fail_and_record_nothing(
@@ -239,11 +191,7 @@ def test_user_parameters_that_are_not_json_fail_and_record_nothing(
 
     result = release(event, s3, SOURCE, lambda_context)
 
-    assert result.status == "Failed"
-    assert result.failure_details is not None
-    assert "UserParameters are not valid JSON" in result.failure_details["message"]
-    assert_no_record(ssm)
-    assert release_keys(s3) == []
+    assert_failed_recording_nothing(result, s3, ssm, "UserParameters are not valid JSON")
 
 
 def test_template_missing_from_the_source_fails_and_records_nothing(
@@ -253,11 +201,7 @@ def test_template_missing_from_the_source_fails_and_records_nothing(
 
     result = release(event, s3, source_zip({"other/template.yaml": "Resources: {}\n"}), lambda_context)
 
-    assert result.status == "Failed"
-    assert result.failure_details is not None
-    assert TEMPLATE_PATH in result.failure_details["message"]
-    assert_no_record(ssm)
-    assert release_keys(s3) == []
+    assert_failed_recording_nothing(result, s3, ssm, TEMPLATE_PATH)
 
 
 @pytest.mark.parametrize(
@@ -273,11 +217,7 @@ def test_unsafe_or_corrupt_source_fails_and_records_nothing(
 ) -> None:
     result = release(load_event("record-release", "job"), s3, body, lambda_context)
 
-    assert result.status == "Failed"
-    assert result.failure_details is not None
-    assert expected in result.failure_details["message"]
-    assert_no_record(ssm)
-    assert release_keys(s3) == []
+    assert_failed_recording_nothing(result, s3, ssm, expected)
 
 
 def test_missing_source_object_fails_naming_it(s3: S3Client, ssm: SSMClient, lambda_context: FakeLambdaContext) -> None:
@@ -286,11 +226,7 @@ def test_missing_source_object_fails_naming_it(s3: S3Client, ssm: SSMClient, lam
 
     result = invoke(event, lambda_context)
 
-    assert result.status == "Failed"
-    assert result.failure_details is not None
-    assert f"s3://{BUCKET}/{event_key(event)} does not exist" in result.failure_details["message"]
-    assert_no_record(ssm)
-    assert release_keys(s3) == []
+    assert_failed_recording_nothing(result, s3, ssm, f"s3://{BUCKET}/{event_key(event)} does not exist")
 
 
 def test_missing_configuration_fails_naming_the_variable(
@@ -300,12 +236,8 @@ def test_missing_configuration_fails_naming_the_variable(
 
     result = release(load_event("record-release", "job"), s3, SOURCE, lambda_context)
 
-    assert result.status == "Failed"
-    assert result.failure_details is not None
-    assert result.failure_details["type"] == "ConfigurationError"
-    assert "KMS_KEY_ARN is not set" in result.failure_details["message"]
-    assert_no_record(ssm)
-    assert release_keys(s3) == []
+    details = assert_failed_recording_nothing(result, s3, ssm, "KMS_KEY_ARN is not set")
+    assert details["type"] == "ConfigurationError"
 
 
 def test_ssm_failure_is_reported_and_the_previous_record_stays(

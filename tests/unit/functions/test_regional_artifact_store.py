@@ -351,13 +351,17 @@ def test_create_keeps_polling_while_the_stack_is_in_progress(
     assert response["PhysicalResourceId"] == stack_id
 
 
+def create_without(prop: str, resource: CustomResource, context: FakeLambdaContext) -> dict[str, Any]:
+    """Run the sample Create event with the ``prop`` resource property left out; returns the response."""
+    event = load_event("regional-artifact-store", "create")
+    del event["ResourceProperties"][prop]
+    return resource.run(event, context)
+
+
 def test_create_without_a_region_fails_with_the_reason(
     resource: CustomResource, lambda_context: FakeLambdaContext
 ) -> None:
-    event = load_event("regional-artifact-store", "create")
-    del event["ResourceProperties"]["Region"]
-
-    response = resource.run(event, lambda_context)
+    response = create_without("Region", resource, lambda_context)
 
     assert response["Status"] == "FAILED"
     assert "Region" in response["Reason"]
@@ -476,10 +480,7 @@ def test_the_store_bucket_has_the_name_the_template_chose() -> None:
 def test_create_without_a_bucket_name_fails_and_creates_nothing(
     resource: CustomResource, lambda_context: FakeLambdaContext
 ) -> None:
-    event = load_event("regional-artifact-store", "create")
-    del event["ResourceProperties"]["BucketName"]
-
-    response = resource.run(event, lambda_context)
+    response = create_without("BucketName", resource, lambda_context)
 
     assert response["Status"] == "FAILED"
     assert "BucketName" in response["Reason"]

@@ -16,7 +16,7 @@ from release_pipeline import artifacts, clients, releases
 from release_pipeline.errors import ConfigurationError, StackBusyError
 from tests.support.events import load_event, load_function
 from tests.support.lambda_context import FakeLambdaContext
-from tests.support.template import ResolvedTemplate, load_template
+from tests.support.solution import REQUIRED_PARAMETERS, apply_environment, resolved
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
@@ -25,28 +25,19 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.usefixtures("aws")
 
 PRIMARY = "us-east-1"
-SECONDARY = "eu-west-1"
-APP = "demo-app"
+SECONDARY = REQUIRED_PARAMETERS["SecondaryRegion"]
+APP = REQUIRED_PARAMETERS["ApplicationStackName"]
 STAGE_STACK = f"{APP}-stage"
 PIPELINE = "release-pipeline"
 SOLUTION = "release-solution"
 RECORD_PARAMETER = f"/{SOLUTION}/release/record"
 ROLE_ARN = f"arn:aws:iam::{DEFAULT_ACCOUNT_ID}:role/release-solution-CloudFormationExecutionRole"
 BUCKET = "release-pipeline-artifacts"
-TEMPLATE_PATH = "app/template.yaml"
+TEMPLATE_PATH = REQUIRED_PARAMETERS["TemplatePath"]
 EXECUTION = "e1a2b3c4-0000-4000-8000-000000000001"  # the execution id in events/stage-revert/*.json
 THIS_CHANGE_SET = f"pipeline-{EXECUTION}"
 OTHER_CHANGE_SET = "pipeline-f0f0f0f0-0000-4000-8000-000000000009"
 RELEASED_EXECUTION = "a0a0a0a0-0000-4000-8000-000000000007"
-REQUIRED_PARAMETERS = {
-    "ConnectionArn": "arn:aws:codeconnections:us-east-1:123456789012:connection/abc",
-    "RepositoryId": "example/app",
-    "TemplatePath": TEMPLATE_PATH,
-    "ApplicationStackName": APP,
-    "SecondaryRegion": SECONDARY,
-    "CloudFormationExecutionPolicyArn": "arn:aws:iam::123456789012:policy/deploy-bound",
-}
-SOLUTION_TEMPLATE = load_template()
 DELETE, RETAIN = "Yes", "No"
 FAILURE_EVENTS = ["stage-failed", "stage-stopped"]
 IGNORED_EVENTS = ["other-pipeline", "other-stage", "stage-succeeded"]
@@ -218,18 +209,14 @@ def environment(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
     """Set the function's environment as template.yaml wires it, for a DeleteStageStack value."""
 
     def apply(delete_stage_stack: str) -> None:
-        resolved = ResolvedTemplate(
-            {**REQUIRED_PARAMETERS, "DeleteStageStack": delete_stage_stack},
+        solution = resolved(
+            delete_stage_stack,
             region=PRIMARY,
-            template=SOLUTION_TEMPLATE,
             stack_name=SOLUTION,
             physical={"Pipeline": {"Ref": PIPELINE}, "CloudFormationExecutionRole": {"Arn": ROLE_ARN}},
         )
-        variables = resolved.resource("StageRevertFunction")["Properties"]["Environment"]["Variables"]
+        variables = apply_environment(monkeypatch, "StageRevertFunction", solution)
         assert variables["RELEASE_RECORD_PARAMETER"] == RECORD_PARAMETER
-        for name, value in variables.items():
-            monkeypatch.setenv(name, str(value))
-        monkeypatch.setenv("AWS_REGION", PRIMARY)
 
     return apply
 

@@ -1,0 +1,97 @@
+"""The solution's template as the tests deploy it: the parameters it requires, the template resolved for
+them (cached), and a function's environment set exactly as the template wires it."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from collections.abc import Mapping
+from functools import cache, lru_cache
+from typing import Any
+
+import pytest
+
+from tests.support import moto_ext
+from tests.support.events import job_id_of, load_function
+from tests.support.lambda_context import FakeLambdaContext
+from tests.support.template import ResolvedTemplate, load_template
+
+# The parameters template.yaml has no default for.
+REQUIRED_PARAMETERS = {
+    "ConnectionArn": "arn:aws:codeconnections:us-east-1:123456789012:connection/abc",
+    "RepositoryId": "example/app",
+    "TemplatePath": "app/template.yaml",
+    "ApplicationStackName": "demo-app",
+    "SecondaryRegion": "eu-west-1",
+    "CloudFormationExecutionPolicyArn": "arn:aws:iam::123456789012:policy/deploy-bound",
+}
+# The artifact bucket the sample events under events/ name.
+ARTIFACT_BUCKET = "release-pipeline-artifacts"
+
+_Frozen = tuple[tuple[str, str], ...]
+
+
+@cache
+def solution_template() -> dict[str, Any]:
+    """template.yaml, read once (never changed by ResolvedTemplate)."""
+    return load_template()
+
+
+def resolved(
+    delete_stage: str = "Yes",
+    *,
+    region: str = "us-east-1",
+    stack_name: str = "release-solution",
+    physical: Mapping[str, Mapping[str, str]] | None = None,
+    **overrides: str,
+) -> ResolvedTemplate:
+    """template.yaml resolved for REQUIRED_PARAMETERS, DeleteStageStack=``delete_stage`` and any other
+    parameter given by name (``TemplatePath="template.json"``); one instance per distinct set of values."""
+    frozen_physical = tuple(sorted((name, tuple(sorted(values.items()))) for name, values in (physical or {}).items()))
+    return _resolved(delete_stage, region, stack_name, tuple(sorted(overrides.items())), frozen_physical)
+
+
+@lru_cache(maxsize=64)
+def _resolved(
+    delete_stage: str,
+    region: str,
+    stack_name: str,
+    overrides: _Frozen,
+    physical: tuple[tuple[str, _Frozen], ...],
+) -> ResolvedTemplate:
+    return ResolvedTemplate(
+        {**REQUIRED_PARAMETERS, "DeleteStageStack": delete_stage, **dict(overrides)},
+        region=region,
+        stack_name=stack_name,
+        template=solution_template(),
+        physical={name: dict(values) for name, values in physical},
+    )
+
+
+def apply_environment(monkeypatch: pytest.MonkeyPatch, logical_id: str, template: ResolvedTemplate) -> dict[str, str]:
+    """Set the function's variables exactly as ``template`` gives them (Globals included) and AWS_REGION
+    to the template's Region; returns the variables."""
+    environment = template.function_environment(logical_id)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_REGION", template.pseudo["AWS::Region"])
+    return environment
+
+
+def source_zip(files: Mapping[str, str]) -> bytes:
+    """A source artifact: a zip holding ``files`` (path to text)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+    return buffer.getvalue()
+
+
+def run_job(function: str, event: dict[str, Any], context: FakeLambdaContext) -> moto_ext.JobResult:
+    """Run functions/<function>'s real handler on a job event and return the job's only result (exactly
+    one, accepted, and no other job touched)."""
+    load_function(function).lambda_handler(event, context)
+    results = moto_ext.job_results()
+    assert [r.job_id for r in results] == [job_id_of(event)], results
+    assert results[0].accepted
+    return results[0]
