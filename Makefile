@@ -42,8 +42,9 @@ unit: venv ## pytest: unit, integration and e2e tests (moto, no AWS account)
 
 test: lint typecheck template build unit ## Everything CI runs: lint, types, template checks, build, tests
 
-benchmark: venv ## Cold-start import time and peak memory per function, as ratios to boto3 alone
+benchmark: venv ## Cold start per function (ratio to boto3 alone) and Lambda time per pipeline run (moto)
 	$(BIN)/python benchmarks/cold_start.py
+	PYTHONPATH=layers/common:. $(BIN)/python benchmarks/pipeline_run.py
 
 clean: ## Remove the virtualenv and build output
 	rm -rf $(VENV) .aws-sam .mypy_cache .ruff_cache .pytest_cache

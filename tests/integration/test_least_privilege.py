@@ -358,48 +358,8 @@ def test_execution_gate_needs_only_its_policy(
     resolved = resolved_template()
     user = accounts.function_user(resolved, "ExecutionGateFunction", "execution-gate", drop)
     env = resolved.function_environment("ExecutionGateFunction")
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Principal": {"Service": "codepipeline.amazonaws.com"}, "Action": "sts:AssumeRole"}
-        ],
-    }
-    role = accounts.client("iam").create_role(RoleName="pipeline", AssumeRolePolicyDocument=json.dumps(trust))
     pipeline = accounts.client("codepipeline")
-    pipeline.create_pipeline(
-        pipeline={
-            "name": env["PIPELINE_NAME"],
-            "roleArn": role["Role"]["Arn"],
-            "artifactStore": {"type": "S3", "location": BUCKET},
-            "stages": [
-                {
-                    "name": "Source",
-                    "actions": [
-                        {
-                            "name": "Source",
-                            "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
-                            "configuration": {"S3Bucket": BUCKET, "S3ObjectKey": "source.zip"},
-                            "outputArtifacts": [{"name": "SourceOutput"}],
-                        }
-                    ],
-                },
-                {
-                    "name": "Stage",
-                    "actions": [
-                        {
-                            "name": "Approve",
-                            "actionTypeId": {
-                                "category": "Approval",
-                                "owner": "AWS",
-                                "provider": "Manual",
-                                "version": "1",
-                            },
-                        }
-                    ],
-                },
-            ],
-        }
-    )
+    solution.create_pipeline(accounts.client("iam"), pipeline, env["PIPELINE_NAME"], BUCKET)
     execution = pipeline.start_pipeline_execution(name=env["PIPELINE_NAME"])["pipelineExecutionId"]
     event = load_event("execution-gate", "job")
     event["CodePipeline.job"]["data"]["actionConfiguration"]["configuration"]["UserParameters"] = json.dumps(

@@ -4,6 +4,7 @@ them (cached), and a function's environment set exactly as the template wires it
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from collections.abc import Mapping
 from functools import cache, lru_cache
@@ -95,3 +96,38 @@ def run_job(function: str, event: dict[str, Any], context: FakeLambdaContext) ->
     assert [r.job_id for r in results] == [job_id_of(event)], results
     assert results[0].accepted
     return results[0]
+
+
+def create_pipeline(iam: Any, codepipeline: Any, name: str, bucket: str = ARTIFACT_BUCKET) -> None:
+    """A two-stage pipeline named ``name`` in moto (a source and an approval), enough for the
+    execution APIs (StartPipelineExecution, ListPipelineExecutions) the gate reads."""
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "codepipeline.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+    role = iam.create_role(RoleName=f"{name}-role", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    source = {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"}
+    approval = {"category": "Approval", "owner": "AWS", "provider": "Manual", "version": "1"}
+    codepipeline.create_pipeline(
+        pipeline={
+            "name": name,
+            "roleArn": role,
+            "artifactStore": {"type": "S3", "location": bucket},
+            "stages": [
+                {
+                    "name": "Source",
+                    "actions": [
+                        {
+                            "name": "Source",
+                            "actionTypeId": source,
+                            "configuration": {"S3Bucket": bucket, "S3ObjectKey": "source.zip"},
+                            "outputArtifacts": [{"name": "SourceOutput"}],
+                        }
+                    ],
+                },
+                {"name": "Stage", "actions": [{"name": "Approve", "actionTypeId": approval}]},
+            ],
+        }
+    )

@@ -15,7 +15,7 @@ from moto.core.utils import utcnow
 from tests.support import moto_ext
 from tests.support.events import continuation_of, load_event, load_function
 from tests.support.lambda_context import FakeLambdaContext
-from tests.support.solution import apply_environment, resolved
+from tests.support.solution import apply_environment, create_pipeline, resolved
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
 PIPELINE = "pipeline-release-solution"
@@ -28,48 +28,7 @@ def env(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
     environment = apply_environment(monkeypatch, "ExecutionGateFunction", resolved())
     assert environment["PIPELINE_NAME"] == PIPELINE
     assert environment["STAGE_STACK_NAME"] == STAGE_STACK
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Principal": {"Service": "codepipeline.amazonaws.com"}, "Action": "sts:AssumeRole"}
-        ],
-    }
-    iam = boto3.client("iam")
-    role = iam.create_role(RoleName="pipeline", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
-    boto3.client("codepipeline", region_name=REGION).create_pipeline(
-        pipeline={
-            "name": PIPELINE,
-            "roleArn": role,
-            "artifactStore": {"type": "S3", "location": "release-pipeline-artifacts"},
-            "stages": [
-                {
-                    "name": "Source",
-                    "actions": [
-                        {
-                            "name": "Source",
-                            "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
-                            "configuration": {"S3Bucket": "b", "S3ObjectKey": "k"},
-                            "outputArtifacts": [{"name": "SourceOutput"}],
-                        }
-                    ],
-                },
-                {
-                    "name": "Release",
-                    "actions": [
-                        {
-                            "name": "Hold",
-                            "actionTypeId": {
-                                "category": "Approval",
-                                "owner": "AWS",
-                                "provider": "Manual",
-                                "version": "1",
-                            },
-                        }
-                    ],
-                },
-            ],
-        }
-    )
+    create_pipeline(boto3.client("iam"), boto3.client("codepipeline", region_name=REGION), PIPELINE)
 
 
 def executions(*statuses: str) -> list[str]:
