@@ -75,6 +75,8 @@ class RegionChanges:
             text += f" ({replacements} replaced)"
         if actions["Import"]:
             text += f" ({actions['Import']} imported)"
+        if not self.changes:
+            text += " (no resource changes: outputs, parameters or tags)"
         return text + (" [first release]" if self.first_release else "")
 
     def review_url(self) -> str:
@@ -144,8 +146,9 @@ def read_change_set(cfn: CloudFormationClient, role: str, region: str, stack: st
         for detail in [change.get("ResourceChange", {})]
     )
     first_release = stacks.describe(cfn, stack, region).status == stacks.PLACEHOLDER
-    state = "CHANGES" if changes or first_release else "NO_CHANGES"
-    return RegionChanges(state=state, changes=changes, first_release=first_release, **base)
+    # A complete change set always changes something: with no resource changes it changes outputs,
+    # parameters or tags, which must still be deployed and recorded.
+    return RegionChanges(state="CHANGES", changes=changes, first_release=first_release, **base)
 
 
 def summary(results: Sequence[RegionChanges]) -> str:

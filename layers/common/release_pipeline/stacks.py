@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 EMPTY_CHANGE_SET_REASON = "The submitted information didn't contain changes"
 NO_UPDATES_MESSAGE = "No updates are to be performed"
+# CloudFormation gives either reason for a change set with nothing to change.
+EMPTY_CHANGE_SET_REASONS = (EMPTY_CHANGE_SET_REASON, NO_UPDATES_MESSAGE)
 
 # Stacks that drift detection can check.
 DRIFT_CHECKABLE = frozenset(
@@ -29,7 +31,7 @@ GONE = frozenset({"DELETE_COMPLETE"})
 
 def is_empty_change_set(status: str, reason: str | None) -> bool:
     """Whether a change set FAILED only because it had nothing to change."""
-    return status == "FAILED" and (reason or "").startswith(EMPTY_CHANGE_SET_REASON)
+    return status == "FAILED" and (reason or "").startswith(EMPTY_CHANGE_SET_REASONS)
 
 
 def is_no_updates(error: ClientError) -> bool:

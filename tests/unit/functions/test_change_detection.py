@@ -223,6 +223,26 @@ def test_no_changes_in_either_region_sends_nothing(topic_arn: str, lambda_contex
     assert notifications(topic_arn) == []
 
 
+def test_a_change_to_outputs_only_is_still_a_change(topic_arn: str, lambda_context: FakeLambdaContext) -> None:
+    """GIVEN a new template that changes only an output WHEN the change set is complete with no resource
+    change THEN the change still counts (it must be deployed and recorded), and the summary says why."""
+    deploy(PRIMARY)
+    deploy(SECONDARY)
+    body = json.loads(template(PRODUCTION))
+    body["Outputs"] = {"Version": {"Value": "2"}}
+    cfn(PRIMARY).create_change_set(StackName=STACK, ChangeSetName=CHANGE_SET, TemplateBody=json.dumps(body))
+    propose(SECONDARY, PRODUCTION)
+
+    result = invoke(load_event("change-detection", "job"), lambda_context)
+
+    outputs = assert_final_outputs(result)
+    assert outputs["HasChanges"] == "true"
+    assert outputs["PrimaryHasChanges"] == "true"
+    assert outputs["SecondaryHasChanges"] == "false"
+    assert "no resource changes" in outputs["Summary"]
+    assert len(notifications(topic_arn)) == 1
+
+
 @pytest.mark.parametrize("failed_region", [PRIMARY, SECONDARY])
 def test_change_set_failed_for_another_reason_fails_with_cloudformations_reason(
     topic_arn: str, lambda_context: FakeLambdaContext, failed_region: str

@@ -44,3 +44,12 @@ def test_a_subject_is_made_one_short_ascii_line(topic: str) -> None:
     assert sent_subject.isascii()
     assert "\n" not in sent_subject
     assert sent_subject.startswith("Changes to review: app?with a caf?")
+
+
+def test_a_huge_report_in_non_ascii_text_stays_under_the_sns_byte_limit(topic: str) -> None:
+    lines = ["é" * 1000] * 400  # 800,000 bytes of UTF-8
+    notifications.publish_report(boto3.client("sns", region_name=REGION), topic, "Big", lines)
+    ((message, _),) = sent(topic)
+    assert len(message.encode()) < 256 * 1024
+    assert message.startswith("é" * 100)
+    assert message.endswith("(report cut: see the pipeline console for the rest)")

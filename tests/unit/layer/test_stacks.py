@@ -49,6 +49,8 @@ def test_aws_empty_change_set_reason_is_empty() -> None:
     assert is_empty_change_set("FAILED", moto_ext.NO_CHANGES_REASON)
     assert is_empty_change_set("FAILED", EMPTY_CHANGE_SET_REASON)
     assert is_empty_change_set("FAILED", "The submitted information didn't contain changes.")
+    # CloudFormation words some empty change sets as an update with nothing to do.
+    assert is_empty_change_set("FAILED", "No updates are to be performed.")
 
 
 @pytest.mark.parametrize(
