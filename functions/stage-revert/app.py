@@ -23,6 +23,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         event=StageEvent.parse(event),
         config=config,
         cloudformation_for=clients.cloudformation,
+        pipeline=clients.codepipeline(region),
         ssm=clients.ssm(region),
         s3=clients.s3(region),
     )

@@ -330,6 +330,7 @@ def test_stage_revert_needs_only_its_policy(
         )
     event = load_event("stage-revert", "stage-failed")
     event["detail"]["execution-id"] = EXECUTION
+    moto_ext.set_stage_execution(event["detail"]["pipeline"], "Stage", EXECUTION, "Failed")
     handler = load_function("stage-revert").lambda_handler
     env = resolved.function_environment("StageRevertFunction")
     if drop is None:

@@ -181,7 +181,10 @@ def test_stage_revert_rule_matches_the_stage_the_function_expects(resolved: Reso
     env = environment(resolved, "StageRevertFunction")
     pattern = rule["EventPattern"]
     assert pattern["detail-type"] == [STAGE_EVENT]
-    assert pattern["detail"]["stage"] == [env["STAGE_NAME"]]
+    watched = env["WATCHED_STAGES"].split(",")
+    assert pattern["detail"]["stage"] == watched
+    assert env["STAGE_NAME"] in watched
+    assert set(watched) <= {stage["Name"] for stage in stages(resolved)}
     assert env["STAGE_NAME"] in [stage["Name"] for stage in stages(resolved)]
     assert pattern["detail"]["pipeline"] == [env["PIPELINE_NAME"]]
     assert set(pattern["detail"]["state"]) == REVERT_STATES

@@ -199,6 +199,8 @@ class _State:
         self.detections: dict[_Key, dict[str, _Detection]] = {}
         self.polls_before_complete = 0
         self.change_set_page_size: int | None = None
+        # (account, Region, pipeline) -> stage name -> (latest execution id, its status in that stage)
+        self.stage_states: dict[tuple[str, str, str], dict[str, tuple[str, str]]] = {}
 
 
 _STATE = _State()
@@ -547,6 +549,42 @@ def _record_job_result(response: CodePipelineResponse, status: Literal["Succeede
     if error is not None:
         raise error
     return ""
+
+
+def set_stage_execution(
+    pipeline: str,
+    stage: str,
+    execution_id: str,
+    status: str,
+    *,
+    region: str = "us-east-1",
+    account_id: str = DEFAULT_ACCOUNT_ID,
+) -> None:
+    """Make ``execution_id`` the latest execution of ``stage`` with ``status`` (Failed, Stopped,
+    InProgress, Succeeded...), as GetPipelineState then reports it."""
+    with _STATE.lock:
+        _STATE.stage_states.setdefault((account_id, region, pipeline), {})[stage] = (execution_id, status)
+
+
+def _get_pipeline_state(self: CodePipelineResponse) -> str:
+    """GetPipelineState: the stages set with set_stage_execution, in the order they were set."""
+    name = self._get_param("name")
+    with _STATE.lock:
+        stages = dict(_STATE.stage_states.get((self.current_account, self.region, name), {}))
+    if not stages:
+        raise _error(
+            "PipelineNotFoundException", f"Account '{self.current_account}' does not have a pipeline with name '{name}'"
+        )
+    return json.dumps(
+        {
+            "pipelineName": name,
+            "pipelineVersion": 1,
+            "stageStates": [
+                {"stageName": stage, "latestExecution": {"pipelineExecutionId": execution_id, "status": status}}
+                for stage, (execution_id, status) in stages.items()
+            ],
+        }
+    )
 
 
 def _put_job_success_result(self: CodePipelineResponse) -> str:
@@ -1123,6 +1161,7 @@ def _describe_stack_resource_drifts(self: CloudFormationResponse) -> ActionResul
 _CODEPIPELINE_METHODS: Final[dict[str, Callable[..., object]]] = {
     "put_job_success_result": _put_job_success_result,
     "put_job_failure_result": _put_job_failure_result,
+    "get_pipeline_state": _get_pipeline_state,
 }
 _CLOUDFORMATION_METHODS: Final[dict[str, Callable[..., object]]] = {
     "create_change_set": _create_change_set,

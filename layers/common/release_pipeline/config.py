@@ -48,6 +48,10 @@ class _Env:
             self._problems.append(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
         return value
 
+    def names(self, name: str) -> tuple[str, ...]:
+        """A comma-separated list of names."""
+        return tuple(item.strip() for item in self.text(name).split(",") if item.strip())
+
     def parameters(self, name: str, label: str | None = None) -> dict[str, str]:
         raw = self.text(name)
         if not raw:
@@ -219,6 +223,7 @@ class StageRevertConfig(_FromEnv):
     release_record_parameter: str
     cloudformation_role_arn: str
     change_set_prefix: str
+    watched_stages: tuple[str, ...]
 
     @classmethod
     def _read(cls, env: _Env) -> Self:
@@ -231,6 +236,7 @@ class StageRevertConfig(_FromEnv):
             release_record_parameter=env.text("RELEASE_RECORD_PARAMETER"),
             cloudformation_role_arn=env.text("CLOUDFORMATION_ROLE_ARN"),
             change_set_prefix=env.text("CHANGE_SET_PREFIX"),
+            watched_stages=env.names("WATCHED_STAGES"),
         )
 
 

@@ -35,5 +35,9 @@ class StackBusyError(Exception):
     """A stack is in a transitional state; the caller should retry later."""
 
 
+class StackStuckError(Exception):
+    """A stack is in a state only a person can fix; the event is kept in the dead-letter queue."""
+
+
 class ReleaseRecordError(PipelineError):
     """The release record exists but cannot be read."""

@@ -20,10 +20,11 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from release_pipeline import artifacts, releases, stacks
-from release_pipeline.errors import ArtifactError, ReleaseRecordError, StackBusyError
+from release_pipeline.errors import ArtifactError, ReleaseRecordError, StackBusyError, StackStuckError
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_codepipeline import CodePipelineClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_ssm import SSMClient
 
@@ -33,6 +34,8 @@ logger = Logger()
 
 STAGE_EVENT = "CodePipeline Stage Execution State Change"
 REVERT_STATES = frozenset({"FAILED", "STOPPED"})
+# A stage's latest execution status (GetPipelineState) once it has failed or been stopped.
+FINISHED_BADLY = frozenset({"Failed", "Stopped", "Cancelled"})
 CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
 TEMPLATE_BODY_LIMIT = 51_200
 
@@ -67,11 +70,24 @@ def ignore_reason(event: StageEvent | None, config: StageRevertConfig) -> str | 
         return "not a CodePipeline stage state change event"
     if event.pipeline != config.pipeline_name:
         return f"event for pipeline {event.pipeline!r}, not {config.pipeline_name!r}"
-    if event.stage != config.stage_name:
-        return f"event for stage {event.stage!r}, not {config.stage_name!r}"
+    if event.stage not in config.watched_stages:
+        return f"event for stage {event.stage!r}, not one of {', '.join(config.watched_stages)}"
     if event.state not in REVERT_STATES:
         return f"stage state {event.state} needs no revert"
     return None
+
+
+def latest_executions(pipeline: CodePipelineClient, name: str) -> dict[str, tuple[str | None, str | None]]:
+    """Stage name -> (id, status) of the latest execution in that stage."""
+    state = pipeline.get_pipeline_state(name=name)
+    return {
+        stage["stageName"]: (
+            stage.get("latestExecution", {}).get("pipelineExecutionId"),
+            stage.get("latestExecution", {}).get("status"),
+        )
+        for stage in state.get("stageStates", [])
+        if "stageName" in stage
+    }
 
 
 def revert_stage(
@@ -79,28 +95,58 @@ def revert_stage(
     event: StageEvent | None,
     config: StageRevertConfig,
     cloudformation_for: Callable[[str], CloudFormationClient],
+    pipeline: CodePipelineClient,
     ssm: SSMClient,
     s3: S3Client,
 ) -> RevertOutcome:
+    """Revert after ``event``. Every step runs even when an earlier one fails; the first error is then
+    raised, so the event is retried (and in the end kept in the dead-letter queue)."""
     reason = ignore_reason(event, config)
     if reason is not None or event is None:
         return RevertOutcome(ignored=reason)
+    # The pipeline may have moved on since the event was sent (EventBridge and Lambda retry late):
+    # never touch what a retried stage or a later execution now owns.
+    latest = latest_executions(pipeline, config.pipeline_name)
+    failed_id, failed_status = latest.get(event.stage, (None, None))
+    if failed_id == event.execution_id and failed_status not in FINISHED_BADLY:
+        return RevertOutcome(ignored=f"stage {event.stage} of execution {failed_id} is {failed_status} again: retried")
     outcome = RevertOutcome()
-    primary = config.stacks.regions.primary
-    stage_cfn = cloudformation_for(primary)
-    if config.delete_stage_stack:
-        outcome.actions.append(delete_stack(stage_cfn, config.stage_stack_name, primary, config))
+    errors: list[Exception] = []
+
+    def step(action: Callable[..., str], *args: Any) -> None:
+        try:
+            outcome.actions.append(action(*args))
+        except Exception as error:  # every step runs; the first error is raised below
+            logger.exception("Revert step failed")
+            outcome.actions.append(f"failed: {error}")
+            errors.append(error)
+
+    owner = latest.get(config.stage_name, (None, None))[0]
+    if owner == event.execution_id:
+        step(restore_stage_stack, cloudformation_for(config.stacks.regions.primary), ssm, s3, config)
     else:
-        record = releases.read_record(ssm, config.release_record_parameter)
-        if record is None:
-            action = delete_stack(stage_cfn, config.stage_stack_name, primary, config)
-            outcome.actions.append(f"{action} (nothing released yet)")
-        else:
-            outcome.actions.append(revert_to_release(stage_cfn, s3, record, config))
+        outcome.actions.append(
+            f"stage stack {config.stage_stack_name} left as it is: execution {owner} has reached "
+            f"the {config.stage_name} stage since"
+        )
     change_set = f"{config.change_set_prefix}{event.execution_id}"
     for role, region, stack in config.stacks.targets():
-        outcome.actions.append(clean_production(cloudformation_for(region), role, region, stack, change_set))
+        step(clean_production, cloudformation_for(region), role, region, stack, change_set)
+    if errors:
+        raise errors[0]
     return outcome
+
+
+def restore_stage_stack(cfn: CloudFormationClient, ssm: SSMClient, s3: S3Client, config: StageRevertConfig) -> str:
+    """Delete mode: delete the stage stack. Retain mode: revert it to the release, or delete it when
+    nothing was released yet."""
+    primary = config.stacks.regions.primary
+    if config.delete_stage_stack:
+        return delete_stack(cfn, config.stage_stack_name, primary, config)
+    record = releases.read_record(ssm, config.release_record_parameter)
+    if record is None:
+        return delete_stack(cfn, config.stage_stack_name, primary, config) + " (nothing released yet)"
+    return revert_to_release(cfn, s3, record, config)
 
 
 def delete_stack(cfn: CloudFormationClient, name: str, region: str, config: StageRevertConfig) -> str:
@@ -122,6 +168,12 @@ def revert_to_release(
     state = stacks.describe(cfn, name, config.stacks.regions.primary)
     if state.status is not None and stacks.is_busy(state.status):
         raise StackBusyError(f"stage stack {name} is {state.status}; retry when it settles")
+    if state.status == "UPDATE_ROLLBACK_FAILED":
+        # No update is possible until the rollback finishes: continue it, and retry the revert later.
+        cfn.continue_update_rollback(StackName=name, RoleARN=config.cloudformation_role_arn)
+        raise StackBusyError(f"stage stack {name} was UPDATE_ROLLBACK_FAILED; its rollback was continued, retry")
+    if state.status == "DELETE_FAILED":
+        raise StackStuckError(f"stage stack {name} is DELETE_FAILED: delete what CloudFormation could not, by hand")
     if state.status in {"ROLLBACK_COMPLETE", "ROLLBACK_FAILED", stacks.PLACEHOLDER}:
         # A stack whose creation failed cannot be updated; it holds nothing worth keeping.
         return delete_stack(cfn, name, config.stacks.regions.primary, config) + ", it never finished creating"
@@ -144,9 +196,7 @@ def revert_to_release(
         "Capabilities": CAPABILITIES,
         "RoleARN": config.cloudformation_role_arn,
     }
-    if not state.exists or state.status == "DELETE_FAILED":
-        if state.status == "DELETE_FAILED":
-            raise StackBusyError(f"stage stack {name} is DELETE_FAILED; delete or fix it by hand")
+    if not state.exists:
         cfn.create_stack(**request)
         return f"re-creating stage stack {name} from release {record.execution_id}"
     try:
@@ -164,11 +214,7 @@ def clean_production(cfn: CloudFormationClient, role: str, region: str, stack: s
     if not state.exists:
         return f"{role} stack {stack} in {region} does not exist"
     if state.status == stacks.PLACEHOLDER:
-        others = [
-            summary["ChangeSetName"]
-            for summary in cfn.list_change_sets(StackName=stack).get("Summaries", [])
-            if summary.get("ChangeSetName") != change_set
-        ]
+        others = [name for name in _change_set_names(cfn, stack) if name != change_set]
         if not others:
             cfn.delete_stack(StackName=stack)
             return f"removing never-deployed {role} placeholder {stack} in {region}"
@@ -190,3 +236,16 @@ def _delete_change_set(cfn: CloudFormationClient, stack: str, change_set: str) -
             raise
         return False
     return True
+
+
+def _change_set_names(cfn: CloudFormationClient, stack: str) -> list[str]:
+    names: list[str] = []
+    token: str | None = None
+    while True:
+        page = (
+            cfn.list_change_sets(StackName=stack, NextToken=token) if token else cfn.list_change_sets(StackName=stack)
+        )
+        names.extend(summary["ChangeSetName"] for summary in page.get("Summaries", []) if "ChangeSetName" in summary)
+        token = page.get("NextToken")
+        if not token:
+            return names

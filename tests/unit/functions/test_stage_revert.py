@@ -13,7 +13,8 @@ from moto.cloudformation.models import cloudformation_backends
 from moto.core.models import DEFAULT_ACCOUNT_ID
 
 from release_pipeline import artifacts, clients, releases
-from release_pipeline.errors import ConfigurationError, StackBusyError
+from release_pipeline.errors import ConfigurationError, ReleaseRecordError, StackBusyError
+from tests.support import moto_ext
 from tests.support.events import load_event, load_function
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.solution import REQUIRED_PARAMETERS, apply_environment, resolved
@@ -199,9 +200,15 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
 
         return build
 
-    for name in ("cloudformation", "ssm", "s3"):
+    for name in ("cloudformation", "codepipeline", "ssm", "s3"):
         monkeypatch.setattr(clients, name, recording(getattr(clients, name)))
     return recorded
+
+
+@pytest.fixture(autouse=True)
+def stage_failed_in_this_execution() -> None:
+    """GetPipelineState: this execution is the latest in the Stage stage, which it failed."""
+    moto_ext.set_stage_execution(PIPELINE, "Stage", EXECUTION, "Failed")
 
 
 @pytest.fixture
@@ -475,9 +482,12 @@ def test_busy_stage_stack_raises_so_lambda_retries_and_nothing_is_deleted(
     with pytest.raises(StackBusyError, match="UPDATE_IN_PROGRESS"):
         revert("stage-failed", lambda_context)
 
-    assert snapshot() == before
+    # The stage stack waits for the retry; production cleanup does not depend on it.
     assert status(STAGE_STACK) == "UPDATE_IN_PROGRESS"
-    assert status(APP, PRIMARY) == "REVIEW_IN_PROGRESS"
+    assert before[f"{PRIMARY}/{STAGE_STACK}"][1] == template_of(STAGE_STACK)
+    assert status(APP, PRIMARY) is None
+    assert status(APP, SECONDARY) == "CREATE_COMPLETE"
+    assert change_sets_of(APP, SECONDARY) == []
 
 
 @pytest.mark.parametrize("variable", ["STAGE_STACK_NAME", "CLOUDFORMATION_ROLE_ARN", "DELETE_STAGE_STACK"])
@@ -497,3 +507,95 @@ def test_missing_environment_variable_raises_naming_it(
 
     assert status(STAGE_STACK) == "CREATE_COMPLETE"
     assert calls == []
+
+
+# ------------------------------------------------------------------------- the pipeline has moved on
+
+
+def stage_event(stage: str = "Stage") -> dict[str, Any]:
+    event = load_event("stage-revert", "stage-failed")
+    event["detail"]["stage"] = stage
+    return event
+
+
+@pytest.mark.parametrize("mode", [DELETE, RETAIN])
+def test_a_late_event_never_touches_the_stage_stack_of_a_later_execution(
+    environment: Callable[[str], None], lambda_context: FakeLambdaContext, mode: str
+) -> None:
+    """GIVEN a later execution has reached the Stage stage (it owns the stage stack now)
+    WHEN this execution's failure event arrives late THEN the stage stack is left as it is, and only
+    this execution's production change sets are removed."""
+    environment(mode)
+    record_release()
+    deploy(STAGE_STACK, template=NEW_TEMPLATE, value="stage-next")
+    production_deployed()
+    moto_ext.set_stage_execution(PIPELINE, "Stage", "f0f0f0f0-0000-4000-8000-000000000009", "InProgress")
+    before = snapshot()
+
+    result = revert("stage-failed", lambda_context)
+
+    assert snapshot()[f"{PRIMARY}/{STAGE_STACK}"] == before[f"{PRIMARY}/{STAGE_STACK}"]
+    assert "left as it is" in result["actions"][0]
+    for region in (PRIMARY, SECONDARY):
+        assert change_sets_of(APP, region) == [OTHER_CHANGE_SET]
+        assert status(APP, region) == "CREATE_COMPLETE"
+
+
+def test_a_retried_stage_is_left_alone(
+    environment: Callable[[str], None], lambda_context: FakeLambdaContext, calls: Calls
+) -> None:
+    """GIVEN the failed Stage was retried and runs again WHEN the old failure event arrives
+    THEN nothing is touched: the retry needs the stage stack and the change sets."""
+    environment(DELETE)
+    deploy(STAGE_STACK, template=NEW_TEMPLATE, value="stage")
+    production_deployed()
+    moto_ext.set_stage_execution(PIPELINE, "Stage", EXECUTION, "InProgress")
+    before = snapshot()
+
+    result = revert("stage-failed", lambda_context)
+
+    assert "retried" in result["ignored"]
+    assert snapshot() == before
+    assert calls == [("codepipeline", "GetPipelineState")]
+
+
+def test_a_failed_production_deploy_in_retain_mode_reverts_the_stage_to_the_release(
+    environment: Callable[[str], None], lambda_context: FakeLambdaContext
+) -> None:
+    """GIVEN retain mode, approval given, and DeployPrimary failed (CloudFormation rolled it back)
+    THEN the stage stack mirrors the release again, like production."""
+    environment(RETAIN)
+    record_release()
+    deploy(STAGE_STACK, template=NEW_TEMPLATE, value="stage-next")
+    production_deployed()
+    moto_ext.set_stage_execution(PIPELINE, "Stage", EXECUTION, "Succeeded")
+    moto_ext.set_stage_execution(PIPELINE, "DeployPrimary", EXECUTION, "Failed")
+
+    result = load_function("stage-revert").lambda_handler(stage_event("DeployPrimary"), lambda_context)
+
+    assert template_of(STAGE_STACK) == json.loads(RELEASED_TEMPLATE)
+    assert parameters_of(STAGE_STACK) == RELEASED_PARAMETERS
+    assert result["actions"][0] == f"reverting stage stack {STAGE_STACK} to release {RELEASED_EXECUTION}"
+
+
+def test_a_broken_release_still_lets_production_be_cleaned_then_raises(
+    environment: Callable[[str], None], lambda_context: FakeLambdaContext
+) -> None:
+    """GIVEN retain mode and a release whose source object is gone WHEN the stage fails THEN the
+    first-release placeholders are still removed, and the error is raised for a retry and the DLQ."""
+    environment(RETAIN)
+    record_release()
+    record = releases.read_record(boto3.client("ssm", region_name=PRIMARY), RECORD_PARAMETER)
+    assert record is not None
+    assert record.version_id is not None
+    boto3.client("s3", region_name=PRIMARY).delete_object(Bucket=BUCKET, Key=record.key, VersionId=record.version_id)
+    deploy(STAGE_STACK, template=NEW_TEMPLATE, value="stage-next")
+    change_set(APP, PRIMARY, THIS_CHANGE_SET, "CREATE")
+    change_set(APP, SECONDARY, THIS_CHANGE_SET, "CREATE")
+
+    with pytest.raises(ReleaseRecordError, match="Cannot revert the stage stack"):
+        revert("stage-failed", lambda_context)
+
+    assert status(APP, PRIMARY) is None
+    assert status(APP, SECONDARY) is None
+    assert template_of(STAGE_STACK) == json.loads(NEW_TEMPLATE)

@@ -10,6 +10,7 @@ from release_pipeline.config import (
     ArtifactCheckConfig,
     ChangeDetectionConfig,
     DriftDetectionConfig,
+    ExecutionGateConfig,
     ProductionStacks,
     RecordReleaseConfig,
     Regions,
@@ -61,6 +62,15 @@ VARIABLES: dict[type[Any], dict[str, str]] = {
         "RELEASE_RECORD_PARAMETER": "/release-pipeline/release/record",
         "CLOUDFORMATION_ROLE_ARN": "arn:aws:iam::123456789012:role/release-pipeline-cfn",
         "CHANGE_SET_PREFIX": "pipeline-",
+        "WATCHED_STAGES": "Stage,DeploySecondary,DeployPrimary",
+    },
+    ExecutionGateConfig: {
+        "PIPELINE_NAME": "pipeline-release-solution",
+        "STAGE_STACK_NAME": "demo-app-stage",
+        "PRIMARY_REGION": "us-east-1",
+        "STAGE_PARAMETERS": "{}",
+        "PRIMARY_PARAMETERS": '{"Env": "prod"}',
+        "SECONDARY_PARAMETERS": "{}",
     },
 }
 CONFIGS = list(VARIABLES)
@@ -70,6 +80,7 @@ FUNCTION_NAMES = {
     DriftDetectionConfig: "drift-detection",
     RecordReleaseConfig: "record-release",
     StageRevertConfig: "stage-revert",
+    ExecutionGateConfig: "execution-gate",
 }
 WITH_STAGE_PARAMETERS = [ArtifactCheckConfig, RecordReleaseConfig]
 
@@ -299,3 +310,19 @@ def test_bad_execution_id_is_bad_input(value: object) -> None:
 
     assert "UserParameters.executionId must be the pipeline execution id" in str(error.value)
     assert not isinstance(error.value, ConfigurationError)
+
+
+def test_watched_stages_are_read_as_a_list() -> None:
+    config = StageRevertConfig.from_env(environ(StageRevertConfig, WATCHED_STAGES=" Stage , DeployPrimary,,"))
+
+    assert config.watched_stages == ("Stage", "DeployPrimary")
+
+
+def test_the_gate_reads_all_three_parameter_sets() -> None:
+    config = ExecutionGateConfig.from_env(environ(ExecutionGateConfig))
+
+    assert config.parameter_sets == {
+        "StageParameters": {},
+        "PrimaryParameters": {"Env": "prod"},
+        "SecondaryParameters": {},
+    }
