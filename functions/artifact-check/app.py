@@ -10,7 +10,7 @@ from release_pipeline.config import ArtifactCheckConfig
 from release_pipeline.jobs import Job, JobResult, codepipeline_job
 from release_pipeline.stage_artifact import prepare_stage_artifacts
 
-logger = Logger()
+logger = Logger(log_uncaught_exceptions=True)
 
 
 @logger.inject_lambda_context(log_event=False)

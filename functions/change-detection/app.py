@@ -10,7 +10,7 @@ from release_pipeline.changes import detect_changes
 from release_pipeline.config import ChangeDetectionConfig
 from release_pipeline.jobs import Job, JobResult, codepipeline_job
 
-logger = Logger()
+logger = Logger(log_uncaught_exceptions=True)
 
 
 @logger.inject_lambda_context(log_event=False)

@@ -10,7 +10,7 @@ from release_pipeline.config import DriftDetectionConfig
 from release_pipeline.drift import detect_drift
 from release_pipeline.jobs import Job, JobResult, codepipeline_job
 
-logger = Logger()
+logger = Logger(log_uncaught_exceptions=True)
 
 
 @logger.inject_lambda_context(log_event=False)

@@ -10,7 +10,7 @@ from release_pipeline.config import RecordReleaseConfig
 from release_pipeline.jobs import Job, JobResult, codepipeline_job
 from release_pipeline.release import record_release
 
-logger = Logger()
+logger = Logger(log_uncaught_exceptions=True)
 
 
 @logger.inject_lambda_context(log_event=False)

@@ -37,12 +37,13 @@ def create(event: dict[str, Any], context: LambdaContext) -> str:
 
 @helper.update
 def update(event: dict[str, Any], context: LambdaContext) -> str:
-    new = _properties(event)
-    region, stack_name, bucket_name = new
+    region, stack_name, bucket_name = _properties(event)
+    old_region, old_stack_name, _ = _properties(event, "OldResourceProperties")
     stack_id = str(event.get("PhysicalResourceId", ""))
-    if new != _properties(event, "OldResourceProperties") or regional_store.region_of(stack_id) != region:
-        # A new Region or name is a new store; CloudFormation then deletes the old one.
+    if (region, stack_name) != (old_region, old_stack_name) or regional_store.region_of(stack_id) != region:
+        # A new Region or stack name is a new store; CloudFormation then deletes the old one.
         return regional_store.start_create(clients.cloudformation(region), stack_name, region, bucket_name)
+    # Same stack: its template and bucket name are updated in place.
     regional_store.start_update(clients.cloudformation(region), stack_id, bucket_name)
     return stack_id
 

@@ -11,7 +11,7 @@ from release_pipeline import clients
 from release_pipeline.config import StageRevertConfig
 from release_pipeline.revert import StageEvent, revert_stage
 
-logger = Logger()
+logger = Logger(log_uncaught_exceptions=True)
 
 
 @logger.inject_lambda_context(log_event=True)

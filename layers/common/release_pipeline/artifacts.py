@@ -37,10 +37,17 @@ def download(s3: S3Client, location: S3Location, version_id: str | None = None, 
                 f"The {what} s3://{location.bucket}/{location.key} is {head['ContentLength']} bytes, "
                 f"over the {MAX_ARCHIVE_BYTES} byte cap"
             )
-        return s3.get_object(**request)["Body"].read()  # type: ignore[arg-type]
+        # Read at most one byte past the cap: an object that grew after the HEAD is still refused.
+        data: bytes = s3.get_object(**request)["Body"].read(MAX_ARCHIVE_BYTES + 1)  # type: ignore[arg-type]
+        if len(data) > MAX_ARCHIVE_BYTES:
+            raise ArtifactError(
+                f"The {what} s3://{location.bucket}/{location.key} is over the {MAX_ARCHIVE_BYTES} byte cap"
+            )
+        return data
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code", "")
-        if code in {"404", "NoSuchKey", "NoSuchBucket", "NoSuchVersion", "NotFound"}:
+        # A HEAD with a version id that does not exist answers 400 with no body.
+        if code in {"400", "404", "NoSuchKey", "NoSuchBucket", "NoSuchVersion", "NotFound", "InvalidArgument"}:
             raise ArtifactError(f"The {what} s3://{location.bucket}/{location.key} does not exist") from None
         if code in {"403", "AccessDenied"}:
             raise ArtifactError(f"Access denied reading the {what} s3://{location.bucket}/{location.key}") from None

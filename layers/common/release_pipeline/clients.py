@@ -28,10 +28,10 @@ logging.getLogger("botocore").setLevel(logging.WARNING)
 # Throttling and 5xx answers are retried with botocore's standard mode (exponential backoff with
 # jitter) before a call gives up with a clear error.
 _CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 6},
+    retries={"mode": "standard", "max_attempts": 5},
     user_agent_extra=USER_AGENT,
-    connect_timeout=10,
-    read_timeout=60,
+    connect_timeout=5,
+    read_timeout=20,
 )
 # S3 objects in the artifact buckets are encrypted with KMS, which requires Signature Version 4.
 _S3_CONFIG = _CONFIG.merge(Config(signature_version="s3v4"))

@@ -7,6 +7,7 @@ reported to the topic and the job ends. Nothing sleeps inside the function.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,7 @@ from release_pipeline.notifications import publish_report
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_cloudformation.type_defs import PropertyDifferenceTypeDef
     from mypy_boto3_sns import SNSClient
 
     from release_pipeline.config import DriftDetectionConfig
@@ -25,6 +27,13 @@ if TYPE_CHECKING:
 NOT_DEPLOYED = "NOT_DEPLOYED"
 # Worst first: the overall status is the worst of the two stacks'.
 _SEVERITY = ("DRIFTED", "UNKNOWN", "NOT_CHECKED", "IN_SYNC", NOT_DEPLOYED)
+# Drift emails show property values, except where a property may hold a secret (environment
+# variables, passwords, tokens, keys), and cut long ones.
+SENSITIVE_PROPERTY = re.compile(
+    r"password|secret|token|credential|private|apikey|api_key|/Environment/|/Variables/|/Parameters/|Key$",
+    re.IGNORECASE,
+)
+VALUE_LIMIT = 200
 # The approval's CustomData holds both summaries and must stay under 1,000 characters.
 SUMMARY_VARIABLE_LIMIT = 300
 # The action's output variables, read by the approval as #{Drift.<name>}.
@@ -112,15 +121,24 @@ def _drifted_resources(cfn: CloudFormationClient, stack: str) -> tuple[str, ...]
                 f"{drift['StackResourceDriftStatus']} {drift['LogicalResourceId']} "
                 f"({drift['ResourceType']}, {drift.get('PhysicalResourceId', '?')})"
             )
-            diffs = [
-                f"      {d['PropertyPath']}: {d['DifferenceType']} expected {d['ExpectedValue']!r} "
-                f"actual {d['ActualValue']!r}"
-                for d in drift.get("PropertyDifferences", [])
-            ]
+            diffs = [_difference(d) for d in drift.get("PropertyDifferences", [])]
             lines.append("\n".join([head, *diffs]))
         token = page.get("NextToken")
         if not token:
             return tuple(lines)
+
+
+def _difference(difference: PropertyDifferenceTypeDef) -> str:
+    path = difference["PropertyPath"]
+    expected, actual = _shown(path, difference["ExpectedValue"]), _shown(path, difference["ActualValue"])
+    return f"      {path}: {difference['DifferenceType']} expected {expected} actual {actual}"
+
+
+def _shown(path: str, value: str) -> str:
+    """A property value as the email shows it: hidden where the property may hold a secret, else cut."""
+    if SENSITIVE_PROPERTY.search(path):
+        return "(hidden: the property may hold a secret)"
+    return repr(value if len(value) <= VALUE_LIMIT else value[: VALUE_LIMIT - 1] + "…")
 
 
 def overall(results: list[StackDrift]) -> str:

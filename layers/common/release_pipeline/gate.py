@@ -20,6 +20,7 @@ from release_pipeline.jobs import JobResult
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
     from mypy_boto3_codepipeline import CodePipelineClient
+    from mypy_boto3_codepipeline.type_defs import PipelineExecutionSummaryTypeDef as ExecutionSummaryTypeDef
 
     from release_pipeline.config import ExecutionGateConfig
 
@@ -28,13 +29,8 @@ MAX_PAGES = 20
 
 
 def earlier_running(pipeline: CodePipelineClient, pipeline_name: str, execution_id: str) -> list[str]:
-    """Executions started before ``execution_id`` that are still running, oldest last.
-
-    ListPipelineExecutions lists the most recent first, so every execution after this one in the
-    list started earlier.
-    """
-    running: list[str] = []
-    seen_self = False
+    """Executions that started before ``execution_id`` and are still running."""
+    summaries: list[ExecutionSummaryTypeDef] = []
     token: str | None = None
     for _ in range(MAX_PAGES):
         page = (
@@ -42,17 +38,22 @@ def earlier_running(pipeline: CodePipelineClient, pipeline_name: str, execution_
             if token
             else pipeline.list_pipeline_executions(pipelineName=pipeline_name, maxResults=100)
         )
-        for summary in page.get("pipelineExecutionSummaries", []):
-            if summary.get("pipelineExecutionId") == execution_id:
-                seen_self = True
-            elif seen_self and summary.get("status") in RUNNING:
-                running.append(summary["pipelineExecutionId"])
+        summaries.extend(page.get("pipelineExecutionSummaries", []))
         token = page.get("nextToken")
         if not token:
             break
-    if not seen_self:
+    mine = next((s for s in summaries if s.get("pipelineExecutionId") == execution_id), None)
+    if mine is None or "startTime" not in mine:
         raise PipelineError(f"Execution {execution_id} is not among the executions of pipeline {pipeline_name}")
-    return running
+    started = mine["startTime"]
+    return [
+        summary["pipelineExecutionId"]
+        for summary in summaries
+        if summary.get("status") in RUNNING
+        and summary.get("pipelineExecutionId") != execution_id
+        and "startTime" in summary
+        and summary["startTime"] < started
+    ]
 
 
 def wait_for_turn(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,8 @@ FAILURE_MESSAGE_LIMIT = 5000
 SUMMARY_LIMIT = 2048
 OUTPUT_VALUE_LIMIT = 800
 OUTPUT_VARIABLES_LIMIT = 122_880
+# How long before Lambda's timeout a job still running is failed, so it never ends without a result.
+TIMEOUT_GRACE_SECONDS = 10
 
 
 def shorten(text: str, limit: int) -> str:
@@ -164,6 +167,7 @@ def codepipeline_job(work: Handler) -> Callable[[dict[str, Any], LambdaContext],
             raise BadInputError("Not a CodePipeline job event: CodePipeline.job.id is missing")
         logger.append_keys(job_id=job_id)
         pipeline = clients.codepipeline(clients.home_region())
+        deadline = _report_before_timeout(pipeline, job_id, context)
         try:
             result = work(Job(event), context)
         except PipelineError as error:
@@ -172,9 +176,29 @@ def codepipeline_job(work: Handler) -> Callable[[dict[str, Any], LambdaContext],
         except Exception as error:
             logger.exception("Job failed with an unexpected error")
             return report_failure(pipeline, job_id, context, f"Unexpected {type(error).__name__}: {error}")
+        finally:
+            deadline.cancel()
         return report_success(pipeline, job_id, context, result)
 
     return handler
+
+
+def _report_before_timeout(pipeline: CodePipelineClient, job_id: str, context: LambdaContext) -> threading.Timer:
+    """A timer that fails the job shortly before Lambda would end the function without a result.
+
+    Should the work still finish afterwards, its own result is refused by CodePipeline
+    (InvalidJobStateException) and only logged: the job keeps exactly one result.
+    """
+    seconds = max(context.get_remaining_time_in_millis() / 1000 - TIMEOUT_GRACE_SECONDS, 1.0)
+
+    def fail() -> None:
+        logger.error("The function is about to time out; failing the job", extra={"seconds": seconds})
+        report_failure(pipeline, job_id, context, f"The function ran out of time after {seconds:.0f} seconds")
+
+    timer = threading.Timer(seconds, fail)
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
 def _job_id(event: Any) -> str | None:
@@ -195,8 +219,9 @@ def report_success(
     }
     try:
         variables = {} if result.continuation_token is not None else _output_variables(result.output_variables)
-    except PipelineError as error:
-        return report_failure(pipeline, job_id, context, str(error))
+    except Exception as error:  # a malformed result is still one failure, never no result
+        logger.exception("The job's output variables cannot be reported")
+        return report_failure(pipeline, job_id, context, f"Output variables cannot be reported: {error}")
     try:
         if result.continuation_token is not None:
             pipeline.put_job_success_result(

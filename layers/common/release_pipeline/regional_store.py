@@ -207,7 +207,13 @@ def empty_bucket(s3: S3Client, bucket: str) -> int:
                 for item in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]
             ]
             if objects:
-                s3.delete_objects(Bucket=bucket, Delete={"Objects": objects, "Quiet": True})  # type: ignore[typeddict-item]
+                response = s3.delete_objects(Bucket=bucket, Delete={"Objects": objects, "Quiet": True})  # type: ignore[typeddict-item]
+                if response.get("Errors"):
+                    first = response["Errors"][0]
+                    raise StoreError(
+                        f"Could not empty bucket {bucket}: {len(response['Errors'])} objects not deleted "
+                        f"(first: {first.get('Key')}: {first.get('Code')} {first.get('Message')})"
+                    )
                 deleted += len(objects)
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") != "NoSuchBucket":

@@ -419,3 +419,36 @@ def test_sample_continuation_event_with_an_empty_token_fails_naming_the_token(
     result = run_once(load_event("drift-detection", "continuation"), lambda_context)
 
     assert "continuation token" in failure_details(result)["message"]
+
+
+def test_drift_on_a_property_that_may_hold_a_secret_never_shows_its_value(
+    environment: Callable[[str], None], lambda_context: FakeLambdaContext
+) -> None:
+    """GIVEN someone changed a secret-looking property by hand WHEN drift is reported THEN the email names
+    the property and the kind of difference, never the expected or the actual value."""
+    environment("NOTIFY")
+    deploy_both()
+    secret = [
+        {
+            "PropertyPath": "/Tags/0/ApiToken",
+            "ExpectedValue": "expected-s3cr3t-value",
+            "ActualValue": "actual-s3cr3t-value",
+            "DifferenceType": "NOT_EQUAL",
+        },
+        {
+            "PropertyPath": "/DelaySeconds",
+            "ExpectedValue": "0",
+            "ActualValue": "x" * 500,
+            "DifferenceType": "NOT_EQUAL",
+        },
+    ]
+    moto_ext.inject_drift(STACK, SECONDARY, "Queue", secret)
+
+    result = run_once(load_event("drift-detection", "job"), lambda_context)
+
+    assert result.status == "Succeeded"
+    [(message, _)] = notifications()
+    assert "/Tags/0/ApiToken: NOT_EQUAL expected (hidden" in message
+    assert "s3cr3t" not in message
+    assert "x" * 199 + "…" in message
+    assert "x" * 201 not in message

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -48,6 +49,7 @@ def executions(*statuses: str) -> list[str]:
 
 def gate_event(execution_id: str) -> dict[str, Any]:
     event = load_event("execution-gate", "job")
+    event["CodePipeline.job"]["id"] = str(uuid.uuid4())
     configuration = event["CodePipeline.job"]["data"]["actionConfiguration"]["configuration"]
     configuration["UserParameters"] = json.dumps({"executionId": execution_id})
     return event
@@ -154,3 +156,20 @@ def test_a_parameter_set_that_is_not_an_object_of_strings_fails_before_any_chang
     message = (result.failure_details or {})["message"]
     assert label in message
     assert "JSON object whose values are all strings" in message
+
+
+@pytest.mark.usefixtures("env")
+def test_the_order_of_executions_is_their_start_time_not_the_listing(lambda_context: FakeLambdaContext) -> None:
+    """GIVEN two running executions listed in one order but started in the other
+    THEN only the one that really started first holds the other back."""
+    listed_first, listed_second = executions("InProgress", "InProgress")
+    pipeline = codepipeline_backends[ACCOUNT][REGION].pipelines[PIPELINE]
+    a, b = pipeline.executions[listed_first], pipeline.executions[listed_second]
+    a.start_time, b.start_time = b.start_time, a.start_time  # listed_second started first
+
+    first = run(gate_event(listed_second), lambda_context)
+    assert first.continuation_token is None
+
+    second = run(gate_event(listed_first), lambda_context)
+    assert second.continuation_token is not None
+    assert listed_second in (second.execution_details or {})["summary"]

@@ -422,6 +422,25 @@ def test_update_in_the_same_region_keeps_the_store(resource: CustomResource, lam
     }
 
 
+def test_update_with_a_new_bucket_name_updates_the_store_in_place(
+    resource: CustomResource, lambda_context: FakeLambdaContext
+) -> None:
+    """GIVEN the same Region and stack but another bucket name THEN the store's stack is updated to it,
+    not silently kept with the old bucket."""
+    old = create_store(REGION)
+    event = load_event("regional-artifact-store", "update-same-region")
+    event["PhysicalResourceId"] = old.stack_id
+    event["ResourceProperties"]["BucketName"] = "mrd-renamed-bucket"
+
+    response = resource.run(event, lambda_context)
+
+    assert response["Status"] == "SUCCESS"
+    assert response["PhysicalResourceId"] == old.stack_id
+    parameters = cfn(REGION).describe_stacks(StackName=old.stack_id)["Stacks"][0]["Parameters"]
+    assert {p["ParameterKey"]: p["ParameterValue"] for p in parameters} == {"BucketName": "mrd-renamed-bucket"}
+    assert response["Data"]["BucketName"] == "mrd-renamed-bucket"
+
+
 def test_delete_empties_the_bucket_and_removes_the_stack(
     resource: CustomResource, lambda_context: FakeLambdaContext
 ) -> None:

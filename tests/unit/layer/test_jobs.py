@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -523,3 +524,46 @@ def set_artifact_check_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "TEMPLATE_PATH": TEMPLATE_PATH,
     }.items():
         monkeypatch.setenv(name, value)
+
+
+# ------------------------------------------------------------------------------------------ timeout
+
+
+@pytest.mark.usefixtures("aws")
+def test_a_job_still_running_near_the_lambda_timeout_is_failed_once(event: dict[str, Any]) -> None:
+    """GIVEN 11 s left (the job is failed 10 s before the end) and work that takes longer than the
+    one second that leaves WHEN the work finally succeeds THEN CodePipeline has exactly one result, the
+    failure, and the late success was refused, not recorded as a second result."""
+    context = FakeLambdaContext("artifact-check", aws_request_id=REQUEST_ID, timeout_ms=11_000)
+
+    def slow(job: Job, context: Any) -> JobResult:
+        time.sleep(1.6)
+        return JobResult(summary="too late")
+
+    outcome = run(slow, event, context)
+
+    job_id = job_id_of(event)
+    accepted = [r for r in job_results(job_id) if r.accepted]
+    assert [r.status for r in accepted] == ["Failed"]
+    assert "ran out of time" in failure_message(accepted[0])
+    assert outcome["result"] == "already-reported"
+
+
+@pytest.mark.usefixtures("aws")
+def test_a_job_that_finishes_in_time_leaves_no_timer_behind(event: dict[str, Any]) -> None:
+    context = FakeLambdaContext("artifact-check", aws_request_id=REQUEST_ID, timeout_ms=11_000)
+    run(returning(JobResult(summary="done")), event, context)
+    time.sleep(1.3)
+
+    assert only_result(job_id_of(event)).status == "Succeeded"
+
+
+@pytest.mark.usefixtures("aws")
+def test_output_variables_of_the_wrong_type_still_give_exactly_one_failure(
+    event: dict[str, Any], context: FakeLambdaContext
+) -> None:
+    bad: Any = {"Count": 3}
+
+    run(returning(JobResult(summary="done", output_variables=bad)), event, context)
+
+    assert "Output variables cannot be reported" in failure_message(only_failure(job_id_of(event)))
