@@ -28,6 +28,11 @@ def release_key(execution_id: str) -> str:
     return f"{RELEASES_PREFIX}{execution_id}/source.zip"
 
 
+def release_template_key(execution_id: str) -> str:
+    """Where a released template too large to pass inline is kept for a revert (TemplateURL)."""
+    return f"{RELEASES_PREFIX}{execution_id}/template"
+
+
 @dataclass(frozen=True)
 class ReleaseRecord:
     bucket: str

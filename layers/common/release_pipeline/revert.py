@@ -15,12 +15,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from release_pipeline import artifacts, releases, stacks
 from release_pipeline.errors import ArtifactError, ReleaseRecordError, StackBusyError, StackStuckError
+from release_pipeline.jobs import S3Location
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
@@ -184,18 +186,13 @@ def revert_to_release(
         )
     except ArtifactError as error:
         raise ReleaseRecordError(f"Cannot revert the stage stack: {error}") from None
-    if len(body) > TEMPLATE_BODY_LIMIT:
-        raise ReleaseRecordError(
-            f"The released template is {len(body)} bytes, over the {TEMPLATE_BODY_LIMIT} bytes "
-            "CloudFormation accepts inline; revert the stage stack by hand"
-        )
     request: dict[str, Any] = {
         "StackName": name,
-        "TemplateBody": body.decode(),
         "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in sorted(record.stage_parameters.items())],
         "Capabilities": CAPABILITIES,
         "RoleARN": config.cloudformation_role_arn,
     }
+    request |= template_argument(s3, record, body, config.stacks.regions.primary)
     if not state.exists:
         cfn.create_stack(**request)
         return f"re-creating stage stack {name} from release {record.execution_id}"
@@ -206,6 +203,16 @@ def revert_to_release(
             return f"stage stack {name} already matches release {record.execution_id}"
         raise
     return f"reverting stage stack {name} to release {record.execution_id}"
+
+
+def template_argument(s3: S3Client, record: releases.ReleaseRecord, body: bytes, region: str) -> dict[str, str]:
+    """TemplateBody when CloudFormation takes it inline; otherwise the template is kept beside the
+    released source and passed as TemplateURL (up to 1 MB)."""
+    if len(body) <= TEMPLATE_BODY_LIMIT:
+        return {"TemplateBody": body.decode()}
+    key = releases.release_template_key(record.execution_id)
+    artifacts.upload(s3, S3Location(record.bucket, key), body, None, content_type="text/plain")
+    return {"TemplateURL": f"https://{record.bucket}.s3.{region}.amazonaws.com/{quote(key)}"}
 
 
 def clean_production(cfn: CloudFormationClient, role: str, region: str, stack: str, change_set: str) -> str:

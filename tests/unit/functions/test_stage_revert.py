@@ -155,13 +155,13 @@ def production_deployed() -> None:
         change_set(APP, region, OTHER_CHANGE_SET)
 
 
-def record_release(parameters: dict[str, str] | None = None) -> None:
+def record_release(parameters: dict[str, str] | None = None, template: str = RELEASED_TEMPLATE) -> None:
     """A release made by an earlier execution: the source zip under releases/ and the record in SSM."""
     s3 = boto3.client("s3", region_name=PRIMARY)
     s3.create_bucket(Bucket=BUCKET)
     s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
     key = releases.release_key(RELEASED_EXECUTION)
-    data = artifacts.build_zip({TEMPLATE_PATH: RELEASED_TEMPLATE.encode(), "README.md": b"app"})
+    data = artifacts.build_zip({TEMPLATE_PATH: template.encode(), "README.md": b"app"})
     version_id = s3.put_object(Bucket=BUCKET, Key=key, Body=data)["VersionId"]
     # A later write to the same key must not be what the revert uses: the record names a version.
     s3.put_object(Bucket=BUCKET, Key=key, Body=b"not the release")
@@ -599,3 +599,26 @@ def test_a_broken_release_still_lets_production_be_cleaned_then_raises(
     assert status(APP, PRIMARY) is None
     assert status(APP, SECONDARY) is None
     assert template_of(STAGE_STACK) == json.loads(NEW_TEMPLATE)
+
+
+def test_retain_mode_reverts_to_a_released_template_too_large_to_pass_inline(
+    environment: Callable[[str], None], lambda_context: FakeLambdaContext
+) -> None:
+    """GIVEN a released template over CloudFormation's 51,200-byte inline limit THEN the stage stack is
+    still reverted to it, through a copy kept beside the released source (TemplateURL)."""
+    environment(RETAIN)
+    large = json.loads(RELEASED_TEMPLATE)
+    large["Description"] = "x" * 60_000
+    large_template = json.dumps(large)
+    record_release(template=large_template)
+    deploy(STAGE_STACK, template=NEW_TEMPLATE, value="stage-next")
+    production_deployed()
+
+    result = revert("stage-failed", lambda_context)
+
+    assert result["actions"][0] == f"reverting stage stack {STAGE_STACK} to release {RELEASED_EXECUTION}"
+    assert template_of(STAGE_STACK) == large
+    kept = boto3.client("s3", region_name=PRIMARY).get_object(
+        Bucket=BUCKET, Key=releases.release_template_key(RELEASED_EXECUTION)
+    )
+    assert kept["Body"].read() == large_template.encode()
