@@ -22,6 +22,6 @@ def lambda_handler(job: Job, context: LambdaContext) -> JobResult:
         cloudformation_for=clients.cloudformation,
         sns=clients.sns(clients.home_region()),
         config=config,
-        change_set_name=token.get("changeSetName") or config.change_set_name(job.user_parameters),
+        change_set_name=config.change_set_name(job.user_parameters),
         attempt=int(token.get("attempt", 0)),
     )

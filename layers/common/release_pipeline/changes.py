@@ -189,7 +189,7 @@ def detect_changes(
     if pending:
         names = ", ".join(f"{r.role} {r.region}" for r in pending)
         return JobResult.keep_waiting(
-            {"attempt": attempt + 1, "changeSetName": change_set_name}, f"Waiting for change sets: {names}"
+            {"attempt": attempt + 1}, f"Waiting for change sets (check {attempt + 1}): {names}"
         )
     primary, secondary = results
     has_changes = primary.has_changes or secondary.has_changes

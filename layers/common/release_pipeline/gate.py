@@ -68,8 +68,10 @@ def wait_for_turn(
     token = {"polls": polls + 1}
     if running:
         shown = ", ".join(running[:3]) + (f" and {len(running) - 3} more" if len(running) > 3 else "")
-        return JobResult.keep_waiting(token, f"Waiting for earlier execution(s) to finish: {shown}")
+        return JobResult.keep_waiting(token, f"Waiting (check {polls + 1}) for earlier execution(s) to finish: {shown}")
     stage = stacks.describe(cloudformation, config.stage_stack_name, config.region)
     if stage.status is not None and stacks.is_busy(stage.status):
-        return JobResult.keep_waiting(token, f"Waiting for stage stack {stage.name} ({stage.status}) to settle")
+        return JobResult.keep_waiting(
+            token, f"Waiting (check {polls + 1}) for stage stack {stage.name} ({stage.status}) to settle"
+        )
     return JobResult(summary="No earlier execution in progress: checking this change")
