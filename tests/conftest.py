@@ -12,8 +12,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from tests.support import moto_ext
-from tests.support.lambda_context import FakeLambdaContext
+from rehearsal import moto_ext
+from rehearsal.lambda_context import FakeLambdaContext
 from tests.support.solution import ARTIFACT_BUCKET
 
 if TYPE_CHECKING:

@@ -21,11 +21,13 @@ import pytest
 from moto import mock_aws
 from moto.core import set_initial_no_auth_action_count
 
+from rehearsal import moto_ext
+from rehearsal.emulator import policy_for_moto
+from rehearsal.lambda_context import FakeLambdaContext
+from rehearsal.template import ResolvedTemplate
 from release_pipeline import clients
-from tests.support import moto_ext, solution
+from tests.support import solution
 from tests.support.events import load_event, load_function
-from tests.support.lambda_context import FakeLambdaContext
-from tests.support.template import ResolvedTemplate
 
 ACCOUNT = "123456789012"
 PRIMARY, SECONDARY = "us-east-1", solution.REQUIRED_PARAMETERS["SecondaryRegion"]
@@ -82,7 +84,7 @@ class Accounts:
     def user(self, name: str, policy: dict[str, Any]) -> dict[str, str]:
         iam = self.client("iam")
         iam.create_user(UserName=name)
-        iam.put_user_policy(UserName=name, PolicyName="policy", PolicyDocument=json.dumps(action_level(policy)))
+        iam.put_user_policy(UserName=name, PolicyName="policy", PolicyDocument=json.dumps(policy_for_moto(policy)))
         key = iam.create_access_key(UserName=name)["AccessKey"]
         return {"AccessKeyId": key["AccessKeyId"], "SecretAccessKey": key["SecretAccessKey"]}
 
@@ -121,16 +123,6 @@ def run_as(
         return None
     finally:
         clients._session.cache_clear()
-
-
-def action_level(policy: dict[str, Any]) -> dict[str, Any]:
-    """``policy`` as moto can check it: resources kept for S3, widened to "*" elsewhere."""
-    statements = []
-    for statement in policy["Statement"]:
-        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-        on_s3 = all(action.startswith("s3:") for action in actions)
-        statements.append(statement if on_s3 else {**statement, "Resource": "*"})
-    return {"Version": "2012-10-17", "Statement": statements}
 
 
 def without(policy: dict[str, Any], action: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from rehearsal.template import ROOT, ResolvedTemplate
 from release_pipeline import changes, drift, stage_artifact
 from release_pipeline.config import (
     ArtifactCheckConfig,
@@ -22,7 +23,6 @@ from release_pipeline.config import (
 from release_pipeline.release import SOURCE_ARTIFACT
 from release_pipeline.revert import REVERT_STATES, STAGE_EVENT
 from tests.support import solution
-from tests.support.template import ROOT, ResolvedTemplate
 
 CONFIGS: dict[str, Any] = {
     "ArtifactCheckFunction": ArtifactCheckConfig,

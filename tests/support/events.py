@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
-import sys
 import uuid
 from pathlib import Path
-from types import ModuleType
 from typing import Any
+
+from rehearsal.handlers import load_function
+
+__all__ = ["continuation_of", "job_id_of", "load_event", "load_function"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EVENTS_DIR = REPO_ROOT / "events"
-FUNCTIONS_DIR = REPO_ROOT / "functions"
 
 
 def load_event(function: str, case: str) -> dict[str, Any]:
@@ -25,29 +25,6 @@ def load_event(function: str, case: str) -> dict[str, Any]:
     if not isinstance(event, dict):
         raise TypeError(f"{path.relative_to(REPO_ROOT)} does not hold a JSON object")
     return event
-
-
-def load_function(folder: str) -> ModuleType:
-    """Import functions/<folder>/app.py afresh, under a module name of its own.
-
-    Every handler file is called app.py, so each gets the name ``functions_<folder>_app``; a new
-    module object is made on every call, so module-level state never leaks between tests.
-    """
-    path = FUNCTIONS_DIR / folder / "app.py"
-    if not path.is_file():
-        raise FileNotFoundError(f"no handler {path.relative_to(REPO_ROOT)}")
-    name = "functions_" + folder.replace("-", "_") + "_app"
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot import {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        sys.modules.pop(name, None)
-        raise
-    return module
 
 
 def job_id_of(event: dict[str, Any]) -> str:

@@ -13,7 +13,7 @@ import threading
 
 from moto.server import ThreadedMotoServer
 
-from tests.support import moto_ext
+from rehearsal import moto_ext
 
 
 def main(argv: list[str] | None = None) -> None:

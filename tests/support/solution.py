@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from tests.support import moto_ext
+from rehearsal import moto_ext
+from rehearsal.lambda_context import FakeLambdaContext
+from rehearsal.template import ResolvedTemplate, load_template
 from tests.support.events import job_id_of, load_function
-from tests.support.lambda_context import FakeLambdaContext
-from tests.support.template import ResolvedTemplate, load_template
 
 # The parameters template.yaml has no default for.
 REQUIRED_PARAMETERS = {

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from rehearsal import moto_ext
+from rehearsal.lambda_context import FakeLambdaContext
 from release_pipeline import releases
-from tests.support import moto_ext
 from tests.support.events import load_event
-from tests.support.lambda_context import FakeLambdaContext
 from tests.support.solution import ARTIFACT_BUCKET, apply_environment, resolved, run_job, source_zip
 
 if TYPE_CHECKING:

@@ -13,9 +13,9 @@ from moto.cloudformation.models import cloudformation_backends
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.sns.models import sns_backends
 
-from tests.support import moto_ext
+from rehearsal import moto_ext
+from rehearsal.lambda_context import FakeLambdaContext
 from tests.support.events import continuation_of, job_id_of, load_event, load_function
-from tests.support.lambda_context import FakeLambdaContext
 from tests.support.solution import REQUIRED_PARAMETERS, apply_environment, resolved
 
 if TYPE_CHECKING:

@@ -13,10 +13,10 @@ from moto.cloudformation.models import cloudformation_backends
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.sns.models import sns_backends
 
+from rehearsal import moto_ext
+from rehearsal.lambda_context import FakeLambdaContext
 from release_pipeline import clients
-from tests.support import moto_ext
 from tests.support.events import continuation_of, job_id_of, load_event, load_function
-from tests.support.lambda_context import FakeLambdaContext
 from tests.support.solution import REQUIRED_PARAMETERS, apply_environment, resolved
 
 if TYPE_CHECKING:

@@ -13,9 +13,9 @@ from moto.cloudformation.models import cloudformation_backends
 from moto.codepipeline.models import codepipeline_backends
 from moto.core.utils import utcnow
 
-from tests.support import moto_ext
+from rehearsal import moto_ext
+from rehearsal.lambda_context import FakeLambdaContext
 from tests.support.events import continuation_of, load_event, load_function
-from tests.support.lambda_context import FakeLambdaContext
 from tests.support.solution import apply_environment, create_pipeline, resolved
 
 ACCOUNT, REGION = "123456789012", "us-east-1"

@@ -12,11 +12,11 @@ from botocore.exceptions import ClientError
 from moto.cloudformation.models import cloudformation_backends
 from moto.core.models import DEFAULT_ACCOUNT_ID
 
+from rehearsal import moto_ext
+from rehearsal.lambda_context import FakeLambdaContext
 from release_pipeline import artifacts, clients, releases
 from release_pipeline.errors import ConfigurationError, ReleaseRecordError, StackBusyError
-from tests.support import moto_ext
 from tests.support.events import load_event, load_function
-from tests.support.lambda_context import FakeLambdaContext
 from tests.support.solution import REQUIRED_PARAMETERS, apply_environment, resolved
 
 if TYPE_CHECKING:

@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 
+from rehearsal.lambda_context import FakeLambdaContext
+from rehearsal.moto_ext import JobResult as RecordedResult
+from rehearsal.moto_ext import job_results
 from release_pipeline import artifacts
 from release_pipeline import jobs as jobs_module
 from release_pipeline.errors import ArtifactError, BadInputError, ConfigurationError, PipelineError
@@ -24,9 +27,6 @@ from release_pipeline.jobs import (
     codepipeline_job,
 )
 from tests.support.events import continuation_of, job_id_of, load_event, load_function
-from tests.support.lambda_context import FakeLambdaContext
-from tests.support.moto_ext import JobResult as RecordedResult
-from tests.support.moto_ext import job_results
 
 if TYPE_CHECKING:
     from mypy_boto3_codepipeline import CodePipelineClient

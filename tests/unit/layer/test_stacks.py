@@ -10,6 +10,7 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
+from rehearsal import moto_ext
 from release_pipeline import clients
 from release_pipeline.stacks import (
     EMPTY_CHANGE_SET_REASON,
@@ -21,7 +22,6 @@ from release_pipeline.stacks import (
     is_missing_stack,
     is_no_updates,
 )
-from tests.support import moto_ext
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient

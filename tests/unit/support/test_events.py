@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 from aws_lambda_powertools import Logger
 
+from rehearsal import handlers
+from rehearsal.lambda_context import FakeLambdaContext
 from tests.support import events
 from tests.support.events import continuation_of, job_id_of, load_event, load_function
-from tests.support.lambda_context import FakeLambdaContext
 
 JOB_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 INVOKE_EVENTS = [
@@ -142,7 +143,7 @@ def test_load_function_gives_each_app_py_its_own_module(tmp_path: Path, monkeypa
     for folder in ("first-fn", "second-fn"):
         (tmp_path / folder).mkdir()
         (tmp_path / folder / "app.py").write_text(f"NAME = {folder!r}\n", encoding="utf-8")
-    monkeypatch.setattr(events, "FUNCTIONS_DIR", tmp_path)
+    monkeypatch.setattr(handlers, "FUNCTIONS_DIR", tmp_path)
 
     first, second = load_function("first-fn"), load_function("second-fn")
 

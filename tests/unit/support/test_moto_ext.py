@@ -9,7 +9,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.support import moto_ext
+from rehearsal import moto_ext
 from tests.support.events import continuation_of, job_id_of, load_event
 
 if TYPE_CHECKING:

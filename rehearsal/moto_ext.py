@@ -14,6 +14,9 @@ Added or replaced, in AWS's documented shapes (botocore's service model is the r
 - CloudFormation ``DetectStackDrift``, ``DescribeStackDriftDetectionStatus`` and
   ``DescribeStackResourceDrifts``; every resource is IN_SYNC unless a test calls
   :func:`inject_drift`.
+- S3 bucket policies evaluated with ``aws:SecureTransport`` true, as for any SDK call to AWS (moto
+  evaluates them without request context, so a TLS-only bucket would refuse everything).
+- EventBridge ``TestEventPattern`` (moto 5.2.5 answers it with nothing), with moto's own matcher.
 - CloudFormation change sets, replaced as a whole (``CreateChangeSet``, ``DescribeChangeSet``,
   ``ListChangeSets``, ``ExecuteChangeSet``, ``DeleteChangeSet``) because moto 5.2.5 raises "No updates
   are to be performed" for an unchanged UPDATE change set, defaults ChangeSetType to CREATE, creates
@@ -49,12 +52,18 @@ from moto.cloudformation.models import (
 )
 from moto.cloudformation.responses import CloudFormationResponse
 from moto.cloudformation.utils import generate_changeset_id
+from moto.codepipeline.models import codepipeline_backends
 from moto.codepipeline.responses import CodePipelineResponse
 from moto.core.common_types import TYPE_RESPONSE
 from moto.core.exceptions import ServiceException
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.core.responses import ActionContext, ActionResult, EmptyResult
 from moto.core.serialize import XFormedAttributePicker
+from moto.core.utils import utcnow
+from moto.events.models import EventPattern, EventPatternParser
+from moto.events.responses import EventsHandler
+from moto.iam.access_control import IAMPolicy, PermissionResult
+from moto.s3.models import FakeBucket
 
 __all__ = [
     "DRIFT_CHECKABLE_STATUSES",
@@ -70,6 +79,8 @@ __all__ = [
     "reset",
     "set_change_set_page_size",
     "set_detection_progress",
+    "set_execution_status",
+    "set_stage_execution",
 ]
 
 MOTO_VERSION: Final = "5.2.5"
@@ -96,6 +107,9 @@ _FAILURE_TYPES: Final = frozenset(
     }
 )
 _RESOURCE_DRIFT_STATUSES: Final = frozenset({"IN_SYNC", "MODIFIED", "DELETED", "NOT_CHECKED", "UNKNOWN", "UNSUPPORTED"})
+_EXECUTION_STATUSES: Final = frozenset(
+    {"Cancelled", "InProgress", "Stopped", "Stopping", "Succeeded", "Superseded", "Failed"}
+)
 _DRIFTED: Final = frozenset({"MODIFIED", "DELETED"})
 _DIFFERENCE_TYPES: Final = frozenset({"ADD", "REMOVE", "NOT_EQUAL"})
 _STACK_DRIFT_STATUSES: Final = frozenset({"DRIFTED", "IN_SYNC", "UNKNOWN", "NOT_CHECKED"})
@@ -564,6 +578,28 @@ def set_stage_execution(
     InProgress, Succeeded...), as GetPipelineState then reports it."""
     with _STATE.lock:
         _STATE.stage_states.setdefault((account_id, region, pipeline), {})[stage] = (execution_id, status)
+
+
+def set_execution_status(
+    pipeline: str,
+    execution_id: str,
+    status: str,
+    *,
+    region: str = "us-east-1",
+    account_id: str = DEFAULT_ACCOUNT_ID,
+) -> None:
+    """Set an execution's status (InProgress, Succeeded, Failed, Stopped...) as ListPipelineExecutions
+    and GetPipelineExecution report it; moto marks every execution Succeeded as soon as it starts."""
+    if status not in _EXECUTION_STATUSES:
+        raise ValueError(f"status must be one of {sorted(_EXECUTION_STATUSES)}, not {status!r}")
+    backend = codepipeline_backends[account_id][region]
+    if pipeline not in backend.pipelines:
+        raise ValueError(f"pipeline {pipeline} does not exist in {account_id}/{region}")
+    execution = backend.pipelines[pipeline].executions.get(execution_id)
+    if execution is None:
+        raise ValueError(f"pipeline {pipeline} has no execution {execution_id}")
+    execution.status = status
+    execution.last_update_time = utcnow()
 
 
 def _get_pipeline_state(self: CodePipelineResponse) -> str:
@@ -1155,6 +1191,68 @@ def _describe_stack_resource_drifts(self: CloudFormationResponse) -> ActionResul
 
 
 # --------------------------------------------------------------------------------------------------
+# EventBridge
+# --------------------------------------------------------------------------------------------------
+
+_EVENT_FIELDS: Final = ("id", "account", "source", "time", "region", "detail-type")
+
+
+def _test_event_pattern(self: EventsHandler) -> str:
+    """TestEventPattern (moto 5.2.5 answers nothing): matched with moto's own rule matcher, the one its
+    PutEvents uses, after AWS's check that the event has the fields every event carries."""
+    raw_pattern = self._get_param("EventPattern")
+    try:
+        event = json.loads(self._get_param("Event") or "")
+    except json.JSONDecodeError:
+        raise _error("InvalidEventPatternException", "Event is not valid JSON") from None
+    missing = [name for name in _EVENT_FIELDS if name not in event]
+    if missing:
+        raise _error("InvalidEventPatternException", f"Event is missing required field(s): {', '.join(missing)}")
+    pattern = EventPattern(raw_pattern, EventPatternParser(raw_pattern).parse())
+    return json.dumps({"Result": pattern.matches_event(event)})
+
+
+# --------------------------------------------------------------------------------------------------
+# S3 bucket policies
+# --------------------------------------------------------------------------------------------------
+
+# Every SDK call to AWS goes over TLS; only the hop to a local emulator is plain HTTP. moto evaluates a
+# bucket policy without request context and treats a condition operator it does not know (Bool) as
+# met, so a TLS-only bucket (Deny when aws:SecureTransport is "false") would refuse every request. The
+# emulator evaluates bucket policies as AWS would for an SDK client, whose requests are all TLS: a
+# statement conditioned on aws:SecureTransport applies only when it asks for "true".
+
+
+def _over_tls(statement: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The statement as it applies to a TLS request (None: it does not apply)."""
+    condition = dict(statement.get("Condition", {}))
+    boolean = dict(condition.get("Bool", {}))
+    if "aws:SecureTransport" not in boolean:
+        return dict(statement)
+    wanted = boolean.pop("aws:SecureTransport")
+    values = wanted if isinstance(wanted, list) else [wanted]
+    if "true" not in [str(value).lower() for value in values]:
+        return None
+    if boolean:
+        condition["Bool"] = boolean
+    else:
+        condition.pop("Bool")
+    rest = {key: value for key, value in statement.items() if key != "Condition"}
+    return {**rest, "Condition": condition} if condition else rest
+
+
+def _bucket_permission(self: FakeBucket, action: str, resource: str) -> Any:
+    if self.policy is None:
+        return PermissionResult.NEUTRAL
+    document = json.loads(self.policy.decode())
+    raw = document.get("Statement", [])
+    statements = [kept for statement in (raw if isinstance(raw, list) else [raw]) if (kept := _over_tls(statement))]
+    if not statements:
+        return PermissionResult.NEUTRAL
+    return IAMPolicy(json.dumps({**document, "Statement": statements})).is_action_permitted(action, resource)
+
+
+# --------------------------------------------------------------------------------------------------
 # Installation
 # --------------------------------------------------------------------------------------------------
 
@@ -1183,11 +1281,13 @@ def install() -> None:
             return
         if moto.__version__ != MOTO_VERSION:
             raise RuntimeError(
-                f"tests/support/moto_ext.py was verified against moto {MOTO_VERSION}, found "
+                f"rehearsal/moto_ext.py was verified against moto {MOTO_VERSION}, found "
                 f"{moto.__version__}: re-check each patched operation before changing the pin"
             )
         for name, method in _CODEPIPELINE_METHODS.items():
             setattr(CodePipelineResponse, name, method)
         for name, method in _CLOUDFORMATION_METHODS.items():
             setattr(CloudFormationResponse, name, method)
+        FakeBucket.get_permission = _bucket_permission  # type: ignore[method-assign]
+        EventsHandler.test_event_pattern = _test_event_pattern  # type: ignore[assignment,method-assign]
         _installed = True

@@ -1,0 +1,1 @@
+"""Rehearse the release pipeline of template.yaml locally, against an in-process AWS emulator."""

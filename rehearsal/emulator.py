@@ -1,0 +1,185 @@
+"""The local AWS emulator: a moto server on a free localhost port, extended by moto_ext, in this process.
+
+Running the server in the rehearsal's own process is what lets moto_ext's operations (job results,
+drift, GetPipelineState) be served over HTTP and lets a scenario inject drift between two runs. Every
+Region is served by the same endpoint; boto3 finds it through ``AWS_ENDPOINT_URL`` (``localhost``, not
+``127.0.0.1``, or S3 would take the address for a bucket name).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import urllib.request
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from moto import settings
+from moto.core.models import DEFAULT_ACCOUNT_ID
+from moto.core.responses import ActionAuthenticatorMixin
+from moto.server import ThreadedMotoServer
+
+from rehearsal import moto_ext
+
+# What a process needs to reach the emulator instead of AWS. Credentials are replaced per principal.
+_CLEARED = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_DEFAULT_PROFILE")
+
+
+@dataclass(frozen=True)
+class Credentials:
+    access_key_id: str
+    secret_access_key: str
+    session_token: str = ""
+
+    def as_environment(self) -> dict[str, str]:
+        values = {"AWS_ACCESS_KEY_ID": self.access_key_id, "AWS_SECRET_ACCESS_KEY": self.secret_access_key}
+        if self.session_token:
+            values["AWS_SESSION_TOKEN"] = self.session_token
+        return values
+
+
+# moto accepts any key while IAM is not enforced.
+UNCHECKED = Credentials("testing", "testing")
+
+
+class Emulator:
+    """A moto server with moto_ext's operations. Use as a context manager, or start() and stop()."""
+
+    def __init__(self, *, account_id: str = DEFAULT_ACCOUNT_ID, port: int = 0) -> None:
+        self.account_id = account_id
+        self._requested_port = port
+        self._server: ThreadedMotoServer | None = None
+        self.port = 0
+        self._saved_auth: tuple[float, int] | None = None
+        # One session (its service models loaded once) and one client per service, Region and principal.
+        self._session: boto3.session.Session | None = None
+        self._clients: dict[tuple[str, str, str, int], Any] = {}
+
+    @property
+    def endpoint(self) -> str:
+        if not self.port:
+            raise RuntimeError("the emulator is not running")
+        return f"http://localhost:{self.port}"
+
+    def start(self) -> Emulator:
+        moto_ext.install()
+        # The server's request log and moto's notes on resources its CloudFormation does not model
+        # (the regional store's bucket policy) would drown the rehearsal's own output.
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        logging.getLogger("moto").setLevel(logging.ERROR)
+        warnings.filterwarnings("ignore", message="Tried to parse", category=UserWarning)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=self._requested_port, verbose=False)
+        server.start()
+        self._server = server
+        self.port = server.get_host_and_port()[1]
+        return self
+
+    def stop(self) -> None:
+        self.enforce_iam(False)
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        self.port = 0
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def reset(self) -> None:
+        """Forget every resource in every Region, and every moto_ext record."""
+        self.enforce_iam(False)
+        request = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST", data=b"")  # noqa: S310
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (always http://localhost)
+            response.read()
+        moto_ext.reset()
+
+    def enforce_iam(self, on: bool) -> None:
+        """From now on, check every request's credentials and IAM policies (moto: action level outside S3,
+        resource level for S3), or stop checking."""
+        if on:
+            if self._saved_auth is None:
+                self._saved_auth = (settings.INITIAL_NO_AUTH_ACTION_COUNT, ActionAuthenticatorMixin.request_count)
+            settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
+            ActionAuthenticatorMixin.request_count = 0
+        elif self._saved_auth is not None:
+            settings.INITIAL_NO_AUTH_ACTION_COUNT, ActionAuthenticatorMixin.request_count = self._saved_auth
+            self._saved_auth = None
+
+    @property
+    def iam_enforced(self) -> bool:
+        return self._saved_auth is not None
+
+    def environment(self) -> dict[str, str]:
+        """Variables that point boto3 (and the AWS CLI, SAM's containers...) at the emulator."""
+        return {"AWS_ENDPOINT_URL": self.endpoint, **UNCHECKED.as_environment()}
+
+    def client(self, service: str, region: str, credentials: Credentials = UNCHECKED) -> Any:
+        key = (service, region, credentials.access_key_id, self.port)
+        if key not in self._clients:
+            self._clients[key] = self._new_client(service, region, credentials)
+        return self._clients[key]
+
+    def _new_client(self, service: str, region: str, credentials: Credentials) -> Any:
+        if self._session is None:
+            self._session = boto3.session.Session()
+        config = Config(retries={"mode": "standard", "max_attempts": 3}, signature_version="s3v4")
+        return self._session.client(
+            service,  # type: ignore[call-overload]
+            region_name=region,
+            endpoint_url=self.endpoint,
+            aws_access_key_id=credentials.access_key_id,
+            aws_secret_access_key=credentials.secret_access_key,
+            aws_session_token=credentials.session_token or None,
+            config=config,
+        )
+
+    @contextmanager
+    def process_environment(self, extra: Mapping[str, str] | None = None) -> Iterator[None]:
+        """Point this process's AWS SDK at the emulator (and set ``extra``) for the duration."""
+        values = {**self.environment(), **(extra or {})}
+        saved = {name: os.environ.get(name) for name in (*values, *_CLEARED)}
+        for name in _CLEARED:
+            os.environ.pop(name, None)
+        os.environ.update(values)
+        try:
+            yield
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+
+def policy_for_moto(policy: Mapping[str, Any]) -> dict[str, Any]:
+    """An IAM policy as moto can check it: S3 statements as written (moto checks S3 resources); every
+    other statement with its resources widened to "*", because moto checks only the action there and
+    compares the resource with "*"."""
+    statements = []
+    for statement in policy.get("Statement", []):
+        actions = statement.get("Action", [])
+        actions = [actions] if isinstance(actions, str) else list(actions)
+        if all(action.lower().startswith("s3:") for action in actions):
+            statements.append(dict(statement))
+        else:
+            statements.append({**statement, "Resource": "*"})
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def create_principal(iam: Any, name: str, policy: Mapping[str, Any]) -> Credentials:
+    """An IAM user that holds ``policy`` only (as moto can check it), and its access key."""
+    iam.create_user(UserName=name)
+    iam.put_user_policy(UserName=name, PolicyName="policy", PolicyDocument=json.dumps(policy_for_moto(policy)))
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    return Credentials(key["AccessKeyId"], key["SecretAccessKey"])

@@ -1,0 +1,272 @@
+"""One pipeline execution, stage by stage, as CodePipeline runs it.
+
+Stages run in order; a stage's BeforeEntry conditions are evaluated first (a VariableCheck rule that
+fails applies the condition's result: SKIP skips the stage, FAIL fails it). Actions run by run order.
+Stage state changes are reported where CodePipeline reports them (GetPipelineState, the execution's
+status in ListPipelineExecutions) and sent as EventBridge events to every rule whose pattern matches;
+a matching rule's Lambda target is invoked in this process, with the rule's retry policy and dead-letter
+queue.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rehearsal import actions, moto_ext
+from rehearsal.actions import FAILED, SKIPPED, SUCCEEDED, ActionFailed, Decider, Execution, Outcome
+from rehearsal.pipeline import Action, Condition, Pipeline, Stage, Variables, WiringError
+from rehearsal.report import Console
+from rehearsal.solution import Solution
+
+# A rehearsal retries a failing rule target at once; AWS spreads the retries over the rule's
+# MaximumEventAgeInSeconds. Enough attempts to show the retry, not so many that a run stalls.
+MAX_TARGET_ATTEMPTS = 3
+
+
+@dataclass
+class StageResult:
+    name: str
+    status: str  # Succeeded, Failed, Skipped
+    reason: str = ""
+    actions: list[tuple[Action, Outcome]] = field(default_factory=list)
+
+
+@dataclass
+class Delivery:
+    rule: str
+    target: str
+    state: str
+    stage: str
+    attempts: int
+    outcome: str  # delivered, dead-lettered
+
+
+@dataclass
+class ExecutionResult:
+    execution_id: str
+    revision: str
+    status: str  # Succeeded, Failed
+    stages: list[StageResult]
+    deliveries: list[Delivery]
+    variables: dict[str, dict[str, str]]
+    lambda_seconds: list[tuple[str, float]]
+    failure: str = ""
+
+    def stage(self, name: str) -> StageResult | None:
+        return next((s for s in self.stages if s.name == name), None)
+
+    def action(self, stage: str, name: str) -> Outcome | None:
+        found = self.stage(stage)
+        if found is None:
+            return None
+        return next((outcome for action, outcome in found.actions if action.name == name), None)
+
+
+def run_execution(
+    solution: Solution,
+    pipeline: Pipeline,
+    *,
+    source_dir: Path,
+    revision: str,
+    decide: Decider,
+    console: Console,
+    show_logs: bool = False,
+) -> ExecutionResult:
+    admin = solution.admin("codepipeline")
+    execution_id = admin.start_pipeline_execution(name=pipeline.name)["pipelineExecutionId"]
+    region = solution.primary_region
+    moto_ext.set_execution_status(
+        pipeline.name, execution_id, "InProgress", region=region, account_id=solution.account_id
+    )
+    variables = Variables({"codepipeline": {"PipelineExecutionId": execution_id}})
+    execution = Execution(
+        solution=solution,
+        execution_id=execution_id,
+        variables=variables,
+        reporter=console,
+        decide=decide,
+        source_dir=source_dir,
+        revision_label=revision,
+        show_logs=show_logs,
+    )
+    console.execution_started(pipeline.name, execution_id, revision)
+    result = ExecutionResult(execution_id, revision, SUCCEEDED, [], [], {}, execution.invocations)
+    for stage in pipeline.stages:
+        stage_result = _run_stage(execution, pipeline, stage, console)
+        result.stages.append(stage_result)
+        if stage_result.status == FAILED:
+            result.status = FAILED
+            result.failure = f"{stage.name}: {stage_result.reason}"
+            _set_execution(solution, pipeline, execution_id, "Failed")
+            result.deliveries.extend(_emit(solution, execution, pipeline, stage.name, "FAILED", console))
+            break
+    else:
+        _set_execution(solution, pipeline, execution_id, "Succeeded")
+    result.variables = {k: dict(v) for k, v in variables.values.items()}
+    console.execution_finished(result.status, result.failure)
+    return result
+
+
+def _set_execution(solution: Solution, pipeline: Pipeline, execution_id: str, status: str) -> None:
+    moto_ext.set_execution_status(
+        pipeline.name, execution_id, status, region=solution.primary_region, account_id=solution.account_id
+    )
+
+
+def _run_stage(execution: Execution, pipeline: Pipeline, stage: Stage, console: Console) -> StageResult:
+    solution = execution.solution
+    for condition in stage.before_entry:
+        met, reason = _condition_met(execution, stage, condition)
+        if not met:
+            if condition.result == "SKIP":
+                console.stage_skipped(stage.name, reason)
+                return StageResult(stage.name, SKIPPED, reason)
+            console.stage_started(stage.name)
+            console.stage_finished(stage.name, FAILED, reason)
+            return StageResult(stage.name, FAILED, f"entry condition failed: {reason}")
+    console.stage_started(stage.name)
+    moto_ext.set_stage_execution(
+        pipeline.name,
+        stage.name,
+        execution.execution_id,
+        "InProgress",
+        region=solution.primary_region,
+        account_id=solution.account_id,
+    )
+    _emit(solution, execution, pipeline, stage.name, "STARTED", console)
+    result = StageResult(stage.name, SUCCEEDED)
+    for group in stage.run_orders():
+        for action in group:
+            outcome = _run_action(execution, action, console)
+            result.actions.append((action, outcome))
+            if outcome.status == FAILED:
+                result.status, result.reason = FAILED, f"{action.name}: {outcome.summary}"
+        if result.status == FAILED:
+            break
+    status = "Failed" if result.status == FAILED else "Succeeded"
+    moto_ext.set_stage_execution(
+        pipeline.name,
+        stage.name,
+        execution.execution_id,
+        status,
+        region=solution.primary_region,
+        account_id=solution.account_id,
+    )
+    console.stage_finished(stage.name, result.status, result.reason)
+    if result.status != FAILED:
+        _emit(solution, execution, pipeline, stage.name, "SUCCEEDED", console)
+    return result
+
+
+def _condition_met(execution: Execution, stage: Stage, condition: Condition) -> tuple[bool, str]:
+    for rule in condition.rules:
+        where = f"stage {stage.name} condition {rule.name}"
+        if rule.provider != "VariableCheck":
+            raise WiringError(f"{where}: rule provider {rule.provider} is not rehearsed (VariableCheck is)")
+        variable = rule.configuration.get("Variable", "")
+        value = execution.variables.substitute(variable, where)
+        expected = rule.configuration.get("Value", "")
+        operator = rule.configuration.get("Operator", "EQ")
+        checks = {
+            "EQ": value == expected,
+            "NE": value != expected,
+            "CONTAINS": expected in value,
+            "MATCHES": re.search(expected, value) is not None,
+        }
+        if operator not in checks:
+            raise WiringError(f"{where}: operator {operator} is not one of {', '.join(checks)}")
+        if not checks[operator]:
+            return False, f"{rule.name}: {variable} is '{value}', not {operator} '{expected}'"
+    return True, ""
+
+
+def _run_action(execution: Execution, action: Action, console: Console) -> Outcome:
+    console.action_started(action)
+    started = time.perf_counter()
+    try:
+        outcome = actions.provider_of(action)(execution, action)
+    except ActionFailed as failure:
+        outcome = Outcome(FAILED, str(failure))
+    if outcome.status != FAILED and action.namespace:
+        execution.variables.set(action.namespace, outcome.variables)
+    console.action_finished(action, outcome, time.perf_counter() - started)
+    return outcome
+
+
+def stage_event(solution: Solution, pipeline: Pipeline, execution_id: str, stage: str, state: str) -> dict[str, Any]:
+    """A "CodePipeline Stage Execution State Change" event as EventBridge delivers it."""
+    region, account = solution.primary_region, solution.account_id
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "CodePipeline Stage Execution State Change",
+        "source": "aws.codepipeline",
+        "account": account,
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": [f"arn:aws:codepipeline:{region}:{account}:{pipeline.name}"],
+        "detail": {
+            "pipeline": pipeline.name,
+            "execution-id": execution_id,
+            "stage": stage,
+            "state": state,
+            "version": 1.0,
+            "pipeline-execution-attempt": 1.0,
+        },
+    }
+
+
+def _emit(
+    solution: Solution, execution: Execution, pipeline: Pipeline, stage: str, state: str, console: Console
+) -> list[Delivery]:
+    """Send the stage event to every enabled rule of the default bus whose pattern matches it."""
+    event = stage_event(solution, pipeline, execution.execution_id, stage, state)
+    events = solution.admin("events")
+    deliveries = []
+    for rule in events.list_rules(EventBusName="default").get("Rules", []):
+        if rule.get("State") != "ENABLED" or not rule.get("EventPattern"):
+            continue
+        matched = events.test_event_pattern(EventPattern=rule["EventPattern"], Event=json.dumps(event))["Result"]
+        if not matched:
+            continue
+        for target in events.list_targets_by_rule(Rule=rule["Name"]).get("Targets", []):
+            deliveries.append(_deliver(solution, execution, rule["Name"], target, event, console))
+    return deliveries
+
+
+def _deliver(
+    solution: Solution, execution: Execution, rule: str, target: dict[str, Any], event: dict[str, Any], console: Console
+) -> Delivery:
+    detail = event["detail"]
+    function = solution.function_by_name(target["Arn"])
+    if function is None:
+        raise WiringError(f"rule {rule} targets {target['Arn']}, which is not a function of the template")
+    console.event_delivered(rule, function.logical_id, detail["stage"], detail["state"])
+    retries = int(target.get("RetryPolicy", {}).get("MaximumRetryAttempts", 185))
+    attempts = min(retries + 1, MAX_TARGET_ATTEMPTS)
+    for attempt in range(1, attempts + 1):
+        try:
+            actions.invoke(execution, function, event)
+        except Exception as error:  # noqa: BLE001 (any error makes EventBridge retry)
+            console.detail(f"attempt {attempt} of {function.logical_id} failed: {type(error).__name__}: {error}")
+            continue
+        if not execution.show_logs:
+            for line in execution.last_logs:
+                console.detail(f"log: {line}")
+        console.detail(f"{function.logical_id} handled the {detail['stage']} {detail['state']} event")
+        return Delivery(rule, function.logical_id, detail["state"], detail["stage"], attempt, "delivered")
+    dead_letter = target.get("DeadLetterConfig", {}).get("Arn")
+    if dead_letter:
+        sqs = solution.admin("sqs")
+        queue_name = dead_letter.rsplit(":", 1)[-1]
+        url = sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps(event))
+        console.detail(f"event sent to the dead-letter queue {queue_name} after {attempts} attempts")
+    return Delivery(rule, function.logical_id, detail["state"], detail["stage"], attempts, "dead-lettered")

@@ -1,0 +1,517 @@
+"""The scenarios a rehearsal can play, what each must end with, and the checks that prove it.
+
+A scenario is a list of commits pushed one after the other (each a source folder, optionally with an
+overlay folder copied over it) with the approver's decision for each. What it must end with is worked
+out from what actually happened (which commits were approved and released), so the same checks hold
+whether the decision came from a flag or from the terminal:
+
+- production (both Regions) runs exactly the last released template, or nothing if nothing was released;
+- production never changed while an execution had not been approved;
+- the stage stack is gone in delete mode; in retain mode it runs the last released template (or is
+  gone if nothing was ever released);
+- the release record names the last released commit and execution;
+- no review change set of a rejected or failed execution is left on a production stack.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from rehearsal import moto_ext
+from rehearsal.actions import FAILED, SKIPPED, SUCCEEDED, commit_id
+from rehearsal.emulator import Emulator
+from rehearsal.pipeline import Action, Pipeline, check, load
+from rehearsal.report import Console, summary
+from rehearsal.runner import ExecutionResult, run_execution
+from rehearsal.solution import Solution, install
+from rehearsal.template import ROOT
+
+EXAMPLE = ROOT / "examples" / "hello-app"
+SECOND_CHANGE = ROOT / "examples" / "changes" / "second-change"
+FAILS_LINT = ROOT / "examples" / "changes" / "fails-lint"
+PRIMARY_REGION = "us-east-1"
+SECONDARY_REGION = "eu-west-1"
+SOLUTION_STACK = "release-solution"
+PARAMETER_FILES = {"StageParameters": "stage", "PrimaryParameters": "primary", "SecondaryParameters": "secondary"}
+
+
+@dataclass(frozen=True)
+class Commit:
+    label: str
+    overlay: Path | None = None
+    approve: bool = True
+    # Something that happens in AWS before this commit is pushed (drift made by hand, for example).
+    before: Callable[[Solution], str] | None = None
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    commits: tuple[Commit, ...]
+    drift_policy: str = "NOTIFY"
+    # What the last commit's execution must show, beyond the common checks.
+    last_check: Callable[[ExecutionResult, Pipeline], list[str]] | None = None
+
+
+def _drift_by_hand(solution: Solution) -> str:
+    """Someone suspends versioning on the primary data bucket in the console."""
+    stack = solution.template.parameters["ApplicationStackName"]
+    moto_ext.inject_drift(
+        stack,
+        solution.primary_region,
+        "DataBucket",
+        [
+            {
+                "PropertyPath": "/VersioningConfiguration/Status",
+                "ExpectedValue": "Enabled",
+                "ActualValue": "Suspended",
+                "DifferenceType": "NOT_EQUAL",
+            }
+        ],
+        account_id=solution.account_id,
+    )
+    return f"drift injected: {stack} in {solution.primary_region}, DataBucket versioning Enabled -> Suspended"
+
+
+def _stages_with_status(result: ExecutionResult, status: str) -> set[str]:
+    return {stage.name for stage in result.stages if stage.status == status}
+
+
+def _unchanged_skips(result: ExecutionResult, pipeline: Pipeline) -> list[str]:
+    conditional = {stage.name for stage in pipeline.stages if stage.before_entry}
+    not_skipped = conditional - _stages_with_status(result, SKIPPED)
+    return [f"an unchanged commit must skip stage {name}, which ran" for name in sorted(not_skipped)]
+
+
+def _validate_failed(result: ExecutionResult, pipeline: Pipeline) -> list[str]:
+    first_after_source = pipeline.stages[1].name
+    stage = result.stage(first_after_source)
+    if stage is None or stage.status != FAILED:
+        return [f"a template that fails cfn-lint must fail stage {first_after_source}"]
+    if len(result.stages) != 2:
+        return [f"nothing may run after {first_after_source} failed, but {result.stages[-1].name} ran"]
+    return []
+
+
+def _drift_reported(result: ExecutionResult, pipeline: Pipeline) -> list[str]:
+    drift = result.variables.get("Drift", {})
+    if drift.get("DriftStatus") != "DRIFTED":
+        return [f"drift on the primary stack must be reported as DRIFTED, got {drift or 'no Drift variables'}"]
+    return []
+
+
+def _drift_blocked(result: ExecutionResult, pipeline: Pipeline) -> list[str]:
+    problems = []
+    stage = result.stage("Stage")
+    if stage is None or stage.status != FAILED or "DetectDrift" not in stage.reason:
+        problems.append(f"under BLOCK, drift must fail the Stage stage at DetectDrift (got {stage})")
+    if stage is not None and any(action.category == "Approval" for action, _ in stage.actions):
+        problems.append("under BLOCK, no approval may be requested once drift is found")
+    return problems
+
+
+SCENARIOS: dict[str, Scenario] = {
+    scenario.name: scenario
+    for scenario in (
+        Scenario(
+            "demo",
+            "a first release, then a second change on top of it, both approved",
+            (Commit("first release"), Commit("second change", SECOND_CHANGE)),
+        ),
+        Scenario("first-release", "a first release, approved", (Commit("first release"),)),
+        Scenario(
+            "second-change",
+            "a first release, then a second change on top of it (the approval of the change is the one asked)",
+            (Commit("first release"), Commit("second change", SECOND_CHANGE)),
+        ),
+        Scenario(
+            "rejection",
+            "a first release, then a second change that the approver rejects",
+            (Commit("first release"), Commit("second change", SECOND_CHANGE, approve=False)),
+        ),
+        Scenario(
+            "unchanged",
+            "a first release, then the same commit again: nothing changes, the gated stages are skipped",
+            (Commit("first release"), Commit("same commit again")),
+            last_check=_unchanged_skips,
+        ),
+        Scenario(
+            "lint-failure",
+            "a first commit whose template fails cfn-lint: nothing is deployed",
+            (Commit("template that fails cfn-lint", FAILS_LINT),),
+            last_check=_validate_failed,
+        ),
+        Scenario(
+            "drift-notify",
+            "a first release, drift made by hand on the primary stack, then a change (DriftPolicy NOTIFY)",
+            (Commit("first release"), Commit("second change", SECOND_CHANGE, before=_drift_by_hand)),
+            last_check=_drift_reported,
+        ),
+        Scenario(
+            "drift-block",
+            "a first release, drift made by hand on the primary stack, then a change (DriftPolicy BLOCK)",
+            (Commit("first release"), Commit("second change", SECOND_CHANGE, before=_drift_by_hand)),
+            drift_policy="BLOCK",
+            last_check=_drift_blocked,
+        ),
+    )
+}
+
+
+@dataclass
+class Options:
+    scenario: str = "demo"
+    stage_mode: str = "delete"  # delete (DeleteStageStack=Yes) or retain (No)
+    decision: str | None = None  # approve, reject, ask; None: the scenario's own decision
+    source: Path = EXAMPLE
+    change: Path = SECOND_CHANGE
+    broken: Path = FAILS_LINT
+    template_path: str = "template.yaml"
+    drift_policy: str | None = None
+    enforce_iam: bool = True
+    solution_template: Path | None = None
+    verbose: bool = True
+    show_logs: bool = False
+    ask: Callable[[str], str] = input
+
+
+@dataclass
+class Step:
+    commit: Commit
+    source: Path
+    commit_id: str
+    approved: bool | None  # None: no approval was asked
+    result: ExecutionResult
+    production_before: dict[str, Any]
+    production_at_approval: dict[str, Any] | None
+    production_after: dict[str, Any]
+    template: str = ""  # hash of the commit's application template, as deployed stacks are compared
+    note: str = ""
+
+
+@dataclass
+class Report:
+    scenario: Scenario
+    options: Options
+    steps: list[Step] = field(default_factory=list)
+    state: dict[str, Any] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def solution_parameters(options: Options, scenario: Scenario) -> dict[str, str]:
+    parameters = {
+        "ConnectionArn": f"arn:aws:codeconnections:{PRIMARY_REGION}:123456789012:connection/rehearsal",
+        "RepositoryId": f"example/{options.source.name}",
+        "TemplatePath": options.template_path,
+        "ApplicationStackName": options.source.name,
+        "SecondaryRegion": SECONDARY_REGION,
+        "CloudFormationExecutionPolicyArn": "arn:aws:iam::123456789012:policy/application-deploy",
+        "DeleteStageStack": "Yes" if options.stage_mode == "delete" else "No",
+        "DriftPolicy": options.drift_policy or scenario.drift_policy,
+    }
+    for parameter, name in PARAMETER_FILES.items():
+        path = options.source / "parameters" / f"{name}.json"
+        if path.is_file():
+            parameters[parameter] = json.dumps(json.loads(path.read_text(encoding="utf-8")), separators=(",", ":"))
+    return parameters
+
+
+@contextmanager
+def materialize(base: Path, overlay: Path | None) -> Iterator[Path]:
+    """The commit's tree: ``base`` with ``overlay``'s files copied over it."""
+    if overlay is None:
+        yield base
+        return
+    with tempfile.TemporaryDirectory(prefix="rehearsal-commit-") as workdir:
+        tree = Path(workdir) / base.name
+        shutil.copytree(base, tree)
+        shutil.copytree(overlay, tree, dirs_exist_ok=True)
+        yield tree
+
+
+def production(solution: Solution) -> dict[str, Any]:
+    """The production stacks as a fingerprint: status class, template and parameters per Region
+    (a REVIEW_IN_PROGRESS placeholder counts as not deployed)."""
+    name = solution.template.parameters["ApplicationStackName"]
+    fingerprint: dict[str, Any] = {}
+    for region in (solution.primary_region, solution.secondary_region):
+        fingerprint[region] = deployed(solution, name, region)
+    return fingerprint
+
+
+def deployed(solution: Solution, name: str, region: str) -> dict[str, Any] | None:
+    cfn = solution.admin("cloudformation", region)
+    try:
+        stack = cfn.describe_stacks(StackName=name)["Stacks"][0]
+    except ClientError:
+        return None
+    if stack["StackStatus"] in {"REVIEW_IN_PROGRESS", "DELETE_COMPLETE"}:
+        return None
+    body = cfn.get_template(StackName=name)["TemplateBody"]
+    text = body if isinstance(body, str) else json.dumps(body, sort_keys=True)
+    return {
+        "status": stack["StackStatus"],
+        "template": hashlib.sha256(text.encode()).hexdigest()[:16],
+        "parameters": sorted((p["ParameterKey"], p.get("ParameterValue", "")) for p in stack.get("Parameters", [])),
+    }
+
+
+def template_hash(source: Path, template_path: str) -> str:
+    path = source / template_path
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.is_file() else ""
+
+
+def run(options: Options, emulator: Emulator, console: Console | None = None) -> Report:
+    """Play ``options.scenario`` on a fresh solution in ``emulator`` and check how it ends."""
+    import time
+
+    started = time.perf_counter()
+    console = console or Console(verbose=options.verbose)
+    scenario = SCENARIOS[options.scenario]
+    report = Report(scenario, options)
+    console.heading(f"Scenario {scenario.name}: {scenario.description}")
+    console.line(f"stage mode: {options.stage_mode}, DriftPolicy: {options.drift_policy or scenario.drift_policy}")
+    solution = install(
+        emulator,
+        solution_parameters(options, scenario),
+        stack_name=SOLUTION_STACK,
+        region=PRIMARY_REGION,
+        enforce_iam=options.enforce_iam,
+        template_path=options.solution_template,
+    )
+    # Drift detection takes a while in AWS: make each one report DETECTION_IN_PROGRESS once, so the
+    # drift function's continuation token is followed as CodePipeline follows it.
+    moto_ext.set_detection_progress(1)
+    pipeline = load(solution.template)
+    check(pipeline, set(solution.artifact_stores), solution.primary_region)
+    console.line(
+        f"emulator {emulator.endpoint}; solution {solution.stack_name} installed in {solution.primary_region} "
+        f"and {solution.secondary_region}; pipeline {pipeline.name}: "
+        + " > ".join(stage.name for stage in pipeline.stages)
+        + ("; IAM enforced per principal" if emulator.iam_enforced else "")
+    )
+    for index, commit in enumerate(scenario.commits):
+        last = index == len(scenario.commits) - 1
+        overlay = commit.overlay
+        if overlay == SECOND_CHANGE:
+            overlay = options.change
+        elif overlay == FAILS_LINT:
+            overlay = options.broken
+        with materialize(options.source, overlay) as tree:
+            note = commit.before(solution) if commit.before else ""
+            if note:
+                console.line(note)
+            approve = commit.approve
+            if last and options.decision in {"approve", "reject"}:
+                approve = options.decision == "approve"
+            step = _play(
+                solution,
+                pipeline,
+                console,
+                commit,
+                tree,
+                approve,
+                ask=last and options.decision == "ask",
+                options=options,
+            )
+            step.note = note
+            report.steps.append(step)
+    report.state = final_state(solution)
+    report.problems = verify(report, solution, pipeline)
+    report.seconds = time.perf_counter() - started
+    summary(console, report.state)
+    if report.problems:
+        console.heading(f"Scenario {scenario.name}: NOT as expected")
+        for problem in report.problems:
+            console.line(f"  - {problem}")
+    else:
+        console.heading(
+            f"Scenario {scenario.name} ({options.stage_mode} mode) ended as expected in {report.seconds:.1f}s"
+        )
+    return report
+
+
+def _play(
+    solution: Solution,
+    pipeline: Pipeline,
+    console: Console,
+    commit: Commit,
+    tree: Path,
+    approve: bool,
+    *,
+    ask: bool,
+    options: Options,
+) -> Step:
+    before = production(solution)
+    at_approval: list[dict[str, Any]] = []
+    decisions: list[bool] = []
+
+    def decide(action: Action, custom_data: str, link: str) -> tuple[bool, str]:
+        at_approval.append(production(solution))
+        console.approval_requested(action, custom_data, link)
+        if ask:
+            answer = ""
+            while answer not in {"a", "approve", "r", "reject"}:
+                answer = options.ask("    approve or reject? [a/r] ").strip().lower()
+            decision = answer.startswith("a")
+            who = "you, at the terminal"
+        else:
+            decision = approve
+            who = "--approve" if approve else "--reject"
+        decisions.append(decision)
+        return decision, who
+
+    result = run_execution(solution, pipeline, source_dir=tree, revision=commit.label, decide=decide, console=console)
+    return Step(
+        commit=commit,
+        source=tree,
+        commit_id=commit_id(tree),
+        approved=decisions[-1] if decisions else None,
+        result=result,
+        production_before=before,
+        production_at_approval=at_approval[-1] if at_approval else None,
+        production_after=production(solution),
+        template=template_hash(tree, options.template_path),
+    )
+
+
+def final_state(solution: Solution) -> dict[str, Any]:
+    stacks: dict[str, list[dict[str, str]]] = {}
+    for region in (solution.primary_region, solution.secondary_region):
+        cfn = solution.admin("cloudformation", region)
+        stacks[region] = [
+            {"name": s["StackName"], "status": s["StackStatus"]}
+            for s in cfn.describe_stacks()["Stacks"]
+            if s["StackStatus"] != "DELETE_COMPLETE"
+        ]
+    ssm = solution.admin("ssm")
+    record_name = f"/{solution.stack_name}/release/record"
+    try:
+        release = json.loads(ssm.get_parameter(Name=record_name, WithDecryption=True)["Parameter"]["Value"])
+    except ClientError:
+        release = None
+    messages = []
+    sqs = solution.admin("sqs")
+    while solution.inbox_url:
+        batch = sqs.receive_message(QueueUrl=solution.inbox_url, MaxNumberOfMessages=10).get("Messages", [])
+        if not batch:
+            break
+        for message in batch:
+            envelope = json.loads(message["Body"])
+            messages.append({"subject": envelope.get("Subject") or "(no subject)", "message": envelope.get("Message")})
+            sqs.delete_message(QueueUrl=solution.inbox_url, ReceiptHandle=message["ReceiptHandle"])
+    dead_letters = 0
+    for queue_url in sqs.list_queues().get("QueueUrls", []):
+        if queue_url != solution.inbox_url:
+            attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"])
+            dead_letters += int(attributes["Attributes"]["ApproximateNumberOfMessages"])
+    return {
+        "stacks": stacks,
+        "release": release,
+        "messages": messages,
+        "dead_letters": dead_letters,
+        "not_emulated": solution.not_emulated,
+    }
+
+
+def verify(report: Report, solution: Solution, pipeline: Pipeline) -> list[str]:
+    """Every way the run could differ from what the scenario must end with."""
+    problems: list[str] = []
+    app = solution.template.parameters["ApplicationStackName"]
+    released: Step | None = None
+    for step in report.steps:
+        label = f"'{step.commit.label}'"
+        if step.approved is None:
+            if step.production_after != step.production_before:
+                problems.append(f"{label}: production changed although no one was asked to approve")
+        elif step.production_at_approval != step.production_before:
+            problems.append(f"{label}: production changed before anyone approved it")
+        if step.approved is False or step.result.status == FAILED:
+            if step.production_after != step.production_before:
+                problems.append(f"{label}: production changed although the execution was not released")
+            problems.extend(_leftover_change_sets(solution, app, step))
+        if step.approved is False and step.result.status == SUCCEEDED:
+            problems.append(f"{label}: a rejected execution ended Succeeded")
+        if step.approved and step.result.status == SUCCEEDED:
+            released = step
+    for region in (solution.primary_region, solution.secondary_region):
+        now = deployed(solution, app, region)
+        if released is None:
+            if now is not None:
+                problems.append(
+                    f"production stack {app} in {region} exists ({now['status']}) though nothing was released"
+                )
+        elif now is None:
+            problems.append(f"production stack {app} in {region} is not deployed after a release")
+        elif now["template"] != released.template:
+            problems.append(f"production stack {app} in {region} does not run the released template")
+    stage_name = f"{app}-stage"
+    stage_now = deployed(solution, stage_name, solution.primary_region)
+    if report.options.stage_mode == "delete" or released is None:
+        if _exists(solution, stage_name):
+            problems.append(f"stage stack {stage_name} was left behind ({report.options.stage_mode} mode)")
+    elif stage_now is None:
+        problems.append(f"stage stack {stage_name} must live on in retain mode, but it is gone")
+    elif stage_now["template"] != released.template:
+        problems.append(f"stage stack {stage_name} does not run the last released template")
+    record = report.state.get("release")
+    if released is None:
+        if record is not None:
+            problems.append(f"a release record exists though nothing was released: {record}")
+    elif record is None:
+        problems.append("no release record after a release")
+    else:
+        if record.get("commit_id") != released.commit_id:
+            problems.append(f"the release record names commit {record.get('commit_id')}, not {released.commit_id}")
+        if record.get("execution_id") != released.result.execution_id:
+            problems.append(
+                f"the release record names execution {record.get('execution_id')}, not {released.result.execution_id}"
+            )
+    if report.state.get("dead_letters"):
+        problems.append(f"{report.state['dead_letters']} stage event(s) ended in the dead-letter queue")
+    if report.steps and report.scenario.last_check:
+        problems.extend(report.scenario.last_check(report.steps[-1].result, pipeline))
+    approvals = sum(1 for step in report.steps if step.approved is not None)
+    asked = sum(1 for m in report.state.get("messages", []) if m["subject"].startswith("APPROVAL NEEDED"))
+    if asked != approvals:
+        problems.append(f"{approvals} approval(s) were asked but {asked} approval notification(s) were sent")
+    return problems
+
+
+def _exists(solution: Solution, name: str) -> bool:
+    cfn = solution.admin("cloudformation")
+    try:
+        status = cfn.describe_stacks(StackName=name)["Stacks"][0]["StackStatus"]
+    except ClientError:
+        return False
+    return bool(status != "DELETE_COMPLETE")
+
+
+def _leftover_change_sets(solution: Solution, app: str, step: Step) -> list[str]:
+    name = f"pipeline-{step.result.execution_id}"
+    problems = []
+    for region in (solution.primary_region, solution.secondary_region):
+        cfn = solution.admin("cloudformation", region)
+        try:
+            summaries = cfn.list_change_sets(StackName=app).get("Summaries", [])
+        except ClientError:
+            continue
+        if any(s["ChangeSetName"] == name for s in summaries):
+            problems.append(f"'{step.commit.label}': change set {name} was left on {app} in {region}")
+    return problems

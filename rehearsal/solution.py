@@ -1,0 +1,510 @@
+"""The solution stack as the rehearsal installs it in the emulator.
+
+Every name CloudFormation would generate is chosen here first; template.yaml is then resolved with
+those names for the chosen parameters, and each supporting resource (key, buckets, topic, queue,
+rule, roles, projects, pipeline) is created from its resolved properties. Functions are not created:
+their handlers run in this process. What the emulator cannot hold (log groups, the alarm, the layer,
+the e-mail subscription) is listed in ``not_emulated``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rehearsal.emulator import UNCHECKED, Credentials, Emulator, create_principal
+from rehearsal.template import ROOT, ResolvedTemplate, load_template
+
+ADMIN_POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+LAMBDA_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+}
+# The e-mail subscription's stand-in: an SQS queue subscribed to the topic, read for the summary.
+INBOX_QUEUE = "rehearsal-notification-inbox"
+_EMULATED = frozenset(
+    {
+        "AWS::KMS::Key",
+        "AWS::KMS::Alias",
+        "AWS::S3::Bucket",
+        "AWS::S3::BucketPolicy",
+        "AWS::SNS::Topic",
+        "AWS::SQS::Queue",
+        "AWS::SQS::QueuePolicy",
+        "AWS::Events::Rule",
+        "AWS::IAM::Role",
+        "AWS::IAM::Policy",
+        "AWS::Logs::LogGroup",
+        "AWS::CodeBuild::Project",
+        "AWS::CodePipeline::Pipeline",
+        "AWS::Serverless::Function",
+        "AWS::Lambda::Permission",
+        "Custom::RegionalArtifactStore",
+    }
+)
+
+
+class SetupError(Exception):
+    """The solution could not be installed in the emulator as template.yaml defines it."""
+
+
+@dataclass(frozen=True)
+class Function:
+    logical_id: str
+    name: str
+    arn: str
+    code_dir: Path
+    handler: str
+    timeout_seconds: int
+    memory_mb: int
+    layer_dirs: tuple[Path, ...]
+
+
+@dataclass
+class Solution:
+    """The solution as installed: resolved template, physical names and one principal per role."""
+
+    emulator: Emulator
+    template: ResolvedTemplate
+    stack_name: str
+    primary_region: str
+    secondary_region: str
+    pipeline_name: str
+    artifact_stores: dict[str, tuple[str, str]]  # Region -> (bucket, key ARN)
+    functions: dict[str, Function]  # logical id -> function
+    projects: dict[str, str]  # CodeBuild project name -> logical id
+    principals: dict[str, Credentials] = field(default_factory=dict)
+    not_emulated: list[str] = field(default_factory=list)
+    inbox_url: str = ""
+
+    @property
+    def account_id(self) -> str:
+        return self.emulator.account_id
+
+    def credentials(self, principal: str) -> Credentials:
+        return self.principals.get(principal, UNCHECKED)
+
+    def admin(self, service: str, region: str | None = None) -> Any:
+        return self.emulator.client(service, region or self.primary_region, self.credentials("admin"))
+
+    def function_by_name(self, name_or_arn: str) -> Function | None:
+        return next((f for f in self.functions.values() if name_or_arn in (f.name, f.arn)), None)
+
+
+def _suffix() -> str:
+    return uuid.uuid4().hex[:12].upper()
+
+
+def install(
+    emulator: Emulator,
+    parameters: Mapping[str, str],
+    *,
+    stack_name: str = "release-solution",
+    region: str = "us-east-1",
+    enforce_iam: bool = True,
+    template_path: Path | None = None,
+) -> Solution:
+    """Create the solution's supporting resources in the emulator and return the installed solution.
+
+    ``template_path`` is the solution template (template.yaml by default). With ``enforce_iam`` every
+    later request is checked against the IAM policy of the principal that makes it.
+    """
+    raw = load_template(template_path) if template_path else load_template()
+    account = emulator.account_id
+    probe = ResolvedTemplate(dict(parameters), region=region, account=account, stack_name=stack_name, template=raw)
+    secondary = probe.parameters["SecondaryRegion"]
+    unchecked = UNCHECKED
+
+    def client(service: str, in_region: str = region) -> Any:
+        return emulator.client(service, in_region, unchecked)
+
+    stack_id = f"arn:aws:cloudformation:{region}:{account}:stack/{stack_name}/{uuid.uuid4()}"
+    physical: dict[str, dict[str, str]] = {}
+    resources: dict[str, Any] = raw["Resources"]
+    for logical_id, spec in resources.items():
+        kind = spec.get("Type", "")
+        suffix = _suffix()
+        if kind == "AWS::S3::Bucket":
+            name = f"{stack_name}-{logical_id}-{suffix}".lower()[:63]
+            physical[logical_id] = {
+                "Ref": name,
+                "Arn": f"arn:aws:s3:::{name}",
+                "DomainName": f"{name}.s3.amazonaws.com",
+            }
+        elif kind == "AWS::IAM::Role":
+            name = f"{stack_name}-{logical_id}-{suffix}"[:64]
+            physical[logical_id] = {"Ref": name, "Arn": f"arn:aws:iam::{account}:role/{name}"}
+        elif kind == "AWS::Serverless::Function":
+            name = f"{stack_name}-{logical_id}-{suffix}"[:64]
+            role = f"{stack_name}-{logical_id}Role-{suffix}"[:64]
+            physical[logical_id] = {"Ref": name, "Arn": f"arn:aws:lambda:{region}:{account}:function:{name}"}
+            physical[f"{logical_id}Role"] = {"Ref": role, "Arn": f"arn:aws:iam::{account}:role/{role}"}
+        elif kind == "AWS::CodeBuild::Project":
+            name = f"{logical_id}-{suffix}"
+            physical[logical_id] = {"Ref": name, "Arn": f"arn:aws:codebuild:{region}:{account}:project/{name}"}
+        elif kind == "AWS::SQS::Queue":
+            name = f"{stack_name}-{logical_id}-{suffix}"[:80]
+            physical[logical_id] = {
+                "Ref": f"{emulator.endpoint}/{account}/{name}",
+                "Arn": f"arn:aws:sqs:{region}:{account}:{name}",
+                "QueueName": name,
+            }
+        elif kind == "AWS::SNS::Topic":
+            name = f"{stack_name}-{logical_id}-{suffix}"
+            physical[logical_id] = {"Ref": f"arn:aws:sns:{region}:{account}:{name}", "TopicName": name}
+        elif kind == "AWS::Events::Rule":
+            name = f"{stack_name}-{logical_id}-{suffix}"[:64]
+            physical[logical_id] = {"Ref": name, "Arn": f"arn:aws:events:{region}:{account}:rule/{name}"}
+        elif kind == "AWS::CodePipeline::Pipeline":
+            name = str(probe.resolve(spec.get("Properties", {}).get("Name", f"{stack_name}-{logical_id}-{suffix}")))
+            physical[logical_id] = {"Ref": name}
+        elif kind == "AWS::Logs::LogGroup":
+            given = spec.get("Properties", {}).get("LogGroupName")
+            name = str(probe.resolve(given)) if given else f"{stack_name}-{logical_id}-{suffix}"
+            physical[logical_id] = {"Ref": name, "Arn": f"arn:aws:logs:{region}:{account}:log-group:{name}:*"}
+        elif kind == "AWS::Serverless::LayerVersion":
+            physical[logical_id] = {"Ref": f"arn:aws:lambda:{region}:{account}:layer:{logical_id}:1"}
+
+    # The key and the secondary Region's store have names chosen by AWS: create them first.
+    kms = client("kms")
+    for logical_id, spec in resources.items():
+        if spec.get("Type") == "AWS::KMS::Key":
+            properties = probe.resolve(spec.get("Properties", {}))
+            key = kms.create_key(
+                Policy=json.dumps(properties.get("KeyPolicy", ADMIN_POLICY)),
+                Description=str(properties.get("Description", ""))[:8192],
+            )["KeyMetadata"]
+            if properties.get("EnableKeyRotation"):
+                kms.enable_key_rotation(KeyId=key["KeyId"])
+            physical[logical_id] = {"Ref": key["KeyId"], "Arn": key["Arn"], "KeyId": key["KeyId"]}
+
+    template = ResolvedTemplate(
+        dict(parameters), region=region, account=account, stack_name=stack_name, template=raw, physical=physical
+    )
+    template.pseudo["AWS::StackId"] = stack_id
+    layer_dirs = _layer_dirs(template)
+    for path in layer_dirs:
+        if str(path) not in sys.path:
+            sys.path.insert(0, str(path))
+
+    for logical_id, spec in resources.items():
+        if spec.get("Type") == "Custom::RegionalArtifactStore" and _exists(template, logical_id):
+            physical[logical_id] = _regional_store(template.resource(logical_id)["Properties"], client)
+    template = ResolvedTemplate(
+        dict(parameters), region=region, account=account, stack_name=stack_name, template=raw, physical=physical
+    )
+    template.pseudo["AWS::StackId"] = stack_id
+
+    solution = Solution(
+        emulator=emulator,
+        template=template,
+        stack_name=stack_name,
+        primary_region=region,
+        secondary_region=secondary,
+        pipeline_name="",
+        artifact_stores={},
+        functions={},
+        projects={},
+    )
+    _create_resources(solution, client, layer_dirs)
+    if enforce_iam:
+        _create_principals(solution, client)
+        emulator.enforce_iam(True)
+    return solution
+
+
+def _exists(template: ResolvedTemplate, logical_id: str) -> bool:
+    condition = template.raw["Resources"][logical_id].get("Condition")
+    return condition is None or template.conditions[condition]
+
+
+def _layer_dirs(template: ResolvedTemplate) -> tuple[Path, ...]:
+    dirs = []
+    for logical_id, spec in template.raw["Resources"].items():
+        if spec.get("Type") == "AWS::Serverless::LayerVersion":
+            content = template.resource(logical_id)["Properties"].get("ContentUri", "")
+            dirs.append((ROOT / str(content)).resolve())
+    return tuple(dirs)
+
+
+def _regional_store(properties: Mapping[str, Any], client: Any) -> dict[str, str]:
+    """What the custom resource's function does on Create, with the same code (release_pipeline's
+    regional_store), run to completion against the emulator."""
+    from release_pipeline import regional_store
+
+    region = str(properties["Region"])
+    cfn = client("cloudformation", region)
+    stack_id = regional_store.start_create(cfn, str(properties["StackName"]), region, str(properties["BucketName"]))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        store = regional_store.check(cfn, stack_id)
+        if store is not None:
+            return {"BucketName": store.bucket_name, "KeyArn": store.key_arn, "Ref": stack_id}
+        time.sleep(0.1)
+    raise SetupError(f"the artifact store stack in {region} did not complete")
+
+
+def _create_resources(solution: Solution, client: Any, layer_dirs: tuple[Path, ...]) -> None:
+    template = solution.template
+    for logical_id, spec in template.raw["Resources"].items():
+        kind = spec.get("Type", "")
+        if not _exists(template, logical_id):
+            continue
+        if kind not in _EMULATED:
+            solution.not_emulated.append(f"{logical_id} ({kind})")
+            continue
+        if kind in {"AWS::KMS::Key", "Custom::RegionalArtifactStore", "AWS::Lambda::Permission"}:
+            continue
+        resource = template.resource(logical_id)
+        properties: dict[str, Any] = resource.get("Properties", {})
+        ref = template.physical.get(logical_id, {}).get("Ref", logical_id)
+        if kind == "AWS::KMS::Alias":
+            client("kms").create_alias(AliasName=properties["AliasName"], TargetKeyId=properties["TargetKeyId"])
+        elif kind == "AWS::S3::Bucket":
+            _create_bucket(client("s3"), ref, properties)
+        elif kind == "AWS::S3::BucketPolicy":
+            client("s3").put_bucket_policy(Bucket=properties["Bucket"], Policy=json.dumps(properties["PolicyDocument"]))
+        elif kind == "AWS::SNS::Topic":
+            attributes = {"KmsMasterKeyId": properties["KmsMasterKeyId"]} if "KmsMasterKeyId" in properties else {}
+            if "DisplayName" in properties:
+                attributes["DisplayName"] = properties["DisplayName"]
+            arn = client("sns").create_topic(Name=template.physical[logical_id]["TopicName"], Attributes=attributes)
+            _subscribe_inbox(solution, client, arn["TopicArn"])
+        elif kind == "AWS::SQS::Queue":
+            attributes = {
+                key: str(properties[key])
+                for key in ("KmsMasterKeyId", "MessageRetentionPeriod", "VisibilityTimeout")
+                if key in properties
+            }
+            client("sqs").create_queue(QueueName=template.physical[logical_id]["QueueName"], Attributes=attributes)
+        elif kind == "AWS::SQS::QueuePolicy":
+            for queue_url in properties["Queues"]:
+                client("sqs").set_queue_attributes(
+                    QueueUrl=queue_url, Attributes={"Policy": json.dumps(properties["PolicyDocument"])}
+                )
+        elif kind == "AWS::Events::Rule":
+            _create_rule(client("events"), ref, properties)
+        elif kind == "AWS::IAM::Role":
+            _create_role(client("iam"), ref, properties)
+        elif kind == "AWS::Logs::LogGroup":
+            retention = (
+                {"retentionInDays": int(properties["RetentionInDays"])} if "RetentionInDays" in properties else {}
+            )
+            logs = client("logs")
+            logs.create_log_group(logGroupName=ref)
+            if retention:
+                logs.put_retention_policy(logGroupName=ref, **retention)
+        elif kind == "AWS::IAM::Policy":
+            for role in properties.get("Roles", []):
+                client("iam").put_role_policy(
+                    RoleName=role,
+                    PolicyName=properties["PolicyName"],
+                    PolicyDocument=json.dumps(properties["PolicyDocument"]),
+                )
+        elif kind == "AWS::CodeBuild::Project":
+            _create_project(client("codebuild"), ref, properties)
+            solution.projects[ref] = logical_id
+        elif kind == "AWS::Serverless::Function":
+            solution.functions[logical_id] = _function(template, logical_id, properties, layer_dirs)
+            client("iam").create_role(
+                RoleName=template.physical[f"{logical_id}Role"]["Ref"],
+                AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST),
+            )
+        elif kind == "AWS::CodePipeline::Pipeline":
+            _create_pipeline(solution, client("codepipeline"), ref, properties)
+
+
+def _create_bucket(s3: Any, name: str, properties: Mapping[str, Any]) -> None:
+    s3.create_bucket(Bucket=name)
+    if "VersioningConfiguration" in properties:
+        s3.put_bucket_versioning(Bucket=name, VersioningConfiguration=properties["VersioningConfiguration"])
+    encryption = properties.get("BucketEncryption", {}).get("ServerSideEncryptionConfiguration")
+    if encryption:
+        rules = [
+            {
+                **({"BucketKeyEnabled": rule["BucketKeyEnabled"]} if "BucketKeyEnabled" in rule else {}),
+                "ApplyServerSideEncryptionByDefault": rule["ServerSideEncryptionByDefault"],
+            }
+            for rule in encryption
+        ]
+        s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules})
+    if "PublicAccessBlockConfiguration" in properties:
+        s3.put_public_access_block(
+            Bucket=name, PublicAccessBlockConfiguration=properties["PublicAccessBlockConfiguration"]
+        )
+    rules = properties.get("LifecycleConfiguration", {}).get("Rules", [])
+    if rules:
+        s3.put_bucket_lifecycle_configuration(
+            Bucket=name, LifecycleConfiguration={"Rules": [_lifecycle_rule(rule) for rule in rules]}
+        )
+
+
+def _lifecycle_rule(rule: Mapping[str, Any]) -> dict[str, Any]:
+    """A CloudFormation lifecycle rule in the S3 API's shape (the fields the templates use)."""
+    converted: dict[str, Any] = {"ID": rule.get("Id", "rule"), "Status": rule["Status"]}
+    converted["Filter"] = {"Prefix": rule.get("Prefix", "")}
+    if "ExpirationInDays" in rule:
+        converted["Expiration"] = {"Days": int(rule["ExpirationInDays"])}
+    if "NoncurrentVersionExpiration" in rule:
+        converted["NoncurrentVersionExpiration"] = {
+            "NoncurrentDays": int(rule["NoncurrentVersionExpiration"]["NoncurrentDays"])
+        }
+    if "AbortIncompleteMultipartUpload" in rule:
+        converted["AbortIncompleteMultipartUpload"] = {
+            "DaysAfterInitiation": int(rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"])
+        }
+    return converted
+
+
+def _create_rule(events: Any, name: str, properties: Mapping[str, Any]) -> None:
+    events.put_rule(
+        Name=name,
+        EventPattern=json.dumps(properties["EventPattern"]),
+        State=properties.get("State", "ENABLED"),
+        Description=str(properties.get("Description", ""))[:512],
+    )
+    targets = []
+    for target in properties.get("Targets", []):
+        converted: dict[str, Any] = {"Id": target["Id"], "Arn": target["Arn"]}
+        if "RetryPolicy" in target:
+            converted["RetryPolicy"] = target["RetryPolicy"]
+        if "DeadLetterConfig" in target:
+            converted["DeadLetterConfig"] = target["DeadLetterConfig"]
+        targets.append(converted)
+    if targets:
+        events.put_targets(Rule=name, Targets=targets)
+
+
+def _create_role(iam: Any, name: str, properties: Mapping[str, Any]) -> None:
+    iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(properties["AssumeRolePolicyDocument"]))
+    for policy in properties.get("Policies", []):
+        iam.put_role_policy(
+            RoleName=name, PolicyName=policy["PolicyName"], PolicyDocument=json.dumps(policy["PolicyDocument"])
+        )
+
+
+def _create_project(codebuild: Any, name: str, properties: Mapping[str, Any]) -> None:
+    environment = properties["Environment"]
+    codebuild.create_project(
+        name=name,
+        # moto wants a location even for a CODEPIPELINE source (AWS does not): the pipeline supplies it.
+        source={
+            "type": properties["Source"]["Type"],
+            "buildspec": properties["Source"].get("BuildSpec", ""),
+            "location": "codepipeline",
+        },
+        artifacts={"type": properties["Artifacts"]["Type"], "location": "codepipeline"},
+        environment={
+            "type": environment["Type"],
+            "image": environment["Image"],
+            "computeType": environment["ComputeType"],
+            "environmentVariables": [
+                {"name": v["Name"], "value": str(v["Value"]), "type": v.get("Type", "PLAINTEXT")}
+                for v in environment.get("EnvironmentVariables", [])
+            ],
+        },
+        serviceRole=properties["ServiceRole"],
+    )
+
+
+def _function(
+    template: ResolvedTemplate, logical_id: str, properties: Mapping[str, Any], layer_dirs: tuple[Path, ...]
+) -> Function:
+    globals_function = template.resolve(template.raw.get("Globals", {}).get("Function", {}))
+    merged = {**globals_function, **properties}
+    return Function(
+        logical_id=logical_id,
+        name=template.physical[logical_id]["Ref"],
+        arn=template.physical[logical_id]["Arn"],
+        code_dir=(ROOT / str(merged["CodeUri"])).resolve(),
+        handler=str(merged["Handler"]),
+        timeout_seconds=int(merged.get("Timeout", 3)),
+        memory_mb=int(merged.get("MemorySize", 128)),
+        layer_dirs=layer_dirs,
+    )
+
+
+def _camel(node: Any) -> Any:
+    """CloudFormation's PascalCase pipeline structure in the CodePipeline API's camelCase shape
+    (configuration maps keep their keys)."""
+    if isinstance(node, list):
+        return [_camel(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    converted = {}
+    for key, value in node.items():
+        name = key[0].lower() + key[1:]
+        converted[name] = value if key == "Configuration" else _camel(value)
+    return converted
+
+
+def _create_pipeline(solution: Solution, codepipeline: Any, name: str, properties: Mapping[str, Any]) -> None:
+    solution.pipeline_name = name
+    for store in properties.get("ArtifactStores", []):
+        solution.artifact_stores[store["Region"]] = (
+            store["ArtifactStore"]["Location"],
+            store["ArtifactStore"].get("EncryptionKey", {}).get("Id", ""),
+        )
+    if "ArtifactStore" in properties:
+        store = properties["ArtifactStore"]
+        solution.artifact_stores[solution.primary_region] = (
+            store["Location"],
+            store.get("EncryptionKey", {}).get("Id", ""),
+        )
+    stages = []
+    for stage in properties["Stages"]:
+        actions = [
+            {key: value for key, value in _camel(action).items() if key not in {"namespace", "region"}}
+            for action in stage["Actions"]
+        ]
+        stages.append({"name": stage["Name"], "actions": actions})
+    codepipeline.create_pipeline(
+        pipeline={
+            "name": name,
+            "roleArn": properties["RoleArn"],
+            "artifactStore": {"type": "S3", "location": solution.artifact_stores[solution.primary_region][0]},
+            "stages": stages,
+        }
+    )
+
+
+def _subscribe_inbox(solution: Solution, client: Any, topic_arn: str) -> None:
+    sqs = client("sqs")
+    url = sqs.create_queue(QueueName=INBOX_QUEUE)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    client("sns").subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn)
+    solution.inbox_url = url
+
+
+def _create_principals(solution: Solution, client: Any) -> None:
+    """One IAM user per principal: an administrator for the rehearsal's own bookkeeping, the pipeline's
+    role for what CodePipeline does (CloudFormation actions, artifacts), one per function."""
+    iam = client("iam")
+    template = solution.template
+    solution.principals["admin"] = create_principal(iam, "rehearsal-admin", ADMIN_POLICY)
+    for logical_id, spec in template.raw["Resources"].items():
+        if spec.get("Type") == "AWS::CodePipeline::Pipeline":
+            role_arn = str(template.resource(logical_id)["Properties"]["RoleArn"])
+            role_id = next((name for name, values in template.physical.items() if values.get("Arn") == role_arn), None)
+            if role_id is None:
+                raise SetupError(f"the pipeline's RoleArn {role_arn} is not a role of the template")
+            solution.principals["pipeline"] = create_principal(
+                iam, "rehearsal-pipeline", _role_policy(template, role_id)
+            )
+    for logical_id in solution.functions:
+        solution.principals[logical_id] = create_principal(
+            iam, f"rehearsal-{logical_id}"[:64], template.function_policy(logical_id)
+        )
+
+
+def _role_policy(template: ResolvedTemplate, role_id: str) -> dict[str, Any]:
+    statements: list[Any] = []
+    for policy in template.resource(role_id)["Properties"].get("Policies", []):
+        statements.extend(policy["PolicyDocument"]["Statement"])
+    return {"Version": "2012-10-17", "Statement": statements}
