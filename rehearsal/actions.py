@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
 import secrets
 import shlex
@@ -276,10 +277,15 @@ def run_codebuild(execution: Execution, action: Action) -> Outcome:
                 timeout=int(project.get("TimeoutInMinutes", 60)) * 60,
                 check=False,
             )
-            for line in (completed.stdout + completed.stderr).splitlines():
+            lines = (completed.stdout + completed.stderr).splitlines()
+            for line in lines:
                 execution.reporter.detail(f"  {line}")
             if completed.returncode != 0:
-                raise ActionFailed(f"build command failed with exit status {completed.returncode}: {command}")
+                findings = " / ".join(line.strip() for line in lines if line.strip())[:600]
+                raise ActionFailed(
+                    f"build command failed with exit status {completed.returncode}: {command}"
+                    + (f" -> {findings}" if findings else "")
+                )
     return Outcome(SUCCEEDED, f"{len(commands)} build command(s) passed")
 
 
@@ -478,30 +484,62 @@ def _delete_only(execution: Execution, action: Action, config: dict[str, str], c
 @contextmanager
 def function_environment(execution: Execution, function: Function) -> Iterator[None]:
     """The process as a fresh Lambda sandbox of ``function``: its template environment, its Region,
-    its role's credentials, the layer importable, and no module left over from another function."""
+    its role's credentials, and a fresh import of the layer. The modules this process had imported
+    before are put back afterwards, so nothing of the sandbox leaks out (or in)."""
     solution = execution.solution
-    for module in [m for m in sys.modules if m == "release_pipeline" or m.startswith("release_pipeline.")]:
-        del sys.modules[module]
+    saved = {name: module for name, module in sys.modules.items() if _is_layer_module(name)}
+    for name in saved:
+        del sys.modules[name]
     environment = {
         **solution.template.function_environment(function.logical_id),
         "AWS_REGION": solution.primary_region,
         "AWS_DEFAULT_REGION": solution.primary_region,
         "AWS_LAMBDA_FUNCTION_NAME": function.name,
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_mb),
-        "POWERTOOLS_DEV": "false",
         **solution.credentials(function.logical_id).as_environment(),
     }
-    with solution.emulator.process_environment(environment):
-        yield
+    try:
+        with solution.emulator.process_environment(environment):
+            yield
+    finally:
+        for name in [name for name in sys.modules if _is_layer_module(name)]:
+            del sys.modules[name]
+        sys.modules.update(saved)
+
+
+def _is_layer_module(name: str) -> bool:
+    return name == "release_pipeline" or name.startswith("release_pipeline.")
+
+
+@contextmanager
+def captured_logs(service: str) -> Iterator[io.StringIO]:
+    """Everything the function prints or logs, including through a Powertools logger that an earlier
+    invocation of the same service configured (its handler keeps the stream it was made with)."""
+    buffer = io.StringIO()
+    handlers = [h for h in logging.getLogger(service).handlers if isinstance(h, logging.StreamHandler)]
+    previous = [h.setStream(buffer) for h in handlers]
+    try:
+        with redirect_stdout(buffer), redirect_stderr(buffer):
+            yield buffer
+    finally:
+        for handler in logging.getLogger(service).handlers:
+            if isinstance(handler, logging.StreamHandler) and handler.stream is buffer:
+                handler.setStream(sys.stdout)
+        for handler, stream in zip(handlers, previous, strict=True):
+            if stream is not None and stream is not buffer:
+                handler.setStream(stream)
 
 
 def invoke(execution: Execution, function: Function, event: dict[str, Any]) -> Any:
     """Call the function's handler once with ``event`` in its own sandbox; returns what it returns."""
     module_file, _, handler_name = function.handler.rpartition(".")
     started = time.perf_counter()
+    service = execution.solution.template.function_environment(function.logical_id).get(
+        "POWERTOOLS_SERVICE_NAME", "service_undefined"
+    )
     output = io.StringIO()
     try:
-        with function_environment(execution, function), redirect_stdout(output), redirect_stderr(output):
+        with function_environment(execution, function), captured_logs(service) as output:
             module = load_handler(function.code_dir, module_file)
             handler = getattr(module, handler_name)
             context = FakeLambdaContext(
@@ -520,6 +558,11 @@ def invoke(execution: Execution, function: Function, event: dict[str, Any]) -> A
                 execution.reporter.detail(f"log: {line}")
 
 
+_STANDARD_LOG_KEYS = frozenset(
+    {"level", "location", "message", "timestamp", "service", "cold_start", "xray_trace_id", "sampling_rate"}
+)
+
+
 def _log_line(line: str) -> str:
     """A Powertools JSON log line as "LEVEL message (key=value...)"; other lines as they are."""
     try:
@@ -528,8 +571,8 @@ def _log_line(line: str) -> str:
         return line[:300]
     if not isinstance(record, dict) or "message" not in record:
         return line[:300]
-    shown = {k: v for k, v in record.items() if k in {"job_id", "stack", "region", "error", "status"}}
-    extra = " (" + ", ".join(f"{k}={v}" for k, v in shown.items()) + ")" if shown else ""
+    shown = {k: v for k, v in record.items() if k not in _STANDARD_LOG_KEYS and not k.startswith("function_")}
+    extra = (" (" + ", ".join(f"{k}={v}" for k, v in shown.items()) + ")")[:400] if shown else ""
     return f"{record.get('level', '')} {str(record['message'])[:300]}{extra}"
 
 

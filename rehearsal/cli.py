@@ -87,9 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     failed = False
     with Emulator() as emulator:
-        for index, mode in enumerate(modes):
-            if index:
-                emulator.reset()
+        for mode in modes:
             options = Options(
                 scenario=args.scenario,
                 stage_mode=mode,

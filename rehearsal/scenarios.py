@@ -19,6 +19,7 @@ import hashlib
 import json
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -208,6 +209,7 @@ class Report:
     state: dict[str, Any] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    solution: Solution | None = None
 
     @property
     def ok(self) -> bool:
@@ -278,10 +280,9 @@ def template_hash(source: Path, template_path: str) -> str:
 
 
 def run(options: Options, emulator: Emulator, console: Console | None = None) -> Report:
-    """Play ``options.scenario`` on a fresh solution in ``emulator`` and check how it ends."""
-    import time
-
+    """Play ``options.scenario`` on a fresh solution in ``emulator`` (emptied first) and check how it ends."""
     started = time.perf_counter()
+    emulator.reset()
     console = console or Console(verbose=options.verbose)
     scenario = SCENARIOS[options.scenario]
     report = Report(scenario, options)
@@ -298,6 +299,7 @@ def run(options: Options, emulator: Emulator, console: Console | None = None) ->
     # Drift detection takes a while in AWS: make each one report DETECTION_IN_PROGRESS once, so the
     # drift function's continuation token is followed as CodePipeline follows it.
     moto_ext.set_detection_progress(1)
+    report.solution = solution
     pipeline = load(solution.template)
     check(pipeline, set(solution.artifact_stores), solution.primary_region)
     console.line(
@@ -333,6 +335,13 @@ def run(options: Options, emulator: Emulator, console: Console | None = None) ->
             step.note = note
             report.steps.append(step)
     report.state = final_state(solution)
+    report.state["not_run"] = [
+        f"{step.commit.label}: {action.where}: {outcome.summary}"
+        for step in report.steps
+        for stage in step.result.stages
+        for action, outcome in stage.actions
+        if outcome.status == SKIPPED
+    ]
     report.problems = verify(report, solution, pipeline)
     report.seconds = time.perf_counter() - started
     summary(console, report.state)

@@ -1,0 +1,73 @@
+"""One emulator for the whole-pipeline rehearsals; each scenario empties it before it starts."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rehearsal.emulator import Emulator
+from rehearsal.report import Console
+from rehearsal.scenarios import Options, Report, run
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator[Emulator]:
+    with Emulator() as running:
+        yield running
+
+
+class Rehearsal:
+    """Plays a scenario and keeps its printed run, shown when a test fails."""
+
+    def __init__(self, emulator: Emulator) -> None:
+        self.emulator = emulator
+        self.output = io.StringIO()
+
+    def play(self, scenario: str, stage_mode: str, **options: Any) -> Report:
+        self.output = io.StringIO()
+        report = run(
+            Options(scenario=scenario, stage_mode=stage_mode, ask=_no_prompt, **options),
+            self.emulator,
+            Console(self.output, verbose=True),
+        )
+        print(self.output.getvalue())  # shown by pytest only when the test fails
+        return report
+
+
+def _no_prompt(question: str) -> str:
+    raise AssertionError(f"the rehearsal asked at the terminal: {question}")
+
+
+@pytest.fixture
+def rehearsal(emulator: Emulator) -> Iterator[Rehearsal]:
+    yield Rehearsal(emulator)
+    emulator.enforce_iam(False)
+
+
+def stacks(report: Report) -> dict[str, dict[str, str]]:
+    """Region -> stack name -> status, at the end of the run."""
+    return {
+        region: {stack["name"]: stack["status"] for stack in listed}
+        for region, listed in report.state["stacks"].items()
+    }
+
+
+def subjects(report: Report) -> list[str]:
+    return [message["subject"] for message in report.state["messages"]]
+
+
+def approval_messages(report: Report) -> list[dict[str, Any]]:
+    return [
+        json.loads(message["message"])
+        for message in report.state["messages"]
+        if message["subject"].startswith("APPROVAL NEEDED")
+    ]
+
+
+def template_of(path: Path) -> str:
+    return path.read_text(encoding="utf-8")
