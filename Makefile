@@ -8,11 +8,21 @@ BIN := $(VENV)/bin
 export SAM_CLI_TELEMETRY := 0
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 FUNCTIONS := $(wildcard functions/*/app.py)
+# make demo SCENARIO=rejection MODE=retain ARGS=--ask  (python -m rehearsal run --help lists every option)
+SCENARIO ?= demo
+MODE ?= delete
+ARGS ?=
 
-.PHONY: help venv lint typecheck template build unit test benchmark clean
+.PHONY: help demo emulator venv lint typecheck template build unit test benchmark clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+demo: venv ## Rehearse the whole pipeline locally: a first release, then a second change, approved
+	$(BIN)/python -m rehearsal run --scenario $(SCENARIO) --stage-mode $(MODE) $(ARGS)
+
+emulator: venv ## Start the seeded local emulator and write events/env.json for sam local invoke
+	$(BIN)/python -m rehearsal emulator --env-file events/env.json $(ARGS)
 
 $(BIN)/activate: requirements-dev.txt layers/common/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +37,7 @@ lint: venv ## ruff (lint and format check)
 	$(BIN)/ruff format --check .
 
 typecheck: venv ## mypy --strict on the layer, every handler, the tests and the benchmark
-	$(BIN)/mypy layers/common/release_pipeline tests benchmarks
+	$(BIN)/mypy layers/common/release_pipeline rehearsal tests benchmarks
 	@for handler in $(FUNCTIONS); do echo "mypy $$handler"; $(BIN)/mypy $$handler || exit 1; done
 
 template: venv ## cfn-lint and sam validate --lint on template.yaml
@@ -47,4 +57,4 @@ benchmark: venv ## Cold start per function (ratio to boto3 alone) and Lambda tim
 	PYTHONPATH=layers/common:. $(BIN)/python benchmarks/pipeline_run.py
 
 clean: ## Remove the virtualenv and build output
-	rm -rf $(VENV) .aws-sam .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .aws-sam .mypy_cache .ruff_cache .pytest_cache events/local events/env.json

@@ -22,8 +22,8 @@ from moto import mock_aws
 from moto.codepipeline.models import codepipeline_backends
 
 from rehearsal import moto_ext
-from tests.support.events import load_event, load_function
 from rehearsal.lambda_context import FakeLambdaContext
+from tests.support.events import load_event, load_function
 from tests.support.solution import ARTIFACT_BUCKET, create_pipeline, resolved, source_zip
 
 RUNS = 5

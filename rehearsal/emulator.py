@@ -22,8 +22,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 from moto import settings
+from moto.core.authorization import ActionAuthenticatorMixin
 from moto.core.models import DEFAULT_ACCOUNT_ID
-from moto.core.responses import ActionAuthenticatorMixin
 from moto.server import ThreadedMotoServer
 
 from rehearsal import moto_ext

@@ -3,7 +3,7 @@
 moto looks a response method up by name on every request, so a method set here on
 ``CodePipelineResponse`` or ``CloudFormationResponse`` is served in-process under ``mock_aws`` and by
 a ``moto.server.ThreadedMotoServer`` started in the same process (a ``moto_server`` started as a
-separate process knows nothing of it: use ``python -m tests.support.moto_server``).
+separate process knows nothing of it: use ``rehearsal.emulator.Emulator`` or ``make emulator``).
 
 Added or replaced, in AWS's documented shapes (botocore's service model is the reference):
 

@@ -15,6 +15,12 @@ if TYPE_CHECKING:
 _MARK = {"Succeeded": "ok  ", "Failed": "FAIL", "Skipped": "SKIP"}
 
 
+def one_line(text: str, limit: int = 500) -> str:
+    """A message on one line (an AWS error can carry an XML body), cut at ``limit`` characters."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
 class Console:
     """Live progress: stage, action, status and duration, with the reports the functions produce."""
 
@@ -45,7 +51,7 @@ class Console:
         self.heading(f"{pipeline}: execution {execution_id} ({revision})")
 
     def execution_finished(self, status: str, failure: str) -> None:
-        suffix = f": {failure}" if failure else ""
+        suffix = f": {one_line(failure)}" if failure else ""
         self._print(f"{self._clock()} execution {status.upper()}{suffix}")
 
     def stage_started(self, stage: str) -> None:
@@ -56,7 +62,7 @@ class Console:
 
     def stage_finished(self, stage: str, status: str, reason: str) -> None:
         if status == "Failed":
-            self._print(f"{self._clock()} stage {stage}: FAILED ({reason})")
+            self._print(f"{self._clock()} stage {stage}: FAILED ({one_line(reason)})")
 
     def action_started(self, action: Action) -> None:
         where = f" in {action.region}" if action.region else ""

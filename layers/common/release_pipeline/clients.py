@@ -50,8 +50,23 @@ def _session() -> boto3.session.Session:
     return boto3.session.Session()
 
 
+def local_endpoint() -> str | None:
+    """The local emulator's address, only under ``sam local invoke`` (which sets AWS_SAM_LOCAL=true).
+
+    SAM passes a container only the variables the template declares, so the template declares
+    LOCAL_ENDPOINT_URL (empty) and events/env.json fills it in. In Lambda AWS_SAM_LOCAL is never set,
+    so the variable can never send a deployed function's requests anywhere but AWS.
+    """
+    if os.environ.get("AWS_SAM_LOCAL") != "true":
+        return None
+    return os.environ.get("LOCAL_ENDPOINT_URL") or None
+
+
 def _client(service: str, region: str, **kwargs: Any) -> Any:
     config = _S3_CONFIG if service == "s3" else _CONFIG
+    endpoint = local_endpoint()
+    if endpoint:
+        kwargs["endpoint_url"] = endpoint
     return _session().client(service, region_name=region, config=config, **kwargs)  # type: ignore[call-overload]
 
 

@@ -1,0 +1,102 @@
+"""A wiring mistake in template.yaml makes the rehearsal fail with a message that points at it.
+
+Each test copies template.yaml, breaks one piece of wiring the way an edit could, and rehearses the
+copy: the run must not pass, and what it prints must name the stage, action, variable or permission.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rehearsal.actions import FAILED
+from rehearsal.pipeline import WiringError
+from rehearsal.template import TEMPLATE
+from tests.e2e.conftest import Rehearsal
+
+pytestmark = pytest.mark.e2e
+
+
+def broken_template(tmp_path: Path, old: str, new: str) -> Path:
+    text = TEMPLATE.read_text(encoding="utf-8")
+    assert text.count(old) == 1, f"the test's anchor must occur exactly once in template.yaml: {old!r}"
+    path = tmp_path / "template.yaml"
+    path.write_text(text.replace(old, new), encoding="utf-8")
+    return path
+
+
+def test_renamed_output_artifact_names_the_action_that_needs_it(rehearsal: Rehearsal, tmp_path: Path) -> None:
+    path = broken_template(
+        tmp_path,
+        "                OutputArtifacts:\n                  - Name: StageSource\n",
+        "                OutputArtifacts:\n                  - Name: StageSrc\n",
+    )
+    with pytest.raises(WiringError) as error:
+        rehearsal.play("first-release", "delete", decision="approve", solution_template=path)
+
+    message = str(error.value)
+    assert "Stage.DeployReleasedToStage: input artifact 'StageSource' is not an output of any earlier action" in message
+    assert "StageSrc" in message  # what is produced instead
+
+
+def test_renamed_namespace_names_every_variable_left_dangling(rehearsal: Rehearsal, tmp_path: Path) -> None:
+    path = broken_template(tmp_path, "              Namespace: Changes\n", "              Namespace: ChangeReport\n")
+    with pytest.raises(WiringError) as error:
+        rehearsal.play("first-release", "retain", decision="approve", solution_template=path)
+
+    message = str(error.value)
+    assert "stage Stage condition ProductionChanges: #{Changes.HasChanges} names namespace 'Changes'" in message
+    assert "Stage.Approve configuration CustomData: #{Changes.Summary}" in message
+    assert "ChangeReport" in message  # the namespaces that do exist
+
+
+def test_renamed_environment_variable_fails_the_function_and_names_it(rehearsal: Rehearsal, tmp_path: Path) -> None:
+    path = broken_template(
+        tmp_path,
+        "          SECONDARY_STACK_NAME: !Ref ApplicationStackName\n          CHANGE_SET_PREFIX: pipeline-\n"
+        "          TOPIC_ARN: !Ref NotificationTopic\n      Policies:\n",
+        "          SECONDARY_STACK: !Ref ApplicationStackName\n          CHANGE_SET_PREFIX: pipeline-\n"
+        "          TOPIC_ARN: !Ref NotificationTopic\n      Policies:\n",
+    )
+    report = rehearsal.play("first-release", "delete", decision="approve", solution_template=path)
+
+    assert not report.ok
+    (step,) = report.steps
+    detect = step.result.action("CheckChanges", "DetectChanges")
+    assert detect is not None
+    assert detect.status == FAILED
+    assert "SECONDARY_STACK_NAME is not set" in detect.summary
+    assert step.result.failure.startswith("CheckChanges: DetectChanges:")
+    # nothing past the failed check ran, and production was never touched
+    assert [stage.name for stage in step.result.stages][-1] == "CheckChanges"
+    assert step.production_after == step.production_before
+
+
+def test_missing_permission_fails_the_function_and_names_the_action(rehearsal: Rehearsal, tmp_path: Path) -> None:
+    path = broken_template(
+        tmp_path,
+        "              Action: ssm:PutParameter\n",
+        "              Action: ssm:GetParameter\n",
+    )
+    report = rehearsal.play("first-release", "delete", decision="approve", solution_template=path)
+
+    assert not report.ok
+    (step,) = report.steps
+    record = step.result.action("Release", "RecordRelease")
+    assert record is not None
+    assert record.status == FAILED
+    assert "ssm:PutParameter" in record.summary
+    assert report.state["release"] is None
+    assert f"RecordRelease: {record.summary}" in step.result.failure
+    # production was deployed after approval, but the run is flagged: nothing recorded it as released
+    assert any("though nothing was released" in problem for problem in report.problems), report.problems
+
+
+def test_the_unbroken_template_passes_the_same_checks(rehearsal: Rehearsal, tmp_path: Path) -> None:
+    """The control: a byte-for-byte copy of template.yaml rehearses cleanly."""
+    path = tmp_path / "template.yaml"
+    path.write_text(TEMPLATE.read_text(encoding="utf-8"), encoding="utf-8")
+    report = rehearsal.play("first-release", "delete", decision="approve", solution_template=path)
+
+    assert report.ok, report.problems
