@@ -247,8 +247,8 @@ def run_codebuild(execution: Execution, action: Action) -> Outcome:
         installs = "; ".join(str(c) for c in phases.get("install", {}).get("commands", [])) or "its install phase"
         return Outcome(
             SKIPPED,
-            f"NOT RUN: {', '.join(missing)} is not installed on this machine. In AWS the project installs it "
-            f"({installs}) and the check runs for real; this rehearsal does not count it as passed.",
+            f"NOT RUN: {', '.join(missing)} not installed here; in AWS the project installs it ({installs}). "
+            "Not counted as passed.",
         )
     region = action.region or solution.primary_region
     with tempfile.TemporaryDirectory(prefix="codebuild-") as workdir:

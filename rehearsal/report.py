@@ -103,9 +103,11 @@ def summary(console: Console, state: dict[str, Any]) -> None:
     for message in state["messages"]:
         console.line(f"  - {message['subject']}")
     console.line(f"Dead-lettered stage events: {state['dead_letters']}")
+    for label, invocations, seconds in state.get("lambda_time", []):
+        console.line(f"Lambda time, {label}: {seconds:.2f}s in {invocations} invocation(s), in-process")
     if state.get("not_run"):
         console.line("Checks NOT run locally (they run in AWS; not counted as passed):")
         for line in state["not_run"]:
-            console.line(f"  - {line[:160]}")
+            console.line(f"  - {one_line(line, 220)}")
     if state.get("not_emulated"):
         console.line("Not emulated (no local equivalent): " + ", ".join(state["not_emulated"]))

@@ -335,6 +335,10 @@ def run(options: Options, emulator: Emulator, console: Console | None = None) ->
             step.note = note
             report.steps.append(step)
     report.state = final_state(solution)
+    report.state["lambda_time"] = [
+        (step.commit.label, len(step.result.lambda_seconds), sum(seconds for _, seconds in step.result.lambda_seconds))
+        for step in report.steps
+    ]
     report.state["not_run"] = [
         f"{step.commit.label}: {action.where}: {outcome.summary}"
         for step in report.steps
