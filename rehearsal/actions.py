@@ -30,7 +30,7 @@ import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -51,6 +51,7 @@ SUCCEEDED, FAILED, SKIPPED = "Succeeded", "Failed", "Skipped"
 MAX_CONTINUATIONS = 200
 CONTINUATION_PAUSE_SECONDS = 0.05
 STACK_WAIT_SECONDS = 120
+APPROVAL_TIMEOUT = timedelta(days=7)
 _EXCLUDED = {".git", "__pycache__", ".DS_Store", ".aws-sam"}
 
 
@@ -119,13 +120,13 @@ class Execution:
         except KeyError:
             raise WiringError(f"the pipeline has no artifact store in {region}") from None
 
-    def put_artifact(self, artifact: Artifact, body: bytes) -> Artifact:
+    def put_artifact(self, artifact: Artifact, body: bytes, revision: str | None = None) -> Artifact:
         _, key_arn = self._store(artifact.region)
         extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": key_arn} if key_arn else {}
         answer = self.client("s3", artifact.region).put_object(
             Bucket=artifact.bucket, Key=artifact.key, Body=body, **extra
         )
-        revision = answer.get("VersionId") or hashlib.sha256(body).hexdigest()
+        revision = revision or answer.get("VersionId") or hashlib.sha256(body).hexdigest()
         stored = Artifact(artifact.name, artifact.bucket, artifact.key, artifact.region, revision)
         self.artifacts[artifact.name] = stored
         return stored
@@ -202,7 +203,9 @@ def run_source(execution: Execution, action: Action) -> Outcome:
     body = zip_folder(execution.source_dir)
     commit = commit_id(execution.source_dir)
     for name in action.outputs:
-        execution.put_artifact(execution.new_artifact(name, action.region or execution.solution.primary_region), body)
+        # A source action's revision is the commit, as for a CodeStarSourceConnection artifact.
+        region = action.region or execution.solution.primary_region
+        execution.put_artifact(execution.new_artifact(name, region), body, revision=commit)
     files = len(zipfile.ZipFile(io.BytesIO(body)).namelist())
     variables = {
         "CommitId": commit,
@@ -229,20 +232,18 @@ def run_codebuild(execution: Execution, action: Action) -> Outcome:
     project = solution.template.resource(logical_id)["Properties"]
     spec = yaml.safe_load(project["Source"].get("BuildSpec", "")) or {}
     phases = spec.get("phases", {})
-    variables = {
-        str(v["Name"]): str(v["Value"])
-        for v in project["Environment"].get("EnvironmentVariables", [])
-        if v.get("Type", "PLAINTEXT") == "PLAINTEXT"
-    }
-    variables.update({str(k): str(v) for k, v in spec.get("env", {}).get("variables", {}).items()})
-    commands = [
-        str(command)
-        for phase in ("pre_build", "build", "post_build")
-        for command in phases.get(phase, {}).get("commands", [])
-    ]
-    if not commands:
+    # CodeBuild's precedence: the project's variables win over the buildspec's env.variables.
+    variables = {str(k): str(v) for k, v in spec.get("env", {}).get("variables", {}).items()}
+    for variable in project["Environment"].get("EnvironmentVariables", []):
+        if variable.get("Type", "PLAINTEXT") != "PLAINTEXT":
+            raise ActionFailed(f"{logical_id}: variable {variable['Name']} of type {variable['Type']} is not rehearsed")
+        variables[str(variable["Name"])] = str(variable["Value"])
+    main = [str(c) for phase in ("pre_build", "build") for c in phases.get(phase, {}).get("commands", [])]
+    post = [str(c) for c in phases.get("post_build", {}).get("commands", [])]
+    if not main:
         raise ActionFailed(f"project {logical_id} has no build commands to run")
-    missing = sorted({tool for command in commands if (tool := _tool_of(command)) and shutil.which(tool) is None})
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", os.defpath)])
+    missing = sorted({tool for c in main + post if (tool := _tool_of(c)) and shutil.which(tool, path=path) is None})
     if missing:
         installs = "; ".join(str(c) for c in phases.get("install", {}).get("commands", [])) or "its install phase"
         return Outcome(
@@ -253,40 +254,67 @@ def run_codebuild(execution: Execution, action: Action) -> Outcome:
     region = action.region or solution.primary_region
     with tempfile.TemporaryDirectory(prefix="codebuild-") as workdir:
         for name in action.inputs:
-            archive = zipfile.ZipFile(
-                io.BytesIO(execution.read_artifact(execution.input_artifact(action, name, region)))
-            )
-            _safe_extract(archive, Path(workdir))
+            artifact = execution.input_artifact(action, name, region)
+            _safe_extract(zipfile.ZipFile(io.BytesIO(execution.read_artifact(artifact))), Path(workdir))
+        # A clean environment, as in a build container: nothing of this machine's AWS settings (a command
+        # such as `aws ...` reaches the emulator as the project's service role, never a real account).
         environment = {
-            **os.environ,
+            **{k: v for k, v in os.environ.items() if k in {"HOME", "LANG", "LC_ALL", "TMPDIR", "TERM"}},
+            **solution.emulator.environment(),
+            **solution.credentials(logical_id).as_environment(),
             **variables,
+            "PATH": path,
             "CODEBUILD_SRC_DIR": workdir,
             "CODEBUILD_BUILD_ID": f"{config['ProjectName']}:{uuid.uuid4()}",
             "AWS_REGION": region,
             "AWS_DEFAULT_REGION": region,
-            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         }
-        for command in commands:
-            execution.reporter.detail(f"$ {command}")
-            completed = subprocess.run(  # noqa: S603 (the project's own buildspec commands)
-                ["/bin/bash", "-c", command],
-                cwd=workdir,
-                env=environment,
-                capture_output=True,
-                text=True,
-                timeout=int(project.get("TimeoutInMinutes", 60)) * 60,
-                check=False,
-            )
-            lines = (completed.stdout + completed.stderr).splitlines()
-            for line in lines:
-                execution.reporter.detail(f"  {line}")
-            if completed.returncode != 0:
-                findings = " / ".join(line.strip() for line in lines if line.strip())[:600]
-                raise ActionFailed(
-                    f"build command failed with exit status {completed.returncode}: {command}"
-                    + (f" -> {findings}" if findings else "")
-                )
-    return Outcome(SUCCEEDED, f"{len(commands)} build command(s) passed")
+        timeout = int(project.get("TimeoutInMinutes", 60)) * 60
+        failure = _run_shell(execution, main, workdir, environment, timeout)
+        if post:
+            environment["CODEBUILD_BUILD_SUCCEEDING"] = "0" if failure else "1"
+            failure = failure or _run_shell(execution, post, workdir, environment, timeout)
+    if failure:
+        raise ActionFailed(failure)
+    return Outcome(SUCCEEDED, f"{len(main) + len(post)} build command(s) passed")
+
+
+def _run_shell(
+    execution: Execution, commands: list[str], workdir: str, environment: dict[str, str], timeout: int
+) -> str | None:
+    """The commands in one shell, as CodeBuild runs a buildspec (a `cd` or `export` carries over); the
+    first that fails stops them. Returns the failure message, or None."""
+    script = ["set -o errexit -o pipefail"]
+    for index, command in enumerate(commands):
+        script += [f"printf '%s\\n' {shlex.quote(_MARKER + str(index))}", command]
+    completed = subprocess.run(  # noqa: S603 (the project's own buildspec commands)
+        ["/bin/bash", "-c", "\n".join(script)],
+        cwd=workdir,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    last, output = -1, []
+    for line in completed.stdout.splitlines():
+        if line.startswith(_MARKER):
+            last = int(line.removeprefix(_MARKER))
+            execution.reporter.detail(f"$ {commands[last]}")
+            continue
+        output.append(line)
+        execution.reporter.detail(f"  {line}")
+    if completed.returncode == 0:
+        return None
+    findings = " / ".join(line.strip() for line in output if line.strip())[-600:]
+    failed = commands[last] if last >= 0 else "(before the first command)"
+    return f"build command failed with exit status {completed.returncode}: {failed}" + (
+        f" -> {findings}" if findings else ""
+    )
+
+
+_MARKER = "@@rehearsal-command "
 
 
 def _tool_of(command: str) -> str | None:
@@ -394,12 +422,11 @@ def _create_update(execution: Execution, action: Action, config: dict[str, str],
     region = action.region or execution.solution.primary_region
     body, parameters, capabilities = _template_and_parameters(execution, action, config, region)
     stack = _wait(cfn, name)
-    if stack is not None and stack["StackStatus"] in {"ROLLBACK_COMPLETE", "ROLLBACK_FAILED"}:
-        execution.reporter.detail(f"{name} is {stack['StackStatus']}: deleting it before creating it again")
-        cfn.delete_stack(StackName=name)
-        stack = _wait(cfn, name)
+    if stack is not None and stack["StackStatus"] in {"ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "DELETE_FAILED"}:
+        # Unlike REPLACE_ON_FAILURE, CREATE_UPDATE never deletes a failed stack: the action fails.
+        raise ActionFailed(f"stack {name} is {stack['StackStatus']} and cannot be updated; delete it first")
     common = {"StackName": name, "TemplateBody": body, "Parameters": parameters, "Capabilities": capabilities}
-    if stack is None or stack["StackStatus"] == "REVIEW_IN_PROGRESS":
+    if stack is None:
         cfn.create_stack(**common, **_role(config))
         verb = "created"
     else:
@@ -538,6 +565,8 @@ def invoke(execution: Execution, function: Function, event: dict[str, Any]) -> A
         "POWERTOOLS_SERVICE_NAME", "service_undefined"
     )
     output = io.StringIO()
+    # Powertools' Logger(log_uncaught_exceptions=True) replaces sys.excepthook: keep this process's own.
+    excepthook = sys.excepthook
     try:
         with function_environment(execution, function), captured_logs(service) as output:
             module = load_handler(function.code_dir, module_file)
@@ -551,6 +580,8 @@ def invoke(execution: Execution, function: Function, event: dict[str, Any]) -> A
             )
             return handler(event, context)
     finally:
+        sys.excepthook = excepthook
+        sys.modules.pop(f"functions_{function.code_dir.name.replace('-', '_')}_{module_file}", None)
         execution.invocations.append((function.logical_id, time.perf_counter() - started))
         execution.last_logs = [_log_line(line) for line in output.getvalue().splitlines() if line.strip()]
         if execution.show_logs:
@@ -571,6 +602,10 @@ def _log_line(line: str) -> str:
         return line[:300]
     if not isinstance(record, dict) or "message" not in record:
         return line[:300]
+    if isinstance(record["message"], dict):  # a logged event: its type and detail, compactly
+        event = record["message"]
+        summary = f"event {event.get('detail-type', '')} {json.dumps(event.get('detail', event), sort_keys=True)}"
+        return f"{record.get('level', '')} {summary[:300]}"
     shown = {k: v for k, v in record.items() if k not in _STANDARD_LOG_KEYS and not k.startswith("function_")}
     extra = (" (" + ", ".join(f"{k}={v}" for k, v in shown.items()) + ")")[:400] if shown else ""
     return f"{record.get('level', '')} {str(record['message'])[:300]}{extra}"
@@ -679,13 +714,13 @@ def run_manual_approval(execution: Execution, action: Action) -> Outcome:
                 "stageName": action.stage,
                 "actionName": action.name,
                 "token": token,
-                "expires": datetime.now(UTC).strftime("%Y-%m-%dT%H:%MZ"),
+                "expires": (datetime.now(UTC) + APPROVAL_TIMEOUT).strftime("%Y-%m-%dT%H:%MZ"),
                 "externalEntityLink": link,
                 "approvalReviewLink": f"{console}#/{action.stage}/{action.name}/approve/{token}",
                 "customData": custom_data,
             },
         }
-        execution.client("sns", region, "admin").publish(
+        execution.client("sns", region).publish(  # as the pipeline's role, as CodePipeline does
             TopicArn=config["NotificationArn"],
             Subject=f"APPROVAL NEEDED: AWS CodePipeline {solution.pipeline_name} for action {action.name}"[:100],
             Message=json.dumps(message),

@@ -55,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     play.add_argument("--no-iam", action="store_true", help="do not enforce each principal's IAM policy")
     play.add_argument("--quiet", action="store_true", help="no command output, reports or variables")
     play.add_argument("--logs", action="store_true", help="print every function's log lines")
+    play.add_argument("--strict", action="store_true", help="fail the run when a check cannot run here (cfn_nag)")
 
     commands.add_parser("list", help="list the scenarios")
 
@@ -100,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
                 enforce_iam=not args.no_iam,
                 verbose=not args.quiet,
                 show_logs=args.logs,
+                strict=args.strict,
             )
             try:
                 report = run(options, emulator, Console(verbose=not args.quiet))

@@ -29,7 +29,13 @@ from moto.server import ThreadedMotoServer
 from rehearsal import moto_ext
 
 # What a process needs to reach the emulator instead of AWS. Credentials are replaced per principal.
-_CLEARED = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_DEFAULT_PROFILE")
+_CLEARED = (
+    "AWS_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+)
 
 
 @dataclass(frozen=True)
@@ -72,7 +78,7 @@ class Emulator:
         moto_ext.install()
         # The server's request log and moto's notes on resources its CloudFormation does not model
         # (the regional store's bucket policy) would drown the rehearsal's own output.
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        logging.getLogger("werkzeug").setLevel(logging.CRITICAL)
         logging.getLogger("moto").setLevel(logging.ERROR)
         warnings.filterwarnings("ignore", message="Tried to parse", category=UserWarning)
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=self._requested_port, verbose=False)
@@ -148,8 +154,10 @@ class Emulator:
     def process_environment(self, extra: Mapping[str, str] | None = None) -> Iterator[None]:
         """Point this process's AWS SDK at the emulator (and set ``extra``) for the duration."""
         values = {**self.environment(), **(extra or {})}
-        saved = {name: os.environ.get(name) for name in (*values, *_CLEARED)}
-        for name in _CLEARED:
+        # Service-specific endpoints (AWS_ENDPOINT_URL_S3...) would win over the emulator's.
+        cleared = [*_CLEARED, *(name for name in os.environ if name.startswith("AWS_ENDPOINT_URL_"))]
+        saved = {name: os.environ.get(name) for name in (*values, *cleared)}
+        for name in cleared:
             os.environ.pop(name, None)
         os.environ.update(values)
         try:
@@ -180,6 +188,7 @@ def policy_for_moto(policy: Mapping[str, Any]) -> dict[str, Any]:
 def create_principal(iam: Any, name: str, policy: Mapping[str, Any]) -> Credentials:
     """An IAM user that holds ``policy`` only (as moto can check it), and its access key."""
     iam.create_user(UserName=name)
-    iam.put_user_policy(UserName=name, PolicyName="policy", PolicyDocument=json.dumps(policy_for_moto(policy)))
+    if policy.get("Statement"):
+        iam.put_user_policy(UserName=name, PolicyName="policy", PolicyDocument=json.dumps(policy_for_moto(policy)))
     key = iam.create_access_key(UserName=name)["AccessKey"]
     return Credentials(key["AccessKeyId"], key["SecretAccessKey"])

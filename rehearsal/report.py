@@ -82,6 +82,17 @@ class Console:
         self.detail(textwrap.fill(custom_data, 100) if custom_data else "(no CustomData)")
         self.detail(f"review link: {link or '(none)'}")
 
+    def notification(self, subject: str, message: str) -> None:
+        """An SNS message as the subscriber reads it (an approval request is JSON: shown by its fields)."""
+        self._print(f"{self._clock()}   SNS: {subject}")
+        if not self.verbose or subject.startswith("APPROVAL NEEDED"):
+            return
+        lines = message.splitlines()
+        for line in lines[:40]:
+            self.detail(line)
+        if len(lines) > 40:
+            self.detail(f"... ({len(lines) - 40} more lines)")
+
     def event_delivered(self, rule: str, target: str, stage: str, state: str) -> None:
         self._print(f"{self._clock()}   EventBridge: {stage} {state} matches rule {rule}: invoking {target}")
 

@@ -25,8 +25,8 @@ from rehearsal.pipeline import Action, Condition, Pipeline, Stage, Variables, Wi
 from rehearsal.report import Console
 from rehearsal.solution import Solution
 
-# A rehearsal retries a failing rule target at once; AWS spreads the retries over the rule's
-# MaximumEventAgeInSeconds. Enough attempts to show the retry, not so many that a run stalls.
+# A rehearsal retries a failing asynchronous invocation at once (Lambda waits a minute, then two);
+# at most this many attempts, whatever the function's EventInvokeConfig allows.
 MAX_TARGET_ATTEMPTS = 3
 
 
@@ -197,6 +197,8 @@ def _run_action(execution: Execution, action: Action, console: Console) -> Outco
     if outcome.status != FAILED and action.namespace:
         execution.variables.set(action.namespace, outcome.variables)
     console.action_finished(action, outcome, time.perf_counter() - started)
+    for message in execution.solution.new_messages():
+        console.notification(message["subject"], message["message"])
     return outcome
 
 
@@ -237,36 +239,52 @@ def _emit(
         if not matched:
             continue
         for target in events.list_targets_by_rule(Rule=rule["Name"]).get("Targets", []):
-            deliveries.append(_deliver(solution, execution, rule["Name"], target, event, console))
+            deliveries.append(_deliver(solution, execution, rule, target, event, console))
     return deliveries
 
 
 def _deliver(
-    solution: Solution, execution: Execution, rule: str, target: dict[str, Any], event: dict[str, Any], console: Console
+    solution: Solution,
+    execution: Execution,
+    rule: dict[str, Any],
+    target: dict[str, Any],
+    event: dict[str, Any],
+    console: Console,
 ) -> Delivery:
-    detail = event["detail"]
+    """EventBridge invokes a Lambda target asynchronously: it needs the function's permission (else its
+    own retries end in the rule target's dead-letter queue); a function error is then retried by
+    Lambda (the function's EventInvokeConfig) and ends in the function's dead-letter queue."""
+    detail, name = event["detail"], rule["Name"]
     function = solution.function_by_name(target["Arn"])
     if function is None:
-        raise WiringError(f"rule {rule} targets {target['Arn']}, which is not a function of the template")
-    console.event_delivered(rule, function.logical_id, detail["stage"], detail["state"])
-    retries = int(target.get("RetryPolicy", {}).get("MaximumRetryAttempts", 185))
-    attempts = min(retries + 1, MAX_TARGET_ATTEMPTS)
+        raise WiringError(f"rule {name} targets {target['Arn']}, which is not a function of the template")
+    console.event_delivered(name, function.logical_id, detail["stage"], detail["state"])
+    if not solution.may_invoke(function, "events.amazonaws.com", rule["Arn"]):
+        console.detail(f"no AWS::Lambda::Permission lets rule {name} invoke {function.logical_id}")
+        _dead_letter(solution, target.get("DeadLetterConfig", {}).get("Arn"), event, console)
+        return Delivery(name, function.logical_id, detail["state"], detail["stage"], 0, "not invoked: no permission")
+    attempts = min(function.async_retries + 1, MAX_TARGET_ATTEMPTS)
     for attempt in range(1, attempts + 1):
         try:
             actions.invoke(execution, function, event)
-        except Exception as error:  # noqa: BLE001 (any error makes EventBridge retry)
+        except Exception as error:  # noqa: BLE001 (any error makes Lambda retry an asynchronous invocation)
             console.detail(f"attempt {attempt} of {function.logical_id} failed: {type(error).__name__}: {error}")
             continue
         if not execution.show_logs:
             for line in execution.last_logs:
                 console.detail(f"log: {line}")
         console.detail(f"{function.logical_id} handled the {detail['stage']} {detail['state']} event")
-        return Delivery(rule, function.logical_id, detail["state"], detail["stage"], attempt, "delivered")
-    dead_letter = target.get("DeadLetterConfig", {}).get("Arn")
-    if dead_letter:
-        sqs = solution.admin("sqs")
-        queue_name = dead_letter.rsplit(":", 1)[-1]
-        url = sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
-        sqs.send_message(QueueUrl=url, MessageBody=json.dumps(event))
-        console.detail(f"event sent to the dead-letter queue {queue_name} after {attempts} attempts")
-    return Delivery(rule, function.logical_id, detail["state"], detail["stage"], attempts, "dead-lettered")
+        return Delivery(name, function.logical_id, detail["state"], detail["stage"], attempt, "delivered")
+    outcome = "dead-lettered" if _dead_letter(solution, function.dead_letter_arn, event, console) else "lost"
+    return Delivery(name, function.logical_id, detail["state"], detail["stage"], attempts, outcome)
+
+
+def _dead_letter(solution: Solution, queue_arn: str | None, event: dict[str, Any], console: Console) -> bool:
+    if not queue_arn:
+        console.detail("no dead-letter queue: the event is lost")
+        return False
+    sqs = solution.admin("sqs")
+    queue_name = queue_arn.rsplit(":", 1)[-1]
+    sqs.send_message(QueueUrl=sqs.get_queue_url(QueueName=queue_name)["QueueUrl"], MessageBody=json.dumps(event))
+    console.detail(f"event sent to the dead-letter queue {queue_name}")
+    return True

@@ -53,6 +53,9 @@ class Commit:
     approve: bool = True
     # Something that happens in AWS before this commit is pushed (drift made by hand, for example).
     before: Callable[[Solution], str] | None = None
+    # How its execution must end: "decided" (released if approved, rejected otherwise), "skipped" (no
+    # production change: the gated stages skip), or "fails at <Stage>" (before any approval).
+    expect: str = "decided"
 
 
 @dataclass(frozen=True)
@@ -87,12 +90,6 @@ def _drift_by_hand(solution: Solution) -> str:
 
 def _stages_with_status(result: ExecutionResult, status: str) -> set[str]:
     return {stage.name for stage in result.stages if stage.status == status}
-
-
-def _unchanged_skips(result: ExecutionResult, pipeline: Pipeline) -> list[str]:
-    conditional = {stage.name for stage in pipeline.stages if stage.before_entry}
-    not_skipped = conditional - _stages_with_status(result, SKIPPED)
-    return [f"an unchanged commit must skip stage {name}, which ran" for name in sorted(not_skipped)]
 
 
 def _validate_failed(result: ExecutionResult, pipeline: Pipeline) -> list[str]:
@@ -144,13 +141,12 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(
             "unchanged",
             "a first release, then the same commit again: nothing changes, the gated stages are skipped",
-            (Commit("first release"), Commit("same commit again")),
-            last_check=_unchanged_skips,
+            (Commit("first release"), Commit("same commit again", expect="skipped")),
         ),
         Scenario(
             "lint-failure",
             "a first commit whose template fails cfn-lint: nothing is deployed",
-            (Commit("template that fails cfn-lint", FAILS_LINT),),
+            (Commit("template that fails cfn-lint", FAILS_LINT, expect="fails at Validate"),),
             last_check=_validate_failed,
         ),
         Scenario(
@@ -162,7 +158,10 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(
             "drift-block",
             "a first release, drift made by hand on the primary stack, then a change (DriftPolicy BLOCK)",
-            (Commit("first release"), Commit("second change", SECOND_CHANGE, before=_drift_by_hand)),
+            (
+                Commit("first release"),
+                Commit("second change", SECOND_CHANGE, before=_drift_by_hand, expect="fails at Stage"),
+            ),
             drift_policy="BLOCK",
             last_check=_drift_blocked,
         ),
@@ -184,6 +183,7 @@ class Options:
     solution_template: Path | None = None
     verbose: bool = True
     show_logs: bool = False
+    strict: bool = False  # a check that cannot run here (a tool not installed) makes the run fail
     ask: Callable[[str], str] = input
 
 
@@ -261,7 +261,9 @@ def deployed(solution: Solution, name: str, region: str) -> dict[str, Any] | Non
     cfn = solution.admin("cloudformation", region)
     try:
         stack = cfn.describe_stacks(StackName=name)["Stacks"][0]
-    except ClientError:
+    except ClientError as error:
+        if not _missing(error):
+            raise
         return None
     if stack["StackStatus"] in {"REVIEW_IN_PROGRESS", "DELETE_COMPLETE"}:
         return None
@@ -319,9 +321,9 @@ def run(options: Options, emulator: Emulator, console: Console | None = None) ->
             note = commit.before(solution) if commit.before else ""
             if note:
                 console.line(note)
-            approve = commit.approve
+            approve, decided_by = commit.approve, "the scenario"
             if last and options.decision in {"approve", "reject"}:
-                approve = options.decision == "approve"
+                approve, decided_by = options.decision == "approve", f"--{options.decision}"
             step = _play(
                 solution,
                 pipeline,
@@ -331,6 +333,7 @@ def run(options: Options, emulator: Emulator, console: Console | None = None) ->
                 approve,
                 ask=last and options.decision == "ask",
                 options=options,
+                decided_by=decided_by,
             )
             step.note = note
             report.steps.append(step)
@@ -347,6 +350,8 @@ def run(options: Options, emulator: Emulator, console: Console | None = None) ->
         if outcome.status == SKIPPED
     ]
     report.problems = verify(report, solution, pipeline)
+    if options.strict and report.state["not_run"]:
+        report.problems.append(f"{len(report.state['not_run'])} check(s) could not run here (--strict)")
     report.seconds = time.perf_counter() - started
     summary(console, report.state)
     if report.problems:
@@ -354,8 +359,10 @@ def run(options: Options, emulator: Emulator, console: Console | None = None) ->
         for problem in report.problems:
             console.line(f"  - {problem}")
     else:
+        not_run = len(report.state["not_run"])
+        caveat = f"; {not_run} check(s) NOT run locally, listed above" if not_run else ""
         console.heading(
-            f"Scenario {scenario.name} ({options.stage_mode} mode) ended as expected in {report.seconds:.1f}s"
+            f"Scenario {scenario.name} ({options.stage_mode} mode) ended as expected in {report.seconds:.1f}s{caveat}"
         )
     return report
 
@@ -370,6 +377,7 @@ def _play(
     *,
     ask: bool,
     options: Options,
+    decided_by: str,
 ) -> Step:
     before = production(solution)
     at_approval: list[dict[str, Any]] = []
@@ -386,7 +394,7 @@ def _play(
             who = "you, at the terminal"
         else:
             decision = approve
-            who = "--approve" if approve else "--reject"
+            who = decided_by
         decisions.append(decision)
         return decision, who
 
@@ -417,18 +425,13 @@ def final_state(solution: Solution) -> dict[str, Any]:
     record_name = f"/{solution.stack_name}/release/record"
     try:
         release = json.loads(ssm.get_parameter(Name=record_name, WithDecryption=True)["Parameter"]["Value"])
-    except ClientError:
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "ParameterNotFound":
+            raise
         release = None
-    messages = []
+    solution.new_messages()
+    messages = list(solution.sent)
     sqs = solution.admin("sqs")
-    while solution.inbox_url:
-        batch = sqs.receive_message(QueueUrl=solution.inbox_url, MaxNumberOfMessages=10).get("Messages", [])
-        if not batch:
-            break
-        for message in batch:
-            envelope = json.loads(message["Body"])
-            messages.append({"subject": envelope.get("Subject") or "(no subject)", "message": envelope.get("Message")})
-            sqs.delete_message(QueueUrl=solution.inbox_url, ReceiptHandle=message["ReceiptHandle"])
     dead_letters = 0
     for queue_url in sqs.list_queues().get("QueueUrls", []):
         if queue_url != solution.inbox_url:
@@ -450,6 +453,7 @@ def verify(report: Report, solution: Solution, pipeline: Pipeline) -> list[str]:
     released: Step | None = None
     for step in report.steps:
         label = f"'{step.commit.label}'"
+        problems.extend(_outcome_problems(step, pipeline))
         if step.approved is None:
             if step.production_after != step.production_before:
                 problems.append(f"{label}: production changed although no one was asked to approve")
@@ -507,11 +511,50 @@ def verify(report: Report, solution: Solution, pipeline: Pipeline) -> list[str]:
     return problems
 
 
+def _missing(error: ClientError) -> bool:
+    """CloudFormation's answer for a stack that does not exist (a ValidationError, not a NotFound)."""
+    return "does not exist" in error.response["Error"]["Message"]
+
+
+def _outcome_problems(step: Step, pipeline: Pipeline) -> list[str]:
+    """How the step's execution ended, against how its commit must end."""
+    label, result = f"'{step.commit.label}'", step.result
+    failed_stage = next((stage.name for stage in result.stages if stage.status == FAILED), None)
+    got = f"execution {result.status}" + (f" at {failed_stage}: {result.failure}" if failed_stage else "")
+    expect = step.commit.expect
+    problems = []
+    if expect == "decided":
+        if step.approved is None:
+            problems.append(f"{label}: must reach the approval, but {got}")
+        elif step.approved and (result.status != SUCCEEDED or result.stage("Release") is None):
+            problems.append(f"{label}: approved, so it must be released, but {got}")
+        elif not step.approved and failed_stage is None:
+            problems.append(f"{label}: rejected, so its execution must fail, but {got}")
+    elif expect == "skipped":
+        gated = {stage.name for stage in pipeline.stages if stage.before_entry}
+        ran = sorted(gated - {stage.name for stage in result.stages if stage.status == SKIPPED})
+        if result.status != SUCCEEDED or step.approved is not None or ran:
+            problems.append(f"{label}: must change nothing and skip {sorted(gated)}, but {got}; ran {ran}")
+    elif expect.startswith("fails at "):
+        stage_name = expect.removeprefix("fails at ")
+        if failed_stage != stage_name or step.approved is not None:
+            problems.append(f"{label}: must fail at {stage_name} before any approval, but {got}")
+    for delivery in result.deliveries:
+        if delivery.outcome != "delivered":
+            problems.append(
+                f"{label}: the {delivery.stage} {delivery.state} event was not handled by {delivery.target} "
+                f"({delivery.outcome} after {delivery.attempts} attempt(s))"
+            )
+    return problems
+
+
 def _exists(solution: Solution, name: str) -> bool:
     cfn = solution.admin("cloudformation")
     try:
         status = cfn.describe_stacks(StackName=name)["Stacks"][0]["StackStatus"]
-    except ClientError:
+    except ClientError as error:
+        if not _missing(error):
+            raise
         return False
     return bool(status != "DELETE_COMPLETE")
 
@@ -523,7 +566,9 @@ def _leftover_change_sets(solution: Solution, app: str, step: Step) -> list[str]
         cfn = solution.admin("cloudformation", region)
         try:
             summaries = cfn.list_change_sets(StackName=app).get("Summaries", [])
-        except ClientError:
+        except ClientError as error:
+            if not _missing(error):
+                raise
             continue
         if any(s["ChangeSetName"] == name for s in summaries):
             problems.append(f"'{step.commit.label}': change set {name} was left on {app} in {region}")

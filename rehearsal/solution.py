@@ -64,6 +64,9 @@ class Function:
     timeout_seconds: int
     memory_mb: int
     layer_dirs: tuple[Path, ...]
+    # Asynchronous invocation (an EventBridge target): Lambda's retries, then the dead-letter queue.
+    async_retries: int = 2
+    dead_letter_arn: str | None = None
 
 
 @dataclass
@@ -82,6 +85,7 @@ class Solution:
     principals: dict[str, Credentials] = field(default_factory=dict)
     not_emulated: list[str] = field(default_factory=list)
     inbox_url: str = ""
+    sent: list[dict[str, str]] = field(default_factory=list)  # SNS messages read from the inbox so far
 
     @property
     def account_id(self) -> str:
@@ -92,6 +96,41 @@ class Solution:
 
     def admin(self, service: str, region: str | None = None) -> Any:
         return self.emulator.client(service, region or self.primary_region, self.credentials("admin"))
+
+    def new_messages(self) -> list[dict[str, str]]:
+        """SNS messages published since the last call (subject and message), also kept in ``sent``."""
+        if not self.inbox_url:
+            return []
+        sqs = self.admin("sqs")
+        fresh: list[dict[str, str]] = []
+        while True:
+            batch = sqs.receive_message(QueueUrl=self.inbox_url, MaxNumberOfMessages=10).get("Messages", [])
+            if not batch:
+                break
+            for message in batch:
+                envelope = json.loads(message["Body"])
+                fresh.append(
+                    {"subject": envelope.get("Subject") or "(no subject)", "message": envelope.get("Message", "")}
+                )
+                sqs.delete_message(QueueUrl=self.inbox_url, ReceiptHandle=message["ReceiptHandle"])
+        self.sent.extend(fresh)
+        return fresh
+
+    def may_invoke(self, function: Function, principal: str, source_arn: str) -> bool:
+        """Whether a resource-based permission of the template lets ``principal`` (a service) invoke the
+        function from ``source_arn``."""
+        for logical_id, resource in self.template.resources_of_type("AWS::Lambda::Permission").items():
+            if not _exists(self.template, logical_id):
+                continue
+            properties = resource["Properties"]
+            if (
+                properties.get("FunctionName") in {function.name, function.arn}
+                and properties.get("Action") in {"lambda:InvokeFunction", "lambda:*"}
+                and properties.get("Principal") == principal
+                and properties.get("SourceArn", source_arn) == source_arn
+            ):
+                return True
+        return False
 
     def function_by_name(self, name_or_arn: str) -> Function | None:
         return next((f for f in self.functions.values() if name_or_arn in (f.name, f.arn)), None)
@@ -427,6 +466,9 @@ def _function(
         timeout_seconds=int(merged.get("Timeout", 3)),
         memory_mb=int(merged.get("MemorySize", 128)),
         layer_dirs=layer_dirs,
+        async_retries=int(merged.get("EventInvokeConfig", {}).get("MaximumRetryAttempts", 2)),
+        dead_letter_arn=merged.get("DeadLetterQueue", {}).get("TargetArn")
+        or merged.get("EventInvokeConfig", {}).get("DestinationConfig", {}).get("OnFailure", {}).get("Destination"),
     )
 
 
@@ -483,24 +525,33 @@ def _subscribe_inbox(solution: Solution, client: Any, topic_arn: str) -> None:
 
 
 def _create_principals(solution: Solution, client: Any) -> None:
-    """One IAM user per principal: an administrator for the rehearsal's own bookkeeping, the pipeline's
-    role for what CodePipeline does (CloudFormation actions, artifacts), one per function."""
+    """One IAM user per principal, holding exactly its role's policy from the template: an administrator
+    for the rehearsal's own bookkeeping, the pipeline's role (CloudFormation actions, artifacts,
+    approval notifications), each CodeBuild project's service role, each function's role."""
     iam = client("iam")
     template = solution.template
     solution.principals["admin"] = create_principal(iam, "rehearsal-admin", ADMIN_POLICY)
     for logical_id, spec in template.raw["Resources"].items():
-        if spec.get("Type") == "AWS::CodePipeline::Pipeline":
-            role_arn = str(template.resource(logical_id)["Properties"]["RoleArn"])
-            role_id = next((name for name, values in template.physical.items() if values.get("Arn") == role_arn), None)
-            if role_id is None:
-                raise SetupError(f"the pipeline's RoleArn {role_arn} is not a role of the template")
-            solution.principals["pipeline"] = create_principal(
-                iam, "rehearsal-pipeline", _role_policy(template, role_id)
+        kind = spec.get("Type")
+        if kind == "AWS::CodePipeline::Pipeline":
+            role = _role_id_of(template, str(template.resource(logical_id)["Properties"]["RoleArn"]), logical_id)
+            solution.principals["pipeline"] = create_principal(iam, "rehearsal-pipeline", _role_policy(template, role))
+        elif kind == "AWS::CodeBuild::Project":
+            role = _role_id_of(template, str(template.resource(logical_id)["Properties"]["ServiceRole"]), logical_id)
+            solution.principals[logical_id] = create_principal(
+                iam, f"rehearsal-{logical_id}"[:64], _role_policy(template, role)
             )
     for logical_id in solution.functions:
         solution.principals[logical_id] = create_principal(
             iam, f"rehearsal-{logical_id}"[:64], template.function_policy(logical_id)
         )
+
+
+def _role_id_of(template: ResolvedTemplate, role_arn: str, user: str) -> str:
+    found = next((name for name, values in template.physical.items() if values.get("Arn") == role_arn), None)
+    if found is None:
+        raise SetupError(f"{user}'s role {role_arn} is not a role of the template")
+    return found
 
 
 def _role_policy(template: ResolvedTemplate, role_id: str) -> dict[str, Any]:

@@ -68,6 +68,9 @@ def test_renamed_environment_variable_fails_the_function_and_names_it(rehearsal:
     assert detect.status == FAILED
     assert "SECONDARY_STACK_NAME is not set" in detect.summary
     assert step.result.failure.startswith("CheckChanges: DetectChanges:")
+    assert any(
+        "'first release': must reach the approval, but execution Failed at CheckChanges" in p for p in report.problems
+    )
     # nothing past the failed check ran, and production was never touched
     assert [stage.name for stage in step.result.stages][-1] == "CheckChanges"
     assert step.production_after == step.production_before
@@ -100,3 +103,26 @@ def test_the_unbroken_template_passes_the_same_checks(rehearsal: Rehearsal, tmp_
     report = rehearsal.play("first-release", "delete", decision="approve", solution_template=path)
 
     assert report.ok, report.problems
+
+
+def test_missing_invoke_permission_leaves_the_stage_event_undelivered(rehearsal: Rehearsal, tmp_path: Path) -> None:
+    path = broken_template(tmp_path, "      Principal: events.amazonaws.com\n", "      Principal: sns.amazonaws.com\n")
+    report = rehearsal.play("rejection", "delete", solution_template=path)
+
+    assert not report.ok
+    (delivery,) = report.steps[-1].result.deliveries
+    assert delivery.outcome == "not invoked: no permission"
+    assert report.state["dead_letters"] == 1  # the rule target's dead-letter queue holds the event
+    assert any("was not handled by StageRevertFunction (not invoked: no permission" in p for p in report.problems)
+    assert any("stage stack hello-app-stage was left behind" in p for p in report.problems)
+
+
+def test_a_failing_stage_revert_is_retried_then_dead_lettered(rehearsal: Rehearsal, tmp_path: Path) -> None:
+    path = broken_template(tmp_path, "          STAGE_NAME: Stage\n", "          STAGE: Stage\n")
+    report = rehearsal.play("rejection", "retain", solution_template=path)
+
+    assert not report.ok
+    (delivery,) = report.steps[-1].result.deliveries
+    assert (delivery.outcome, delivery.attempts) == ("dead-lettered", 3)
+    assert report.state["dead_letters"] == 1
+    assert "STAGE_NAME is not set" in rehearsal.output.getvalue()
