@@ -271,9 +271,10 @@ def run_codebuild(execution: Execution, action: Action) -> Outcome:
         }
         timeout = int(project.get("TimeoutInMinutes", 60)) * 60
         failure = _run_shell(execution, main, workdir, environment, timeout)
-        if post:
+        if post:  # CodeBuild runs post_build after a failed build too
             environment["CODEBUILD_BUILD_SUCCEEDING"] = "0" if failure else "1"
-            failure = failure or _run_shell(execution, post, workdir, environment, timeout)
+            post_failure = _run_shell(execution, post, workdir, environment, timeout)
+            failure = failure or post_failure
     if failure:
         raise ActionFailed(failure)
     return Outcome(SUCCEEDED, f"{len(main) + len(post)} build command(s) passed")
@@ -282,39 +283,49 @@ def run_codebuild(execution: Execution, action: Action) -> Outcome:
 def _run_shell(
     execution: Execution, commands: list[str], workdir: str, environment: dict[str, str], timeout: int
 ) -> str | None:
-    """The commands in one shell, as CodeBuild runs a buildspec (a `cd` or `export` carries over); the
-    first that fails stops them. Returns the failure message, or None."""
-    script = ["set -o errexit -o pipefail"]
-    for index, command in enumerate(commands):
-        script += [f"printf '%s\\n' {shlex.quote(_MARKER + str(index))}", command]
-    completed = subprocess.run(  # noqa: S603 (the project's own buildspec commands)
-        ["/bin/bash", "-c", "\n".join(script)],
-        cwd=workdir,
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    last, output = -1, []
-    for line in completed.stdout.splitlines():
-        if line.startswith(_MARKER):
-            last = int(line.removeprefix(_MARKER))
-            execution.reporter.detail(f"$ {commands[last]}")
-            continue
-        output.append(line)
-        execution.reporter.detail(f"  {line}")
-    if completed.returncode == 0:
+    """The commands in one shell, as CodeBuild runs a phase: a `cd` or `export` carries over, every
+    command's exit status is checked, and the first that fails stops the rest. Which command ran last
+    is kept in a file, not parsed from the output. Returns the failure message, or None."""
+    with tempfile.TemporaryDirectory(prefix="codebuild-shell-") as scratch:
+        marker = Path(scratch) / "command"
+        script = []
+        for index, command in enumerate(commands):
+            script += [
+                f"printf '[Container] Running command %s\\n' {shlex.quote(command)}",
+                f"printf %s {index} > {shlex.quote(str(marker))}",
+                command,
+                "__rc=$?; if [ $__rc -ne 0 ]; then exit $__rc; fi",
+            ]
+        script.append(f"printf %s done > {shlex.quote(str(marker))}")
+        try:
+            completed = subprocess.run(  # noqa: S603 (the project's own buildspec commands)
+                ["/bin/bash", "-c", "\n".join(script)],
+                cwd=workdir,
+                env=environment,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            return f"build timed out after {timeout} s (the project's TimeoutInMinutes)"
+        reached = marker.read_text(encoding="utf-8") if marker.exists() else ""
+    lines = completed.stdout.splitlines()
+    failing_output: list[str] = []
+    for line in lines:
+        execution.reporter.detail(line if line.startswith("[Container] ") else f"  {line}")
+        failing_output = [] if line.startswith("[Container] Running command ") else [*failing_output, line]
+    if completed.returncode == 0 and reached == "done":
         return None
-    findings = " / ".join(line.strip() for line in output if line.strip())[-600:]
-    failed = commands[last] if last >= 0 else "(before the first command)"
+    failed = commands[int(reached)] if reached.isdigit() else "(before the first command)"
+    if completed.returncode == 0:
+        return f"the build stopped without an error after: {failed} (later commands never ran)"
+    findings = " / ".join(line.strip() for line in failing_output if line.strip())[:600]
     return f"build command failed with exit status {completed.returncode}: {failed}" + (
         f" -> {findings}" if findings else ""
     )
-
-
-_MARKER = "@@rehearsal-command "
 
 
 def _tool_of(command: str) -> str | None:

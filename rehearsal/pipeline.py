@@ -64,8 +64,14 @@ class Stage:
     before_entry: tuple[Condition, ...]
 
     def run_orders(self) -> list[list[Action]]:
+        """Actions grouped by run order. CodePipeline runs a group in parallel; the rehearsal runs it one
+        action at a time with approvals last, so whatever a sibling does is done before the approval
+        is asked (and counts as done without approval)."""
         orders = sorted({action.run_order for action in self.actions})
-        return [[a for a in self.actions if a.run_order == order] for order in orders]
+        return [
+            sorted((a for a in self.actions if a.run_order == order), key=lambda a: a.category == "Approval")
+            for order in orders
+        ]
 
 
 @dataclass(frozen=True)

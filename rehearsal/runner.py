@@ -99,7 +99,7 @@ def run_execution(
     console.execution_started(pipeline.name, execution_id, revision)
     result = ExecutionResult(execution_id, revision, SUCCEEDED, [], [], {}, execution.invocations)
     for stage in pipeline.stages:
-        stage_result = _run_stage(execution, pipeline, stage, console)
+        stage_result = _run_stage(execution, pipeline, stage, console, result.deliveries)
         result.stages.append(stage_result)
         if stage_result.status == FAILED:
             result.status = FAILED
@@ -120,7 +120,9 @@ def _set_execution(solution: Solution, pipeline: Pipeline, execution_id: str, st
     )
 
 
-def _run_stage(execution: Execution, pipeline: Pipeline, stage: Stage, console: Console) -> StageResult:
+def _run_stage(
+    execution: Execution, pipeline: Pipeline, stage: Stage, console: Console, deliveries: list[Delivery]
+) -> StageResult:
     solution = execution.solution
     for condition in stage.before_entry:
         met, reason = _condition_met(execution, stage, condition)
@@ -140,7 +142,7 @@ def _run_stage(execution: Execution, pipeline: Pipeline, stage: Stage, console: 
         region=solution.primary_region,
         account_id=solution.account_id,
     )
-    _emit(solution, execution, pipeline, stage.name, "STARTED", console)
+    deliveries.extend(_emit(solution, execution, pipeline, stage.name, "STARTED", console))
     result = StageResult(stage.name, SUCCEEDED)
     for group in stage.run_orders():
         for action in group:
@@ -161,7 +163,7 @@ def _run_stage(execution: Execution, pipeline: Pipeline, stage: Stage, console: 
     )
     console.stage_finished(stage.name, result.status, result.reason)
     if result.status != FAILED:
-        _emit(solution, execution, pipeline, stage.name, "SUCCEEDED", console)
+        deliveries.extend(_emit(solution, execution, pipeline, stage.name, "SUCCEEDED", console))
     return result
 
 
@@ -275,16 +277,28 @@ def _deliver(
                 console.detail(f"log: {line}")
         console.detail(f"{function.logical_id} handled the {detail['stage']} {detail['state']} event")
         return Delivery(name, function.logical_id, detail["state"], detail["stage"], attempt, "delivered")
-    outcome = "dead-lettered" if _dead_letter(solution, function.dead_letter_arn, event, console) else "lost"
+    dead_lettered = _dead_letter(solution, function.dead_letter_arn, event, console, principal=function.logical_id)
+    outcome = "dead-lettered" if dead_lettered else "lost"
     return Delivery(name, function.logical_id, detail["state"], detail["stage"], attempts, outcome)
 
 
-def _dead_letter(solution: Solution, queue_arn: str | None, event: dict[str, Any], console: Console) -> bool:
-    if not queue_arn:
+def _dead_letter(
+    solution: Solution, target_arn: str | None, event: dict[str, Any], console: Console, principal: str = "admin"
+) -> bool:
+    """Send the event to a dead-letter queue or topic, as ``principal`` (Lambda uses the function's
+    role, so that role must be allowed to send)."""
+    if not target_arn:
         console.detail("no dead-letter queue: the event is lost")
         return False
-    sqs = solution.admin("sqs")
-    queue_name = queue_arn.rsplit(":", 1)[-1]
-    sqs.send_message(QueueUrl=sqs.get_queue_url(QueueName=queue_name)["QueueUrl"], MessageBody=json.dumps(event))
-    console.detail(f"event sent to the dead-letter queue {queue_name}")
+    service, region = target_arn.split(":")[2], target_arn.split(":")[3]
+    client = solution.emulator.client(service, region, solution.credentials(principal))
+    if service == "sqs":
+        # Lambda derives the queue from its ARN; looking its URL up is the rehearsal's bookkeeping
+        url = solution.admin("sqs", region).get_queue_url(QueueName=target_arn.rsplit(":", 1)[-1])["QueueUrl"]
+        client.send_message(QueueUrl=url, MessageBody=json.dumps(event))
+    elif service == "sns":
+        client.publish(TopicArn=target_arn, Message=json.dumps(event))
+    else:
+        raise WiringError(f"dead-letter target {target_arn} is neither an SQS queue nor an SNS topic")
+    console.detail(f"event sent to the dead-letter target {target_arn.rsplit(':', 1)[-1]}")
     return True

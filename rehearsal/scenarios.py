@@ -210,6 +210,7 @@ class Report:
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
     solution: Solution | None = None
+    scenario_regions: tuple[str, str] = (PRIMARY_REGION, SECONDARY_REGION)
 
     @property
     def ok(self) -> bool:
@@ -478,6 +479,8 @@ def verify(report: Report, solution: Solution, pipeline: Pipeline) -> list[str]:
             problems.append(f"production stack {app} in {region} is not deployed after a release")
         elif now["template"] != released.template:
             problems.append(f"production stack {app} in {region} does not run the released template")
+        else:
+            problems.extend(_parameter_problems(report, f"production stack {app} in {region}", now, region))
     stage_name = f"{app}-stage"
     stage_now = deployed(solution, stage_name, solution.primary_region)
     if report.options.stage_mode == "delete" or released is None:
@@ -487,6 +490,8 @@ def verify(report: Report, solution: Solution, pipeline: Pipeline) -> list[str]:
         problems.append(f"stage stack {stage_name} must live on in retain mode, but it is gone")
     elif stage_now["template"] != released.template:
         problems.append(f"stage stack {stage_name} does not run the last released template")
+    else:
+        problems.extend(_parameter_problems(report, f"stage stack {stage_name}", stage_now, "stage"))
     record = report.state.get("release")
     if released is None:
         if record is not None:
@@ -496,6 +501,7 @@ def verify(report: Report, solution: Solution, pipeline: Pipeline) -> list[str]:
     else:
         if record.get("commit_id") != released.commit_id:
             problems.append(f"the release record names commit {record.get('commit_id')}, not {released.commit_id}")
+        problems.extend(_released_source_problems(solution, record))
         if record.get("execution_id") != released.result.execution_id:
             problems.append(
                 f"the release record names execution {record.get('execution_id')}, not {released.result.execution_id}"
@@ -509,6 +515,47 @@ def verify(report: Report, solution: Solution, pipeline: Pipeline) -> list[str]:
     if asked != approvals:
         problems.append(f"{approvals} approval(s) were asked but {asked} approval notification(s) were sent")
     return problems
+
+
+def _parameter_problems(report: Report, what: str, deployed_now: dict[str, Any], where: str) -> list[str]:
+    """The stack must run with its parameter set (parameters/<stage|primary|secondary>.json)."""
+    files = {"stage": "stage", report.scenario_regions[0]: "primary", report.scenario_regions[1]: "secondary"}
+    path = report.options.source / "parameters" / f"{files[where]}.json"
+    if not path.is_file():
+        return []
+    expected = {str(k): str(v) for k, v in json.loads(path.read_text(encoding="utf-8")).items()}
+    actual = dict(deployed_now["parameters"])
+    wrong = {k: actual.get(k) for k, v in expected.items() if actual.get(k) != v}
+    return [f"{what} runs with {wrong}, not the values of parameters/{path.name}"] if wrong else []
+
+
+def _released_source_problems(solution: Solution, record: dict[str, Any]) -> list[str]:
+    """The copy of the released source the record points at exists, in the version it names."""
+    s3 = solution.admin("s3")
+    try:
+        head = s3.head_object(
+            Bucket=record["bucket"],
+            Key=record["key"],
+            **({"VersionId": record["version_id"]} if record.get("version_id") else {}),
+        )
+    except ClientError as error:
+        return [f"the release record points at s3://{record['bucket']}/{record['key']}, which cannot be read: {error}"]
+    if head["ContentLength"] == 0:
+        return [f"the released source s3://{record['bucket']}/{record['key']} is empty"]
+    return []
+
+
+def _status(result: ExecutionResult, stage: str) -> str | None:
+    found = result.stage(stage)
+    return found.status if found else None
+
+
+def _rejected_at_approval(result: ExecutionResult) -> bool:
+    failed = next((stage for stage in result.stages if stage.status == FAILED), None)
+    if failed is None:
+        return False
+    action, outcome = failed.actions[-1]
+    return action.category == "Approval" and outcome.status == FAILED
 
 
 def _missing(error: ClientError) -> bool:
@@ -526,10 +573,10 @@ def _outcome_problems(step: Step, pipeline: Pipeline) -> list[str]:
     if expect == "decided":
         if step.approved is None:
             problems.append(f"{label}: must reach the approval, but {got}")
-        elif step.approved and (result.status != SUCCEEDED or result.stage("Release") is None):
+        elif step.approved and (result.status != SUCCEEDED or _status(result, "Release") != SUCCEEDED):
             problems.append(f"{label}: approved, so it must be released, but {got}")
-        elif not step.approved and failed_stage is None:
-            problems.append(f"{label}: rejected, so its execution must fail, but {got}")
+        elif not step.approved and not _rejected_at_approval(result):
+            problems.append(f"{label}: rejected, so its execution must fail at the approval, but {got}")
     elif expect == "skipped":
         gated = {stage.name for stage in pipeline.stages if stage.before_entry}
         ran = sorted(gated - {stage.name for stage in result.stages if stage.status == SKIPPED})

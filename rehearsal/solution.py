@@ -9,6 +9,7 @@ the e-mail subscription) is listed in ``not_emulated``.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import sys
 import time
@@ -117,23 +118,39 @@ class Solution:
         return fresh
 
     def may_invoke(self, function: Function, principal: str, source_arn: str) -> bool:
-        """Whether a resource-based permission of the template lets ``principal`` (a service) invoke the
-        function from ``source_arn``."""
+        """Whether an AWS::Lambda::Permission of the template lets ``principal`` (a service) invoke the
+        unqualified function from ``source_arn``, as Lambda evaluates a resource policy: FunctionName
+        as a name, a full or a partial ARN (a qualified one grants that alias or version only),
+        SourceArn as ArnLike, SourceAccount as StringEquals."""
         for logical_id, resource in self.template.resources_of_type("AWS::Lambda::Permission").items():
             if not _exists(self.template, logical_id):
                 continue
             properties = resource["Properties"]
+            action = str(properties.get("Action", "")).lower()
             if (
-                properties.get("FunctionName") in {function.name, function.arn}
-                and properties.get("Action") in {"lambda:InvokeFunction", "lambda:*"}
-                and properties.get("Principal") == principal
-                and properties.get("SourceArn", source_arn) == source_arn
+                _function_of(str(properties.get("FunctionName", ""))) == function.name
+                and action in {"lambda:invokefunction", "lambda:*", "*"}
+                and properties.get("Principal") in {principal, "*"}
+                and fnmatch.fnmatchcase(source_arn, str(properties.get("SourceArn", "*")))
+                and str(properties.get("SourceAccount", self.account_id)) == self.account_id
             ):
                 return True
         return False
 
     def function_by_name(self, name_or_arn: str) -> Function | None:
         return next((f for f in self.functions.values() if name_or_arn in (f.name, f.arn)), None)
+
+
+def _function_of(name: str) -> str | None:
+    """The unqualified function a FunctionName grants (None for a qualified one: an alias or version)."""
+    parts = name.split(":")
+    if len(parts) == 1:  # my-function
+        return parts[0]
+    if len(parts) == 3 and parts[1] == "function":  # 123456789012:function:my-function
+        return parts[2]
+    if len(parts) == 7 and parts[5] == "function":  # arn:aws:lambda:region:account:function:my-function
+        return parts[6]
+    return None
 
 
 def _suffix() -> str:

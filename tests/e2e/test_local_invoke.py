@@ -25,7 +25,7 @@ from rehearsal.handlers import load_handler
 from rehearsal.lambda_context import FakeLambdaContext
 from rehearsal.local import EVENTS, environment_file, seed
 from rehearsal.solution import Solution
-from rehearsal.template import ROOT, TEMPLATE
+from rehearsal.template import ROOT, TEMPLATE, load_template
 
 pytestmark = pytest.mark.e2e
 
@@ -99,7 +99,11 @@ def test_env_json_reaches_the_container_only_through_declared_variables(
     assert environment["LOCAL_ENDPOINT_URL"] == env_json["Parameters"]["LOCAL_ENDPOINT_URL"]
     assert environment["TOPIC_ARN"].startswith("arn:aws:sns:us-east-1:")
     assert "AWS_ENDPOINT_URL" not in environment  # undeclared in template.yaml: SAM would drop it
-    assert set(env_json) == {"Parameters", *solution.functions}
+    functions = {
+        name for name, spec in load_template()["Resources"].items() if spec["Type"] == "AWS::Serverless::Function"
+    }
+    assert set(env_json) == {"Parameters", *functions}
+    assert all(env_json[name]["SOLUTION_STACK_NAME"] == solution.stack_name for name in functions)
 
 
 @pytest.mark.parametrize(("logical_id", "path"), JOBS)
@@ -123,6 +127,10 @@ def test_sample_stage_failed_event_cleans_up_the_change_in_review(
     solution, execution_id, env_json = seeded
     # the seed marked the change's Stage stage Failed; the per-test reset of moto_ext forgot it
     moto_ext.set_stage_execution(solution.pipeline_name, "Stage", execution_id, "Failed")
+    for region in (solution.primary_region, solution.secondary_region):
+        cfn = solution.admin("cloudformation", region)
+        names = [s["ChangeSetName"] for s in cfn.list_change_sets(StackName="hello-app")["Summaries"]]
+        assert f"pipeline-{execution_id}" in names  # the change in review, seeded
     invoke("StageRevertFunction", local_event("stage-revert/stage-failed.json"), env_json)
 
     for region in (solution.primary_region, solution.secondary_region):

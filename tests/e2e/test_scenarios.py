@@ -78,6 +78,7 @@ def test_first_release_reaches_both_regions_after_approval(rehearsal: Rehearsal,
     assert step.production_after[PRIMARY_REGION]["template"] == step.template
     assert step.production_after[SECONDARY_REGION]["template"] == step.template
     assert ("EnvironmentName", "secondary") in step.production_after[SECONDARY_REGION]["parameters"]
+    assert ("EnvironmentName", "primary") in step.production_after[PRIMARY_REGION]["parameters"]
     assert_stage_stack(report, mode, step)
     assert_release(report, step)
     assert subjects(report) == [CHANGE_REPORT, APPROVAL]
@@ -160,7 +161,8 @@ def test_unchanged_commit_skips_every_gated_stage(rehearsal: Rehearsal, mode: st
 
     assert_expected(report)
     first, second = report.steps
-    assert first.commit_id == second.commit_id
+    commits = [step.result.variables["SourceVariables"]["CommitId"] for step in report.steps]
+    assert commits[0] == commits[1] == first.commit_id
     assert second.result.status == SUCCEEDED
     assert second.approved is None
     statuses = {stage.name: stage.status for stage in second.result.stages}

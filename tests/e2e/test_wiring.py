@@ -117,12 +117,54 @@ def test_missing_invoke_permission_leaves_the_stage_event_undelivered(rehearsal:
     assert any("stage stack hello-app-stage was left behind" in p for p in report.problems)
 
 
-def test_a_failing_stage_revert_is_retried_then_dead_lettered(rehearsal: Rehearsal, tmp_path: Path) -> None:
-    path = broken_template(tmp_path, "          STAGE_NAME: Stage\n", "          STAGE: Stage\n")
+@pytest.mark.parametrize(("retries", "attempts"), [("2", 3), ("0", 1)])
+def test_a_failing_stage_revert_is_retried_as_configured_then_dead_lettered(
+    rehearsal: Rehearsal, tmp_path: Path, retries: str, attempts: int
+) -> None:
+    text = TEMPLATE.read_text(encoding="utf-8")
+    for old, new in (
+        ("          STAGE_NAME: Stage\n", "          STAGE: Stage\n"),
+        (
+            "      EventInvokeConfig:\n        MaximumRetryAttempts: 2\n",
+            f"      EventInvokeConfig:\n        MaximumRetryAttempts: {retries}\n",
+        ),
+    ):
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    path = tmp_path / "template.yaml"
+    path.write_text(text, encoding="utf-8")
     report = rehearsal.play("rejection", "retain", solution_template=path)
 
     assert not report.ok
     (delivery,) = report.steps[-1].result.deliveries
-    assert (delivery.outcome, delivery.attempts) == ("dead-lettered", 3)
+    assert (delivery.outcome, delivery.attempts) == ("dead-lettered", attempts)
     assert report.state["dead_letters"] == 1
     assert "STAGE_NAME is not set" in rehearsal.output.getvalue()
+
+
+def test_a_deploy_running_beside_the_approval_counts_as_unapproved(rehearsal: Rehearsal, tmp_path: Path) -> None:
+    """CodePipeline runs actions of one run order in parallel: a production deploy next to the
+    approval does not wait for it."""
+    text = TEMPLATE.read_text(encoding="utf-8")
+    beside = (
+        "            - Name: ExecuteSecondaryEarly\n"
+        "              Region: !Ref SecondaryRegion\n"
+        "              ActionTypeId:\n"
+        "                Category: Deploy\n"
+        "                Owner: AWS\n"
+        "                Provider: CloudFormation\n"
+        '                Version: "1"\n'
+        "              Configuration:\n"
+        "                ActionMode: CHANGE_SET_EXECUTE\n"
+        "                StackName: !Ref ApplicationStackName\n"
+        '                ChangeSetName: "pipeline-#{codepipeline.PipelineExecutionId}"\n'
+        "              RunOrder: 4\n"
+    )
+    anchor = "            - Name: Approve\n"
+    assert text.count(anchor) == 1
+    path = tmp_path / "template.yaml"
+    path.write_text(text.replace(anchor, beside + anchor), encoding="utf-8")
+    report = rehearsal.play("first-release", "delete", decision="approve", solution_template=path)
+
+    assert not report.ok
+    assert any("production changed before anyone approved it" in problem for problem in report.problems)

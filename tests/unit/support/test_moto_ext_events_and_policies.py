@@ -12,6 +12,7 @@ from moto.core import set_initial_no_auth_action_count
 
 from rehearsal import moto_ext
 from rehearsal.emulator import create_principal
+from tests.support import solution
 from tests.support.events import load_event
 from tests.support.solution import create_pipeline
 
@@ -42,6 +43,26 @@ def matches(event: dict[str, Any], pattern: dict[str, Any] = PATTERN) -> bool:
 )
 def test_test_event_pattern_matches_like_the_rule(case: str, expected: bool) -> None:
     assert matches(load_event("stage-revert", case)) is expected
+
+
+@pytest.mark.parametrize(
+    ("stage", "state", "expected"),
+    [
+        ("Stage", "FAILED", True),
+        ("DeploySecondary", "FAILED", True),
+        ("DeployPrimary", "STOPPED", True),
+        ("Stage", "SUCCEEDED", False),
+        ("Validate", "FAILED", False),
+        ("Release", "FAILED", False),
+    ],
+)
+def test_the_template_rule_matches_failed_or_stopped_deploy_stages(stage: str, state: str, expected: bool) -> None:
+    resolved = solution.resolved(physical={"Pipeline": {"Ref": "release-pipeline"}})
+    pattern = resolved.resource("StageFailedRule")["Properties"]["EventPattern"]
+    event = load_event("stage-revert", "stage-failed")
+    event["detail"].update({"stage": stage, "state": state})
+
+    assert matches(event, pattern) is expected
 
 
 def test_test_event_pattern_refuses_an_event_without_the_common_fields() -> None:
