@@ -108,5 +108,8 @@ def main(argv: list[str] | None = None) -> int:
             except (WiringError, SetupError) as error:
                 print(f"\nerror: {error}", file=sys.stderr)
                 return 2
+            except EOFError:
+                print("\nerror: no terminal to ask for the approval: use --approve or --reject", file=sys.stderr)
+                return 2
             failed = failed or not report.ok
     return 1 if failed else 0
