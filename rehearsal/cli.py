@@ -86,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
         if not folder.is_dir():
             print(f"error: {folder} is not a folder", file=sys.stderr)
             return 2
+    if not (args.source / args.template_path).is_file():
+        print(f"error: {args.source} has no {args.template_path} (choose it with --template-path)", file=sys.stderr)
+        return 2
     failed = False
     with Emulator() as emulator:
         for mode in modes:

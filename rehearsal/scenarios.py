@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import tempfile
 import time
@@ -69,23 +70,37 @@ class Scenario:
 
 
 def _drift_by_hand(solution: Solution) -> str:
-    """Someone suspends versioning on the primary data bucket in the console."""
+    """Someone changes a production resource in the console: versioning suspended on the example's data
+    bucket, or, for another application, a tag added to its first resource."""
     stack = solution.template.parameters["ApplicationStackName"]
+    cfn = solution.admin("cloudformation")
+    resources = [r["LogicalResourceId"] for r in cfn.list_stack_resources(StackName=stack)["StackResourceSummaries"]]
+    if not resources:
+        raise RuntimeError(f"stack {stack} has no resource to drift")
+    if "DataBucket" in resources:
+        logical_id, path, expected, actual, kind = (
+            "DataBucket",
+            "/VersioningConfiguration/Status",
+            "Enabled",
+            "Suspended",
+            "NOT_EQUAL",
+        )
+    else:
+        logical_id, path, expected, actual, kind = (
+            resources[0],
+            "/Tags/0",
+            "null",
+            '{"Key":"changed-by","Value":"hand"}',
+            "ADD",
+        )
     moto_ext.inject_drift(
         stack,
         solution.primary_region,
-        "DataBucket",
-        [
-            {
-                "PropertyPath": "/VersioningConfiguration/Status",
-                "ExpectedValue": "Enabled",
-                "ActualValue": "Suspended",
-                "DifferenceType": "NOT_EQUAL",
-            }
-        ],
+        logical_id,
+        [{"PropertyPath": path, "ExpectedValue": expected, "ActualValue": actual, "DifferenceType": kind}],
         account_id=solution.account_id,
     )
-    return f"drift injected: {stack} in {solution.primary_region}, DataBucket versioning Enabled -> Suspended"
+    return f"drift injected by hand: {stack} in {solution.primary_region}, {logical_id} {path}: {expected} -> {actual}"
 
 
 def _stages_with_status(result: ExecutionResult, status: str) -> set[str]:
@@ -217,12 +232,20 @@ class Report:
         return not self.problems
 
 
+def stack_name_of(folder: Path) -> str:
+    """A CloudFormation stack name made from the source folder's name (letters, digits, hyphens)."""
+    name = re.sub(r"[^A-Za-z0-9-]+", "-", folder.name).strip("-")
+    if not name or not name[0].isalpha():
+        name = f"app-{name}".rstrip("-")
+    return name[:100]
+
+
 def solution_parameters(options: Options, scenario: Scenario) -> dict[str, str]:
     parameters = {
         "ConnectionArn": f"arn:aws:codeconnections:{PRIMARY_REGION}:123456789012:connection/rehearsal",
         "RepositoryId": f"example/{options.source.name}",
         "TemplatePath": options.template_path,
-        "ApplicationStackName": options.source.name,
+        "ApplicationStackName": stack_name_of(options.source),
         "SecondaryRegion": SECONDARY_REGION,
         "CloudFormationExecutionPolicyArn": "arn:aws:iam::123456789012:policy/application-deploy",
         "DeleteStageStack": "Yes" if options.stage_mode == "delete" else "No",
