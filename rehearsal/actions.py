@@ -95,6 +95,10 @@ class Execution:
     show_logs: bool = False
     last_logs: list[str] = field(default_factory=list)
 
+    def region(self, action: Action) -> str:
+        """The Region the action runs in: its own, or the pipeline's."""
+        return action.region or self.solution.primary_region
+
     def config(self, action: Action) -> dict[str, str]:
         """The action's configuration with every #{...} variable substituted."""
         return {
@@ -204,7 +208,7 @@ def run_source(execution: Execution, action: Action) -> Outcome:
     commit = commit_id(execution.source_dir)
     for name in action.outputs:
         # A source action's revision is the commit, as for a CodeStarSourceConnection artifact.
-        region = action.region or execution.solution.primary_region
+        region = execution.region(action)
         execution.put_artifact(execution.new_artifact(name, region), body, revision=commit)
     files = len(zipfile.ZipFile(io.BytesIO(body)).namelist())
     variables = {
@@ -251,7 +255,7 @@ def run_codebuild(execution: Execution, action: Action) -> Outcome:
             f"NOT RUN: {', '.join(missing)} not installed here; in AWS the project installs it ({installs}). "
             "Not counted as passed.",
         )
-    region = action.region or solution.primary_region
+    region = execution.region(action)
     with tempfile.TemporaryDirectory(prefix="codebuild-") as workdir:
         for name in action.inputs:
             artifact = execution.input_artifact(action, name, region)
@@ -357,7 +361,7 @@ _STACK_OK = frozenset({"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"})
 
 def run_cloudformation(execution: Execution, action: Action) -> Outcome:
     config = execution.config(action)
-    region = action.region or execution.solution.primary_region
+    region = execution.region(action)
     cfn = execution.client("cloudformation", region)
     mode = config.get("ActionMode", "")
     stack_name = config["StackName"]
@@ -401,6 +405,15 @@ def _wait(cfn: Any, name: str) -> dict[str, Any] | None:
         time.sleep(0.1)
 
 
+def _settled(cfn: Any, name: str, after: str) -> tuple[dict[str, Any] | None, str]:
+    """The stack once it has settled, and its status; an action fails unless it is complete."""
+    final = _wait(cfn, name)
+    status = final["StackStatus"] if final else "DELETED"
+    if status not in _STACK_OK:
+        raise ActionFailed(f"stack {name} ended {status} after {after}: {(final or {}).get('StackStatusReason', '')}")
+    return final, status
+
+
 def _template_and_parameters(
     execution: Execution, action: Action, config: Mapping[str, str], region: str
 ) -> tuple[str, list[dict[str, str]], list[str]]:
@@ -430,7 +443,7 @@ def _role(config: Mapping[str, str]) -> dict[str, str]:
 
 
 def _create_update(execution: Execution, action: Action, config: dict[str, str], cfn: Any, name: str) -> Outcome:
-    region = action.region or execution.solution.primary_region
+    region = execution.region(action)
     body, parameters, capabilities = _template_and_parameters(execution, action, config, region)
     stack = _wait(cfn, name)
     if stack is not None and stack["StackStatus"] in {"ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "DELETE_FAILED"}:
@@ -448,15 +461,12 @@ def _create_update(execution: Execution, action: Action, config: dict[str, str],
             if "No updates are to be performed" not in error.response["Error"]["Message"]:
                 raise
             return Outcome(SUCCEEDED, f"{name}: no updates to perform", _outputs(stack))
-    final = _wait(cfn, name)
-    status = final["StackStatus"] if final else "DELETED"
-    if status not in _STACK_OK:
-        raise ActionFailed(f"stack {name} ended {status}: {(final or {}).get('StackStatusReason', '')}")
+    final, status = _settled(cfn, name, f"being {verb}")
     return Outcome(SUCCEEDED, f"{name} {verb} in {region} ({status})", _outputs(final))
 
 
 def _change_set_replace(execution: Execution, action: Action, config: dict[str, str], cfn: Any, name: str) -> Outcome:
-    region = action.region or execution.solution.primary_region
+    region = execution.region(action)
     change_set = config["ChangeSetName"]
     body, parameters, capabilities = _template_and_parameters(execution, action, config, region)
     stack = _wait(cfn, name)
@@ -494,18 +504,15 @@ def _change_set_replace(execution: Execution, action: Action, config: dict[str, 
 
 
 def _change_set_execute(execution: Execution, action: Action, config: dict[str, str], cfn: Any, name: str) -> Outcome:
-    region = action.region or execution.solution.primary_region
+    region = execution.region(action)
     change_set = config["ChangeSetName"]
     cfn.execute_change_set(StackName=name, ChangeSetName=change_set)
-    final = _wait(cfn, name)
-    status = final["StackStatus"] if final else "DELETED"
-    if status not in _STACK_OK:
-        raise ActionFailed(f"stack {name} ended {status} after executing {change_set}")
+    final, status = _settled(cfn, name, f"executing {change_set}")
     return Outcome(SUCCEEDED, f"executed {change_set}: {name} in {region} is {status}", _outputs(final))
 
 
 def _delete_only(execution: Execution, action: Action, config: dict[str, str], cfn: Any, name: str) -> Outcome:
-    region = action.region or execution.solution.primary_region
+    region = execution.region(action)
     stack = _wait(cfn, name)
     if stack is None:
         return Outcome(SUCCEEDED, f"{name} does not exist in {region}: nothing to delete")
@@ -578,9 +585,11 @@ def invoke(execution: Execution, function: Function, event: dict[str, Any]) -> A
     output = io.StringIO()
     # Powertools' Logger(log_uncaught_exceptions=True) replaces sys.excepthook: keep this process's own.
     excepthook = sys.excepthook
+    module_name: str | None = None
     try:
         with function_environment(execution, function), captured_logs(service) as output:
             module = load_handler(function.code_dir, module_file)
+            module_name = module.__name__
             handler = getattr(module, handler_name)
             context = FakeLambdaContext(
                 function.name,
@@ -592,7 +601,8 @@ def invoke(execution: Execution, function: Function, event: dict[str, Any]) -> A
             return handler(event, context)
     finally:
         sys.excepthook = excepthook
-        sys.modules.pop(f"functions_{function.code_dir.name.replace('-', '_')}_{module_file}", None)
+        if module_name:
+            sys.modules.pop(module_name, None)
         execution.invocations.append((function.logical_id, time.perf_counter() - started))
         execution.last_logs = [_log_line(line) for line in output.getvalue().splitlines() if line.strip()]
         if execution.show_logs:
@@ -630,7 +640,7 @@ def run_lambda(execution: Execution, action: Action) -> Outcome:
         raise WiringError(
             f"{action.where}: FunctionName '{config.get('FunctionName')}' is not a function of the template"
         )
-    region = action.region or solution.primary_region
+    region = execution.region(action)
     inputs = [execution.input_artifact(action, name, region) for name in action.inputs]
     outputs = [execution.new_artifact(name, region) for name in action.outputs]
     pipeline_user = solution.credentials("pipeline")

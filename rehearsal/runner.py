@@ -81,10 +81,7 @@ def run_execution(
 ) -> ExecutionResult:
     admin = solution.admin("codepipeline")
     execution_id = admin.start_pipeline_execution(name=pipeline.name)["pipelineExecutionId"]
-    region = solution.primary_region
-    moto_ext.set_execution_status(
-        pipeline.name, execution_id, "InProgress", region=region, account_id=solution.account_id
-    )
+    _set_execution(solution, pipeline, execution_id, "InProgress")
     variables = Variables({"codepipeline": {"PipelineExecutionId": execution_id}})
     execution = Execution(
         solution=solution,
@@ -120,6 +117,13 @@ def _set_execution(solution: Solution, pipeline: Pipeline, execution_id: str, st
     )
 
 
+def _set_stage(solution: Solution, pipeline: Pipeline, stage: str, execution_id: str, status: str) -> None:
+    """What GetPipelineState reports for the stage from now on."""
+    moto_ext.set_stage_execution(
+        pipeline.name, stage, execution_id, status, region=solution.primary_region, account_id=solution.account_id
+    )
+
+
 def _run_stage(
     execution: Execution, pipeline: Pipeline, stage: Stage, console: Console, deliveries: list[Delivery]
 ) -> StageResult:
@@ -134,14 +138,7 @@ def _run_stage(
             console.stage_finished(stage.name, FAILED, reason)
             return StageResult(stage.name, FAILED, f"entry condition failed: {reason}")
     console.stage_started(stage.name)
-    moto_ext.set_stage_execution(
-        pipeline.name,
-        stage.name,
-        execution.execution_id,
-        "InProgress",
-        region=solution.primary_region,
-        account_id=solution.account_id,
-    )
+    _set_stage(solution, pipeline, stage.name, execution.execution_id, "InProgress")
     deliveries.extend(_emit(solution, execution, pipeline, stage.name, "STARTED", console))
     result = StageResult(stage.name, SUCCEEDED)
     for group in stage.run_orders():
@@ -153,14 +150,7 @@ def _run_stage(
         if result.status == FAILED:
             break
     status = "Failed" if result.status == FAILED else "Succeeded"
-    moto_ext.set_stage_execution(
-        pipeline.name,
-        stage.name,
-        execution.execution_id,
-        status,
-        region=solution.primary_region,
-        account_id=solution.account_id,
-    )
+    _set_stage(solution, pipeline, stage.name, execution.execution_id, status)
     console.stage_finished(stage.name, result.status, result.reason)
     if result.status != FAILED:
         deliveries.extend(_emit(solution, execution, pipeline, stage.name, "SUCCEEDED", console))

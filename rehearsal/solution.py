@@ -552,11 +552,11 @@ def _create_principals(solution: Solution, client: Any) -> None:
         kind = spec.get("Type")
         if kind == "AWS::CodePipeline::Pipeline":
             role = _role_id_of(template, str(template.resource(logical_id)["Properties"]["RoleArn"]), logical_id)
-            solution.principals["pipeline"] = create_principal(iam, "rehearsal-pipeline", _role_policy(template, role))
+            solution.principals["pipeline"] = create_principal(iam, "rehearsal-pipeline", template.role_policy(role))
         elif kind == "AWS::CodeBuild::Project":
             role = _role_id_of(template, str(template.resource(logical_id)["Properties"]["ServiceRole"]), logical_id)
             solution.principals[logical_id] = create_principal(
-                iam, f"rehearsal-{logical_id}"[:64], _role_policy(template, role)
+                iam, f"rehearsal-{logical_id}"[:64], template.role_policy(role)
             )
     for logical_id in solution.functions:
         solution.principals[logical_id] = create_principal(
@@ -569,10 +569,3 @@ def _role_id_of(template: ResolvedTemplate, role_arn: str, user: str) -> str:
     if found is None:
         raise SetupError(f"{user}'s role {role_arn} is not a role of the template")
     return found
-
-
-def _role_policy(template: ResolvedTemplate, role_id: str) -> dict[str, Any]:
-    statements: list[Any] = []
-    for policy in template.resource(role_id)["Properties"].get("Policies", []):
-        statements.extend(policy["PolicyDocument"]["Statement"])
-    return {"Version": "2012-10-17", "Statement": statements}

@@ -75,11 +75,19 @@ class ResolvedTemplate:
         return {name: str(value) for name, value in {**self.resolve(globals_env), **own}.items()}
 
     def function_policy(self, logical_id: str) -> dict[str, Any]:
-        """The function's inline policy statements as one IAM policy document."""
+        """The function's inline policy statements (SAM's Policies) as one IAM policy document."""
+        return self._policy(logical_id, lambda policy: policy)
+
+    def role_policy(self, logical_id: str) -> dict[str, Any]:
+        """An AWS::IAM::Role's inline policies (Policies[].PolicyDocument) as one IAM policy document."""
+        return self._policy(logical_id, lambda policy: policy.get("PolicyDocument", {}))
+
+    def _policy(self, logical_id: str, document_of: Any) -> dict[str, Any]:
         statements: list[Any] = []
         for policy in self.resource(logical_id)["Properties"].get("Policies", []):
-            if isinstance(policy, dict) and "Statement" in policy:
-                statements.extend(policy["Statement"])
+            document = document_of(policy) if isinstance(policy, dict) else None
+            if isinstance(document, dict) and "Statement" in document:
+                statements.extend(document["Statement"])
         return {"Version": "2012-10-17", "Statement": statements}
 
     def resolve(self, node: Any) -> Any:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -67,7 +66,3 @@ def approval_messages(report: Report) -> list[dict[str, Any]]:
         for message in report.state["messages"]
         if message["subject"].startswith("APPROVAL NEEDED")
     ]
-
-
-def template_of(path: Path) -> str:
-    return path.read_text(encoding="utf-8")

@@ -64,21 +64,13 @@ def container_environment(logical_id: str, env_json: dict[str, dict[str, str]]) 
     return resolved
 
 
-def invoke(logical_id: str, event: dict[str, Any], env_json: dict[str, dict[str, str]]) -> None:
+def invoke(solution: Solution, logical_id: str, event: dict[str, Any], env_json: dict[str, dict[str, str]]) -> None:
     environment = container_environment(logical_id, env_json)
     saved = dict(os.environ)
     os.environ.clear()
     os.environ.update(environment)
     try:
-        folder = {
-            "ExecutionGateFunction": "execution-gate",
-            "ChangeDetectionFunction": "change-detection",
-            "ArtifactCheckFunction": "artifact-check",
-            "DriftDetectionFunction": "drift-detection",
-            "RecordReleaseFunction": "record-release",
-            "StageRevertFunction": "stage-revert",
-        }[logical_id]
-        module = load_handler(ROOT / "functions" / folder)
+        module = load_handler(solution.functions[logical_id].code_dir)  # CodeUri, as SAM builds it
         module.lambda_handler(event, FakeLambdaContext(logical_id, timeout_ms=300_000))
     finally:
         os.environ.clear()
@@ -111,7 +103,7 @@ def test_sample_job_events_do_real_work_against_the_seeded_emulator(
     seeded: tuple[Solution, str, dict[str, dict[str, str]]], logical_id: str, path: str
 ) -> None:
     event = local_event(path)
-    invoke(logical_id, event, seeded[2])
+    invoke(seeded[0], logical_id, event, seeded[2])
 
     (result,) = moto_ext.job_results(event["CodePipeline.job"]["id"])
     assert result.accepted
@@ -131,7 +123,7 @@ def test_sample_stage_failed_event_cleans_up_the_change_in_review(
         cfn = solution.admin("cloudformation", region)
         names = [s["ChangeSetName"] for s in cfn.list_change_sets(StackName="hello-app")["Summaries"]]
         assert f"pipeline-{execution_id}" in names  # the change in review, seeded
-    invoke("StageRevertFunction", local_event("stage-revert/stage-failed.json"), env_json)
+    invoke(solution, "StageRevertFunction", local_event("stage-revert/stage-failed.json"), env_json)
 
     for region in (solution.primary_region, solution.secondary_region):
         cfn = solution.admin("cloudformation", region)

@@ -18,19 +18,24 @@ from tests.e2e.conftest import Rehearsal
 pytestmark = pytest.mark.e2e
 
 
-def broken_template(tmp_path: Path, old: str, new: str) -> Path:
+def broken_template(tmp_path: Path, *edits: tuple[str, str]) -> Path:
+    """A copy of template.yaml with each (old, new) edit made; each old text must occur exactly once."""
     text = TEMPLATE.read_text(encoding="utf-8")
-    assert text.count(old) == 1, f"the test's anchor must occur exactly once in template.yaml: {old!r}"
+    for old, new in edits:
+        assert text.count(old) == 1, f"the test's anchor must occur exactly once in template.yaml: {old!r}"
+        text = text.replace(old, new)
     path = tmp_path / "template.yaml"
-    path.write_text(text.replace(old, new), encoding="utf-8")
+    path.write_text(text, encoding="utf-8")
     return path
 
 
 def test_renamed_output_artifact_names_the_action_that_needs_it(rehearsal: Rehearsal, tmp_path: Path) -> None:
     path = broken_template(
         tmp_path,
-        "                OutputArtifacts:\n                  - Name: StageSource\n",
-        "                OutputArtifacts:\n                  - Name: StageSrc\n",
+        (
+            "                OutputArtifacts:\n                  - Name: StageSource\n",
+            "                OutputArtifacts:\n                  - Name: StageSrc\n",
+        ),
     )
     with pytest.raises(WiringError) as error:
         rehearsal.play("first-release", "delete", decision="approve", solution_template=path)
@@ -41,7 +46,7 @@ def test_renamed_output_artifact_names_the_action_that_needs_it(rehearsal: Rehea
 
 
 def test_renamed_namespace_names_every_variable_left_dangling(rehearsal: Rehearsal, tmp_path: Path) -> None:
-    path = broken_template(tmp_path, "              Namespace: Changes\n", "              Namespace: ChangeReport\n")
+    path = broken_template(tmp_path, ("              Namespace: Changes\n", "              Namespace: ChangeReport\n"))
     with pytest.raises(WiringError) as error:
         rehearsal.play("first-release", "retain", decision="approve", solution_template=path)
 
@@ -54,10 +59,12 @@ def test_renamed_namespace_names_every_variable_left_dangling(rehearsal: Rehears
 def test_renamed_environment_variable_fails_the_function_and_names_it(rehearsal: Rehearsal, tmp_path: Path) -> None:
     path = broken_template(
         tmp_path,
-        "          SECONDARY_STACK_NAME: !Ref ApplicationStackName\n          CHANGE_SET_PREFIX: pipeline-\n"
-        "          TOPIC_ARN: !Ref NotificationTopic\n      Policies:\n",
-        "          SECONDARY_STACK: !Ref ApplicationStackName\n          CHANGE_SET_PREFIX: pipeline-\n"
-        "          TOPIC_ARN: !Ref NotificationTopic\n      Policies:\n",
+        (
+            "          SECONDARY_STACK_NAME: !Ref ApplicationStackName\n          CHANGE_SET_PREFIX: pipeline-\n"
+            "          TOPIC_ARN: !Ref NotificationTopic\n      Policies:\n",
+            "          SECONDARY_STACK: !Ref ApplicationStackName\n          CHANGE_SET_PREFIX: pipeline-\n"
+            "          TOPIC_ARN: !Ref NotificationTopic\n      Policies:\n",
+        ),
     )
     report = rehearsal.play("first-release", "delete", decision="approve", solution_template=path)
 
@@ -78,9 +85,7 @@ def test_renamed_environment_variable_fails_the_function_and_names_it(rehearsal:
 
 def test_missing_permission_fails_the_function_and_names_the_action(rehearsal: Rehearsal, tmp_path: Path) -> None:
     path = broken_template(
-        tmp_path,
-        "              Action: ssm:PutParameter\n",
-        "              Action: ssm:GetParameter\n",
+        tmp_path, ("              Action: ssm:PutParameter\n", "              Action: ssm:GetParameter\n")
     )
     report = rehearsal.play("first-release", "delete", decision="approve", solution_template=path)
 
@@ -98,15 +103,16 @@ def test_missing_permission_fails_the_function_and_names_the_action(rehearsal: R
 
 def test_the_unbroken_template_passes_the_same_checks(rehearsal: Rehearsal, tmp_path: Path) -> None:
     """The control: a byte-for-byte copy of template.yaml rehearses cleanly."""
-    path = tmp_path / "template.yaml"
-    path.write_text(TEMPLATE.read_text(encoding="utf-8"), encoding="utf-8")
+    path = broken_template(tmp_path)
     report = rehearsal.play("first-release", "delete", decision="approve", solution_template=path)
 
     assert report.ok, report.problems
 
 
 def test_missing_invoke_permission_leaves_the_stage_event_undelivered(rehearsal: Rehearsal, tmp_path: Path) -> None:
-    path = broken_template(tmp_path, "      Principal: events.amazonaws.com\n", "      Principal: sns.amazonaws.com\n")
+    path = broken_template(
+        tmp_path, ("      Principal: events.amazonaws.com\n", "      Principal: sns.amazonaws.com\n")
+    )
     report = rehearsal.play("rejection", "delete", solution_template=path)
 
     assert not report.ok
@@ -121,18 +127,14 @@ def test_missing_invoke_permission_leaves_the_stage_event_undelivered(rehearsal:
 def test_a_failing_stage_revert_is_retried_as_configured_then_dead_lettered(
     rehearsal: Rehearsal, tmp_path: Path, retries: str, attempts: int
 ) -> None:
-    text = TEMPLATE.read_text(encoding="utf-8")
-    for old, new in (
+    path = broken_template(
+        tmp_path,
         ("          STAGE_NAME: Stage\n", "          STAGE: Stage\n"),
         (
             "      EventInvokeConfig:\n        MaximumRetryAttempts: 2\n",
             f"      EventInvokeConfig:\n        MaximumRetryAttempts: {retries}\n",
         ),
-    ):
-        assert text.count(old) == 1, old
-        text = text.replace(old, new)
-    path = tmp_path / "template.yaml"
-    path.write_text(text, encoding="utf-8")
+    )
     report = rehearsal.play("rejection", "retain", solution_template=path)
 
     assert not report.ok
@@ -145,7 +147,6 @@ def test_a_failing_stage_revert_is_retried_as_configured_then_dead_lettered(
 def test_a_deploy_running_beside_the_approval_counts_as_unapproved(rehearsal: Rehearsal, tmp_path: Path) -> None:
     """CodePipeline runs actions of one run order in parallel: a production deploy next to the
     approval does not wait for it."""
-    text = TEMPLATE.read_text(encoding="utf-8")
     beside = (
         "            - Name: ExecuteSecondaryEarly\n"
         "              Region: !Ref SecondaryRegion\n"
@@ -161,9 +162,7 @@ def test_a_deploy_running_beside_the_approval_counts_as_unapproved(rehearsal: Re
         "              RunOrder: 4\n"
     )
     anchor = "            - Name: Approve\n"
-    assert text.count(anchor) == 1
-    path = tmp_path / "template.yaml"
-    path.write_text(text.replace(anchor, beside + anchor), encoding="utf-8")
+    path = broken_template(tmp_path, (anchor, beside + anchor))
     report = rehearsal.play("first-release", "delete", decision="approve", solution_template=path)
 
     assert not report.ok
