@@ -36,8 +36,8 @@ lint: venv ## ruff (lint and format check)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: venv ## mypy --strict on the layer, every handler, the tests and the benchmark
-	$(BIN)/mypy layers/common/release_pipeline rehearsal tests benchmarks
+typecheck: venv ## mypy --strict on the layer, every handler, the rehearsal, local_aws, the tests and the benchmark
+	$(BIN)/mypy layers/common/release_pipeline rehearsal local_aws tests benchmarks
 	@for handler in $(FUNCTIONS); do echo "mypy $$handler"; $(BIN)/mypy $$handler || exit 1; done
 
 template: venv ## cfn-lint and sam validate --lint on template.yaml

@@ -21,8 +21,8 @@ import boto3
 from moto import mock_aws
 from moto.codepipeline.models import codepipeline_backends
 
-from rehearsal import moto_ext
-from rehearsal.lambda_context import FakeLambdaContext
+import local_aws
+from local_aws.awslambda import FakeLambdaContext
 from tests.support.events import load_event, load_function
 from tests.support.solution import ARTIFACT_BUCKET, create_pipeline, resolved, source_zip
 
@@ -117,7 +117,7 @@ class Rehearsal:
             start = time.perf_counter()
             self.handlers[function](event, self.context)
             elapsed += time.perf_counter() - start
-            (result,) = moto_ext.job_results(job_id)
+            (result,) = local_aws.job_results(job_id)
             if result.status != "Succeeded":
                 raise RuntimeError(f"{function} failed: {result.failure_details}")
             if result.continuation_token is None:
@@ -132,7 +132,6 @@ def measure(change: bool) -> dict[str, float]:
     samples: dict[str, list[float]] = {name: [] for name in FUNCTIONS}
     for _ in range(RUNS):
         with mock_aws():
-            moto_ext.reset()
             rehearsal = Rehearsal()
             if change:
                 rehearsal.release(5, {name: [] for name in FUNCTIONS})
@@ -143,7 +142,7 @@ def measure(change: bool) -> dict[str, float]:
 def main() -> None:
     os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
     os.environ.update({"AWS_DEFAULT_REGION": PRIMARY, "AWS_REGION": PRIMARY, "POWERTOOLS_LOG_LEVEL": "WARNING"})
-    moto_ext.install()
+    local_aws.install()
     first, second = measure(change=False), measure(change=True)
     total_first, total_second = sum(first.values()), sum(second.values())
     print(f"{'function':<20}{'first ms':>10}{'share':>8}{'change ms':>11}{'share':>8}")

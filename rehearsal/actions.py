@@ -37,9 +37,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import yaml
 from botocore.exceptions import ClientError
 
-from rehearsal import moto_ext
-from rehearsal.handlers import load_handler
-from rehearsal.lambda_context import FakeLambdaContext
+import local_aws
+from local_aws.awslambda import FakeLambdaContext, load_handler
 from rehearsal.pipeline import Action, Variables, WiringError
 
 if TYPE_CHECKING:
@@ -669,7 +668,7 @@ def run_lambda(execution: Execution, action: Action) -> Outcome:
             invoke(execution, function, event)
         except Exception as error:
             raise ActionFailed(f"{function.logical_id} raised {type(error).__name__}: {error}") from error
-        results = moto_ext.job_results(job_id)
+        results = local_aws.job_results(job_id)
         accepted = [r for r in results if r.accepted]
         if (not accepted or accepted[0].status == "Failed") and not execution.show_logs:
             for line in execution.last_logs[-15:]:

@@ -1,6 +1,6 @@
-"""The local AWS emulator: a moto server on a free localhost port, extended by moto_ext, in this process.
+"""The local AWS emulator: a moto server on a free localhost port, extended by local_aws, in this process.
 
-Running the server in the rehearsal's own process is what lets moto_ext's operations (job results,
+Running the server in the rehearsal's own process is what lets local_aws's operations (job results,
 drift, GetPipelineState) be served over HTTP and lets a scenario inject drift between two runs. Every
 Region is served by the same endpoint; boto3 finds it through ``AWS_ENDPOINT_URL`` (``localhost``, not
 ``127.0.0.1``, or S3 would take the address for a bucket name).
@@ -8,14 +8,12 @@ Region is served by the same endpoint; boto3 finds it through ``AWS_ENDPOINT_URL
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import urllib.request
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -26,7 +24,8 @@ from moto.core.authorization import ActionAuthenticatorMixin
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.server import ThreadedMotoServer
 
-from rehearsal import moto_ext
+import local_aws
+from local_aws.iam import Credentials
 
 # What a process needs to reach the emulator instead of AWS. Credentials are replaced per principal.
 _CLEARED = (
@@ -38,25 +37,12 @@ _CLEARED = (
 )
 
 
-@dataclass(frozen=True)
-class Credentials:
-    access_key_id: str
-    secret_access_key: str
-    session_token: str = ""
-
-    def as_environment(self) -> dict[str, str]:
-        values = {"AWS_ACCESS_KEY_ID": self.access_key_id, "AWS_SECRET_ACCESS_KEY": self.secret_access_key}
-        if self.session_token:
-            values["AWS_SESSION_TOKEN"] = self.session_token
-        return values
-
-
 # moto accepts any key while IAM is not enforced.
 UNCHECKED = Credentials("testing", "testing")
 
 
 class Emulator:
-    """A moto server with moto_ext's operations. Use as a context manager, or start() and stop()."""
+    """A moto server with local_aws's operations. Use as a context manager, or start() and stop()."""
 
     def __init__(self, *, account_id: str = DEFAULT_ACCOUNT_ID, port: int = 0) -> None:
         self.account_id = account_id
@@ -75,7 +61,7 @@ class Emulator:
         return f"http://localhost:{self.port}"
 
     def start(self) -> Emulator:
-        moto_ext.install()
+        local_aws.install()
         # The server's request log and moto's notes on resources its CloudFormation does not model
         # (the regional store's bucket policy) would drown the rehearsal's own output.
         logging.getLogger("werkzeug").setLevel(logging.CRITICAL)
@@ -103,12 +89,11 @@ class Emulator:
         self.stop()
 
     def reset(self) -> None:
-        """Forget every resource in every Region, and every moto_ext record."""
+        """Forget every resource in every Region, and every local_aws record (kept on moto's backends)."""
         self.enforce_iam(False)
         request = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST", data=b"")  # noqa: S310
         with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (always http://localhost)
             response.read()
-        moto_ext.reset()
 
     def enforce_iam(self, on: bool) -> None:
         """From now on, check every request's credentials and IAM policies (moto: action level outside S3,
@@ -168,27 +153,3 @@ class Emulator:
                     os.environ.pop(name, None)
                 else:
                     os.environ[name] = value
-
-
-def policy_for_moto(policy: Mapping[str, Any]) -> dict[str, Any]:
-    """An IAM policy as moto can check it: S3 statements as written (moto checks S3 resources); every
-    other statement with its resources widened to "*", because moto checks only the action there and
-    compares the resource with "*"."""
-    statements = []
-    for statement in policy.get("Statement", []):
-        actions = statement.get("Action", [])
-        actions = [actions] if isinstance(actions, str) else list(actions)
-        if all(action.lower().startswith("s3:") for action in actions):
-            statements.append(dict(statement))
-        else:
-            statements.append({**statement, "Resource": "*"})
-    return {"Version": "2012-10-17", "Statement": statements}
-
-
-def create_principal(iam: Any, name: str, policy: Mapping[str, Any]) -> Credentials:
-    """An IAM user that holds ``policy`` only (as moto can check it), and its access key."""
-    iam.create_user(UserName=name)
-    if policy.get("Statement"):
-        iam.put_user_policy(UserName=name, PolicyName="policy", PolicyDocument=json.dumps(policy_for_moto(policy)))
-    key = iam.create_access_key(UserName=name)["AccessKey"]
-    return Credentials(key["AccessKeyId"], key["SecretAccessKey"])

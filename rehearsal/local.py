@@ -23,13 +23,13 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from rehearsal import moto_ext
+import local_aws
 from rehearsal.actions import zip_folder
 from rehearsal.emulator import Emulator
+from rehearsal.paths import ROOT
 from rehearsal.report import Console
 from rehearsal.scenarios import Options, materialize, run, solution_parameters
 from rehearsal.solution import Solution
-from rehearsal.template import ROOT
 
 EVENTS = ROOT / "events"
 SAMPLE_EXECUTION = "e1a2b3c4-0000-4000-8000-000000000001"
@@ -47,8 +47,8 @@ def seed(emulator: Emulator, options: Options | None = None) -> tuple[Solution, 
     pipeline = solution.pipeline_name
     execution_id = str(admin.start_pipeline_execution(name=pipeline)["pipelineExecutionId"])
     region, account = solution.primary_region, solution.account_id
-    moto_ext.set_execution_status(pipeline, execution_id, "InProgress", region=region, account_id=account)
-    moto_ext.set_stage_execution(pipeline, "Stage", execution_id, "Failed", region=region, account_id=account)
+    local_aws.set_execution_status(pipeline, execution_id, "InProgress", region=region, account_id=account)
+    local_aws.set_stage_execution(pipeline, "Stage", execution_id, "Failed", region=region, account_id=account)
     app = solution.template.parameters["ApplicationStackName"]
     with materialize(options.source, options.change) as tree:
         body = (tree / options.template_path).read_text(encoding="utf-8")
@@ -140,7 +140,7 @@ def serve(*, port: int, env_file: Path, host_alias: str) -> int:
         endpoint = f"http://{host_alias}:{emulator.port}"
         env_file.parent.mkdir(parents=True, exist_ok=True)
         env_file.write_text(json.dumps(environment_file(solution, endpoint), indent=2) + "\n", encoding="utf-8")
-        print(f"emulator: {emulator.endpoint} (moto {moto_ext.MOTO_VERSION} with moto_ext), IAM not enforced")
+        print(f"emulator: {emulator.endpoint} (moto {local_aws.MOTO_VERSION} with local_aws), IAM not enforced")
         print(f"seeded: solution {solution.stack_name}, pipeline {solution.pipeline_name}, a first release of the")
         print(f"  example, and a second change in review as execution {execution_id}")
         print(f"wrote {env_file} (LOCAL_ENDPOINT_URL={endpoint}) and events/local/<function>/<case>.json")

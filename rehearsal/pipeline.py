@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from rehearsal.template import ResolvedTemplate
+from local_aws.cloudformation import ResolvedTemplate
 
 VARIABLE = re.compile(r"#\{([A-Za-z0-9@_-]+)\.([A-Za-z0-9@_.-]+)\}")
 # Namespaces CodePipeline provides itself.

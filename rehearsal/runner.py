@@ -19,7 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from rehearsal import actions, moto_ext
+import local_aws
+from rehearsal import actions
 from rehearsal.actions import FAILED, SKIPPED, SUCCEEDED, ActionFailed, Decider, Execution, Outcome
 from rehearsal.pipeline import Action, Condition, Pipeline, Stage, Variables, WiringError
 from rehearsal.report import Console
@@ -112,14 +113,14 @@ def run_execution(
 
 
 def _set_execution(solution: Solution, pipeline: Pipeline, execution_id: str, status: str) -> None:
-    moto_ext.set_execution_status(
+    local_aws.set_execution_status(
         pipeline.name, execution_id, status, region=solution.primary_region, account_id=solution.account_id
     )
 
 
 def _set_stage(solution: Solution, pipeline: Pipeline, stage: str, execution_id: str, status: str) -> None:
     """What GetPipelineState reports for the stage from now on."""
-    moto_ext.set_stage_execution(
+    local_aws.set_stage_execution(
         pipeline.name, stage, execution_id, status, region=solution.primary_region, account_id=solution.account_id
     )
 

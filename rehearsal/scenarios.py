@@ -29,14 +29,14 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from rehearsal import moto_ext
+import local_aws
 from rehearsal.actions import FAILED, SKIPPED, SUCCEEDED, commit_id
 from rehearsal.emulator import Emulator
+from rehearsal.paths import ROOT
 from rehearsal.pipeline import Action, Pipeline, check, load
 from rehearsal.report import Console, summary
 from rehearsal.runner import ExecutionResult, run_execution
 from rehearsal.solution import Solution, install
-from rehearsal.template import ROOT
 
 EXAMPLE = ROOT / "examples" / "hello-app"
 SECOND_CHANGE = ROOT / "examples" / "changes" / "second-change"
@@ -93,7 +93,7 @@ def _drift_by_hand(solution: Solution) -> str:
             '{"Key":"changed-by","Value":"hand"}',
             "ADD",
         )
-    moto_ext.inject_drift(
+    local_aws.inject_drift(
         stack,
         solution.primary_region,
         logical_id,
@@ -308,7 +308,7 @@ def run(options: Options, emulator: Emulator, console: Console | None = None) ->
     )
     # Drift detection takes a while in AWS: make each one report DETECTION_IN_PROGRESS once, so the
     # drift function's continuation token is followed as CodePipeline follows it.
-    moto_ext.set_detection_progress(1)
+    local_aws.set_detection_progress(1)
     report.solution = solution
     pipeline = load(solution.template)
     check(pipeline, set(solution.artifact_stores), solution.primary_region)

@@ -19,8 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rehearsal.emulator import UNCHECKED, Credentials, Emulator, create_principal
-from rehearsal.template import ROOT, ResolvedTemplate, load_template
+from local_aws.awslambda import ENVIRONMENT_MAX_BYTES, EnvironmentTooLarge, check_environment_size
+from local_aws.cloudformation import ResolvedTemplate, load_template
+from local_aws.iam import Credentials, create_principal
+from rehearsal.emulator import UNCHECKED, Emulator
+from rehearsal.paths import ROOT, TEMPLATE
 
 ADMIN_POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
 LAMBDA_TRUST = {
@@ -171,7 +174,7 @@ def install(
     ``template_path`` is the solution template (template.yaml by default). With ``enforce_iam`` every
     later request is checked against the IAM policy of the principal that makes it.
     """
-    raw = load_template(template_path) if template_path else load_template()
+    raw = load_template(template_path or TEMPLATE)
     account = emulator.account_id
     probe = ResolvedTemplate(dict(parameters), region=region, account=account, stack_name=stack_name, template=raw)
     secondary = probe.parameters["SecondaryRegion"]
@@ -474,6 +477,13 @@ def _function(
 ) -> Function:
     globals_function = template.resolve(template.raw.get("Globals", {}).get("Function", {}))
     merged = {**globals_function, **properties}
+    try:
+        check_environment_size(template.function_environment(logical_id))
+    except EnvironmentTooLarge as exc:
+        raise SetupError(
+            f"{logical_id}: Lambda would refuse its environment variables: {exc.size} bytes as JSON, "
+            f"over Lambda's {ENVIRONMENT_MAX_BYTES} (the template's Globals and the function's own, resolved)"
+        ) from exc
     return Function(
         logical_id=logical_id,
         name=template.physical[logical_id]["Ref"],

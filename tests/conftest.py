@@ -12,15 +12,15 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from rehearsal import moto_ext
-from rehearsal.lambda_context import FakeLambdaContext
+import local_aws
+from local_aws import FakeLambdaContext
 from tests.support.solution import ARTIFACT_BUCKET
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_ssm import SSMClient
 
-moto_ext.install()
+local_aws.install()
 
 _CLEARED_PREFIXES = ("AWS_",)
 _REGION = "us-east-1"
@@ -34,9 +34,10 @@ _FAKE_SETTINGS = {
 
 
 @pytest.fixture(autouse=True)
-def aws_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+def aws_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Remove every AWS_* setting (profiles, endpoints, credentials), set fake credentials and
-    us-east-1, point the config and credentials files at nothing, and reset moto_ext's state."""
+    us-east-1, and point the config and credentials files at nothing. (local_aws's state lives on moto's
+    backends: mock_aws forgets it with everything else.)"""
     for name in list(os.environ):
         if name.startswith(_CLEARED_PREFIXES):
             monkeypatch.delenv(name)
@@ -44,9 +45,6 @@ def aws_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    moto_ext.reset()
-    yield
-    moto_ext.reset()
 
 
 @pytest.fixture

@@ -19,13 +19,14 @@ from samcli.lib.providers.sam_function_provider import SamFunctionProvider
 from samcli.lib.providers.sam_stack_provider import SamLocalStackProvider
 from samcli.local.lambdafn.env_vars import EnvironmentVariables
 
-from rehearsal import moto_ext
+import local_aws
+from local_aws import FakeLambdaContext
+from local_aws.awslambda import load_handler
+from local_aws.cloudformation import load_template
 from rehearsal.emulator import Emulator
-from rehearsal.handlers import load_handler
-from rehearsal.lambda_context import FakeLambdaContext
 from rehearsal.local import EVENTS, environment_file, seed
+from rehearsal.paths import ROOT, TEMPLATE
 from rehearsal.solution import Solution
-from rehearsal.template import ROOT, TEMPLATE, load_template
 
 pytestmark = pytest.mark.e2e
 
@@ -92,7 +93,9 @@ def test_env_json_reaches_the_container_only_through_declared_variables(
     assert environment["TOPIC_ARN"].startswith("arn:aws:sns:us-east-1:")
     assert "AWS_ENDPOINT_URL" not in environment  # undeclared in template.yaml: SAM would drop it
     functions = {
-        name for name, spec in load_template()["Resources"].items() if spec["Type"] == "AWS::Serverless::Function"
+        name
+        for name, spec in load_template(TEMPLATE)["Resources"].items()
+        if spec["Type"] == "AWS::Serverless::Function"
     }
     assert set(env_json) == {"Parameters", *functions}
     assert all(env_json[name]["SOLUTION_STACK_NAME"] == solution.stack_name for name in functions)
@@ -105,7 +108,7 @@ def test_sample_job_events_do_real_work_against_the_seeded_emulator(
     event = local_event(path)
     invoke(seeded[0], logical_id, event, seeded[2])
 
-    (result,) = moto_ext.job_results(event["CodePipeline.job"]["id"])
+    (result,) = local_aws.job_results(event["CodePipeline.job"]["id"])
     assert result.accepted
     assert result.status == "Succeeded", result.failure_details
     if logical_id == "ChangeDetectionFunction":
@@ -117,8 +120,8 @@ def test_sample_stage_failed_event_cleans_up_the_change_in_review(
     seeded: tuple[Solution, str, dict[str, dict[str, str]]],
 ) -> None:
     solution, execution_id, env_json = seeded
-    # the seed marked the change's Stage stage Failed; the per-test reset of moto_ext forgot it
-    moto_ext.set_stage_execution(solution.pipeline_name, "Stage", execution_id, "Failed")
+    # the seed marked the change's Stage stage Failed; marked again so the test does not rest on the seed's order
+    local_aws.set_stage_execution(solution.pipeline_name, "Stage", execution_id, "Failed")
     for region in (solution.primary_region, solution.secondary_region):
         cfn = solution.admin("cloudformation", region)
         names = [s["ChangeSetName"] for s in cfn.list_change_sets(StackName="hello-app")["Summaries"]]

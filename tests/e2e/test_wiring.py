@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from rehearsal.actions import FAILED
+from rehearsal.paths import TEMPLATE
 from rehearsal.pipeline import WiringError
-from rehearsal.template import TEMPLATE
 from tests.e2e.conftest import Rehearsal
 
 pytestmark = pytest.mark.e2e

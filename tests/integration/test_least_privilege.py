@@ -21,10 +21,10 @@ import pytest
 from moto import mock_aws
 from moto.core import set_initial_no_auth_action_count
 
-from rehearsal import moto_ext
-from rehearsal.emulator import policy_for_moto
-from rehearsal.lambda_context import FakeLambdaContext
-from rehearsal.template import ResolvedTemplate
+import local_aws
+from local_aws import FakeLambdaContext
+from local_aws.cloudformation import ResolvedTemplate
+from local_aws.iam import policy_for_moto
 from release_pipeline import clients
 from tests.support import solution
 from tests.support.events import load_event, load_function
@@ -177,8 +177,8 @@ def bucket_with_source(accounts: Accounts, event: dict[str, Any]) -> None:
         s3.put_object(Bucket=BUCKET, Key=artifact["location"]["s3Location"]["objectKey"], Body=source_zip())
 
 
-def final_result(event: dict[str, Any]) -> moto_ext.JobResult:
-    results = [r for r in moto_ext.job_results(event["CodePipeline.job"]["id"]) if r.accepted]
+def final_result(event: dict[str, Any]) -> local_aws.JobResult:
+    results = [r for r in local_aws.job_results(event["CodePipeline.job"]["id"]) if r.accepted]
     assert len(results) == 1, results
     return results[0]
 
@@ -322,7 +322,7 @@ def test_stage_revert_needs_only_its_policy(
         )
     event = load_event("stage-revert", "stage-failed")
     event["detail"]["execution-id"] = EXECUTION
-    moto_ext.set_stage_execution(event["detail"]["pipeline"], "Stage", EXECUTION, "Failed")
+    local_aws.set_stage_execution(event["detail"]["pipeline"], "Stage", EXECUTION, "Failed")
     handler = load_function("stage-revert").lambda_handler
     env = resolved.function_environment("StageRevertFunction")
     if drop is None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from rehearsal.template import ROOT, ResolvedTemplate
+from local_aws.cloudformation import ResolvedTemplate
 from release_pipeline import changes, drift, stage_artifact
 from release_pipeline.config import (
     ArtifactCheckConfig,
@@ -23,6 +23,7 @@ from release_pipeline.config import (
 from release_pipeline.release import SOURCE_ARTIFACT
 from release_pipeline.revert import REVERT_STATES, STAGE_EVENT
 from tests.support import solution
+from tests.support.events import REPO_ROOT
 
 CONFIGS: dict[str, Any] = {
     "ArtifactCheckFunction": ArtifactCheckConfig,
@@ -214,7 +215,7 @@ def test_every_function_is_arm64_python313_with_a_description() -> None:
         assert function["Properties"].get("Description"), f"{name} has no Description"
         handler = function["Properties"].get("Handler", globals_.get("Handler"))
         assert handler == "app.lambda_handler"
-        assert (ROOT / function["Properties"]["CodeUri"] / "app.py").is_file(), f"{name} has no handler file"
+        assert (REPO_ROOT / function["Properties"]["CodeUri"] / "app.py").is_file(), f"{name} has no handler file"
 
 
 def test_the_regional_store_may_empty_only_its_own_bucket(resolved: ResolvedTemplate) -> None:

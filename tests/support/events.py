@@ -6,14 +6,21 @@ import copy
 import json
 import uuid
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-from rehearsal.handlers import load_function
+from local_aws.awslambda import load_handler
 
 __all__ = ["continuation_of", "job_id_of", "load_event", "load_function"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EVENTS_DIR = REPO_ROOT / "events"
+FUNCTIONS_DIR = REPO_ROOT / "functions"
+
+
+def load_function(folder: str) -> ModuleType:
+    """Import functions/<folder>/app.py afresh, as a new Lambda sandbox would (see load_handler)."""
+    return load_handler(FUNCTIONS_DIR / folder)
 
 
 def load_event(function: str, case: str) -> dict[str, Any]:

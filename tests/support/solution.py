@@ -12,11 +12,12 @@ from typing import Any
 
 import pytest
 
-from rehearsal import moto_ext
-from rehearsal.lambda_context import FakeLambdaContext
-from rehearsal.template import ResolvedTemplate, load_template
-from tests.support.events import job_id_of, load_function
+import local_aws
+from local_aws import FakeLambdaContext
+from local_aws.cloudformation import ResolvedTemplate, load_template
+from tests.support.events import REPO_ROOT, job_id_of, load_function
 
+TEMPLATE = REPO_ROOT / "template.yaml"
 # The parameters template.yaml has no default for.
 REQUIRED_PARAMETERS = {
     "ConnectionArn": "arn:aws:codeconnections:us-east-1:123456789012:connection/abc",
@@ -35,7 +36,7 @@ _Frozen = tuple[tuple[str, str], ...]
 @cache
 def solution_template() -> dict[str, Any]:
     """template.yaml, read once (never changed by ResolvedTemplate)."""
-    return load_template()
+    return load_template(TEMPLATE)
 
 
 def resolved(
@@ -88,11 +89,12 @@ def source_zip(files: Mapping[str, str]) -> bytes:
     return buffer.getvalue()
 
 
-def run_job(function: str, event: dict[str, Any], context: FakeLambdaContext) -> moto_ext.JobResult:
+def run_job(function: str, event: dict[str, Any], context: FakeLambdaContext) -> local_aws.JobResult:
     """Run functions/<function>'s real handler on a job event and return the job's only result (exactly
-    one, accepted, and no other job touched)."""
+    one, accepted, and no other job touched by the call)."""
+    earlier = len(local_aws.job_results())
     load_function(function).lambda_handler(event, context)
-    results = moto_ext.job_results()
+    results = local_aws.job_results()[earlier:]
     assert [r.job_id for r in results] == [job_id_of(event)], results
     assert results[0].accepted
     return results[0]

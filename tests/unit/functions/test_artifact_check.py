@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from rehearsal import moto_ext
-from rehearsal.lambda_context import FakeLambdaContext
+import local_aws
+from local_aws import FakeLambdaContext
 from release_pipeline import releases
 from tests.support.events import load_event
 from tests.support.solution import ARTIFACT_BUCKET, apply_environment, resolved, run_job, source_zip
@@ -48,7 +48,7 @@ def environment(monkeypatch: pytest.MonkeyPatch, artifact_bucket: str) -> dict[s
     return environment
 
 
-def invoke(event: dict[str, Any], context: FakeLambdaContext) -> moto_ext.JobResult:
+def invoke(event: dict[str, Any], context: FakeLambdaContext) -> local_aws.JobResult:
     return run_job("artifact-check", event, context)
 
 
@@ -85,7 +85,7 @@ def object_keys(s3: S3Client) -> set[str]:
     return {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])}
 
 
-def assert_failed(result: moto_ext.JobResult, *expected: str) -> str:
+def assert_failed(result: local_aws.JobResult, *expected: str) -> str:
     assert result.status == "Failed"
     assert result.failure_details is not None
     message = str(result.failure_details["message"])

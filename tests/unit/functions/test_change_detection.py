@@ -13,8 +13,8 @@ from moto.cloudformation.models import cloudformation_backends
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.sns.models import sns_backends
 
-from rehearsal import moto_ext
-from rehearsal.lambda_context import FakeLambdaContext
+import local_aws
+from local_aws import FakeLambdaContext
 from tests.support.events import continuation_of, job_id_of, load_event, load_function
 from tests.support.solution import REQUIRED_PARAMETERS, apply_environment, resolved
 
@@ -99,10 +99,10 @@ def deploy_and_propose(primary: dict[str, Any], secondary: dict[str, Any]) -> tu
     return propose(PRIMARY, primary), propose(SECONDARY, secondary)
 
 
-def invoke(event: dict[str, Any], context: FakeLambdaContext) -> moto_ext.JobResult:
+def invoke(event: dict[str, Any], context: FakeLambdaContext) -> local_aws.JobResult:
     """Run the real handler and return the job's only result (exactly one for this job id)."""
     load_function("change-detection").lambda_handler(event, context)
-    results = moto_ext.job_results(job_id_of(event))
+    results = local_aws.job_results(job_id_of(event))
     assert len(results) == 1, results
     assert results[0].accepted
     return results[0]
@@ -114,7 +114,7 @@ def notifications(topic_arn: str) -> list[tuple[str, str | None]]:
     return [(message, subject) for _, message, subject, *_ in topic.sent_notifications]
 
 
-def assert_final_outputs(result: moto_ext.JobResult) -> dict[str, str]:
+def assert_final_outputs(result: local_aws.JobResult) -> dict[str, str]:
     assert result.status == "Succeeded"
     assert result.continuation_token is None
     assert set(result.output_variables) == OUTPUT_VARIABLES
@@ -123,7 +123,7 @@ def assert_final_outputs(result: moto_ext.JobResult) -> dict[str, str]:
     return result.output_variables
 
 
-def assert_failed(result: moto_ext.JobResult, *expected: str) -> None:
+def assert_failed(result: local_aws.JobResult, *expected: str) -> None:
     assert result.status == "Failed"
     assert result.output_variables == {}
     assert result.failure_details is not None
@@ -196,7 +196,7 @@ def test_primary_unchanged_and_secondary_changed(topic_arn: str, lambda_context:
     _, (secondary_change_set, secondary_stack) = deploy_and_propose(PRODUCTION, CHANGED)
     described = cfn(PRIMARY).describe_change_set(StackName=STACK, ChangeSetName=CHANGE_SET)
     assert described["Status"] == "FAILED"
-    assert described["StatusReason"] == moto_ext.NO_CHANGES_REASON
+    assert described["StatusReason"] == local_aws.NO_CHANGES_REASON
 
     result = invoke(load_event("change-detection", "job"), lambda_context)
 
@@ -249,13 +249,13 @@ def test_change_set_failed_for_another_reason_fails_with_cloudformations_reason(
 ) -> None:
     reason = "Parameters: [DbPassword] must have values"
     deploy_and_propose(CHANGED, CHANGED)
-    moto_ext.fail_change_set(STACK, CHANGE_SET, failed_region, reason)
+    local_aws.fail_change_set(STACK, CHANGE_SET, failed_region, reason)
 
     result = invoke(load_event("change-detection", "job"), lambda_context)
 
     assert_failed(result, reason, failed_region, "FAILED")
     assert notifications(topic_arn) == []
-    assert all(r.status == "Failed" for r in moto_ext.job_results())
+    assert all(r.status == "Failed" for r in local_aws.job_results())
 
 
 def test_first_release_counts_as_a_change(topic_arn: str, lambda_context: FakeLambdaContext) -> None:
@@ -323,7 +323,7 @@ def test_every_page_of_changes_is_counted(topic_arn: str, lambda_context: FakeLa
     """GIVEN DescribeChangeSet returns one change per page THEN every change is counted and reported."""
     many = {f"Queue{n}": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": f"q{n}"}} for n in range(30)}
     deploy_and_propose({**CHANGED, **many}, PRODUCTION)
-    moto_ext.set_change_set_page_size(1)
+    local_aws.set_change_set_page_size(1)
     first_page = cfn(PRIMARY).describe_change_set(StackName=STACK, ChangeSetName=CHANGE_SET)
     assert len(first_page["Changes"]) == 1
     assert "NextToken" in first_page
@@ -364,7 +364,7 @@ def test_change_set_still_being_created_continues_then_finishes(
     assert outputs["SecondaryHasChanges"] == "true"
     assert f"secondary {SECONDARY}: +1 ~1 -1" in outputs["Summary"]
     assert len(notifications(topic_arn)) == 1
-    assert len(moto_ext.job_results()) == 2
+    assert len(local_aws.job_results()) == 2
 
 
 def test_sample_continuation_event_finishes_with_the_outputs(topic_arn: str, lambda_context: FakeLambdaContext) -> None:

@@ -13,8 +13,8 @@ from moto.cloudformation.models import cloudformation_backends
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.sns.models import sns_backends
 
-from rehearsal import moto_ext
-from rehearsal.lambda_context import FakeLambdaContext
+import local_aws
+from local_aws import FakeLambdaContext
 from release_pipeline import clients
 from tests.support.events import continuation_of, job_id_of, load_event, load_function
 from tests.support.solution import REQUIRED_PARAMETERS, apply_environment, resolved
@@ -79,9 +79,9 @@ def notifications() -> list[tuple[str, str | None]]:
     return [(message, subject) for _, message, subject, _, _ in topic.sent_notifications]
 
 
-def final_result(job_id: str) -> moto_ext.JobResult:
+def final_result(job_id: str) -> local_aws.JobResult:
     """The one result CodePipeline received for ``job_id``."""
-    results = moto_ext.job_results(job_id)
+    results = local_aws.job_results(job_id)
     assert len(results) == 1, results
     assert results[0].accepted
     return results[0]
@@ -143,13 +143,13 @@ def run(event: dict[str, Any], context: FakeLambdaContext) -> dict[str, str]:
     return result
 
 
-def run_once(event: dict[str, Any], context: FakeLambdaContext) -> moto_ext.JobResult:
+def run_once(event: dict[str, Any], context: FakeLambdaContext) -> local_aws.JobResult:
     """Invoke once; returns the one result CodePipeline received for the event's job."""
     run(event, context)
     return final_result(job_id_of(event))
 
 
-def failure_details(result: moto_ext.JobResult) -> dict[str, Any]:
+def failure_details(result: local_aws.JobResult) -> dict[str, Any]:
     """The details of a failed result (asserting it failed)."""
     assert result.status == "Failed"
     assert result.failure_details is not None
@@ -198,7 +198,7 @@ def test_drift_under_notify_succeeds_and_reports_the_drifted_resource(
     THEN the job succeeds with DriftStatus DRIFTED and one report names the resource and the difference."""
     environment("NOTIFY")
     deploy_both()
-    moto_ext.inject_drift(STACK, SECONDARY, "Queue", QUEUE_DRIFT)
+    local_aws.inject_drift(STACK, SECONDARY, "Queue", QUEUE_DRIFT)
 
     result = run_once(load_event("drift-detection", "job"), lambda_context)
 
@@ -220,7 +220,7 @@ def test_drift_under_block_fails_the_job_and_still_sends_the_report(
 ) -> None:
     environment("BLOCK")
     deploy_both()
-    moto_ext.inject_drift(STACK, SECONDARY, "Queue", QUEUE_DRIFT)
+    local_aws.inject_drift(STACK, SECONDARY, "Queue", QUEUE_DRIFT)
 
     result = run_once(load_event("drift-detection", "job"), lambda_context)
 
@@ -228,7 +228,7 @@ def test_drift_under_block_fails_the_job_and_still_sends_the_report(
     assert "Drift" in message
     assert "BLOCK" in message
     assert "secondary eu-west-1: DRIFTED" in message
-    assert not [r for r in moto_ext.job_results() if r.status == "Succeeded"]
+    assert not [r for r in local_aws.job_results() if r.status == "Succeeded"]
     [(report, _)] = notifications()
     assert "/DelaySeconds: NOT_EQUAL expected '0' actual '45'" in report
     assert "BLOCK" in report
@@ -258,7 +258,7 @@ def test_one_stack_not_deployed_does_not_hide_the_others_drift(
 ) -> None:
     environment("NOTIFY")
     deploy(SECONDARY)
-    moto_ext.inject_drift(STACK, SECONDARY, "Queue", QUEUE_DRIFT)
+    local_aws.inject_drift(STACK, SECONDARY, "Queue", QUEUE_DRIFT)
 
     result = run_once(load_event("drift-detection", "job"), lambda_context)
 
@@ -309,7 +309,7 @@ def test_detection_in_progress_continues_with_a_token_and_finishes_on_reinvocati
     continuation token, detection starts once per stack, and the last result carries the outputs."""
     environment("NOTIFY")
     deploy_both()
-    moto_ext.set_detection_progress(2)
+    local_aws.set_detection_progress(2)
     event = load_event("drift-detection", "job")
 
     job_ids = run_to_completion(event, lambda_context)
@@ -326,7 +326,7 @@ def test_detection_in_progress_continues_with_a_token_and_finishes_on_reinvocati
     assert last.continuation_token is None
     assert last.output_variables["DriftStatus"] == "IN_SYNC"
     assert sorted(detections(cfn_calls)) == sorted([PRIMARY, SECONDARY])
-    assert len(moto_ext.job_results()) == len(job_ids)
+    assert len(local_aws.job_results()) == len(job_ids)
 
 
 def test_drift_found_after_continuation_is_reported_once(
@@ -334,8 +334,8 @@ def test_drift_found_after_continuation_is_reported_once(
 ) -> None:
     environment("BLOCK")
     deploy_both()
-    moto_ext.inject_drift(STACK, SECONDARY, "Queue", QUEUE_DRIFT)
-    moto_ext.set_detection_progress(1)
+    local_aws.inject_drift(STACK, SECONDARY, "Queue", QUEUE_DRIFT)
+    local_aws.set_detection_progress(1)
     event = load_event("drift-detection", "job")
 
     job_ids = run_to_completion(event, lambda_context)
@@ -352,7 +352,7 @@ def test_failed_detection_is_unknown_with_its_reason_and_not_blocked(
 ) -> None:
     environment("BLOCK")
     deploy_both()
-    moto_ext.fail_detection(STACK, SECONDARY, "Failed to detect drift on resource Queue: Rate exceeded")
+    local_aws.fail_detection(STACK, SECONDARY, "Failed to detect drift on resource Queue: Rate exceeded")
 
     result = run_once(load_event("drift-detection", "job"), lambda_context)
 
@@ -394,7 +394,7 @@ def test_token_naming_an_unknown_detection_fails_the_job(
     result = run_once(event, lambda_context)
 
     assert "no-such-id" in failure_details(result)["message"]
-    assert not [r for r in moto_ext.job_results() if r.status == "Succeeded"]
+    assert not [r for r in local_aws.job_results() if r.status == "Succeeded"]
 
 
 def test_missing_environment_fails_the_job_naming_the_variable(
@@ -442,7 +442,7 @@ def test_drift_on_a_property_that_may_hold_a_secret_never_shows_its_value(
             "DifferenceType": "NOT_EQUAL",
         },
     ]
-    moto_ext.inject_drift(STACK, SECONDARY, "Queue", secret)
+    local_aws.inject_drift(STACK, SECONDARY, "Queue", secret)
 
     result = run_once(load_event("drift-detection", "job"), lambda_context)
 

@@ -13,8 +13,8 @@ from moto.cloudformation.models import cloudformation_backends
 from moto.codepipeline.models import codepipeline_backends
 from moto.core.utils import utcnow
 
-from rehearsal import moto_ext
-from rehearsal.lambda_context import FakeLambdaContext
+import local_aws
+from local_aws import FakeLambdaContext
 from tests.support.events import continuation_of, load_event, load_function
 from tests.support.solution import apply_environment, create_pipeline, resolved
 
@@ -55,9 +55,9 @@ def gate_event(execution_id: str) -> dict[str, Any]:
     return event
 
 
-def run(event: dict[str, Any], context: FakeLambdaContext) -> moto_ext.JobResult:
+def run(event: dict[str, Any], context: FakeLambdaContext) -> local_aws.JobResult:
     load_function("execution-gate").lambda_handler(event, context)
-    (result,) = moto_ext.job_results(event["CodePipeline.job"]["id"])
+    (result,) = local_aws.job_results(event["CodePipeline.job"]["id"])
     return result
 
 

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from botocore.exceptions import ClientError
 
-from rehearsal import moto_ext
-from rehearsal.lambda_context import FakeLambdaContext
+import local_aws
+from local_aws import FakeLambdaContext
 from release_pipeline import clients
 from tests.support.events import load_event
 from tests.support.solution import ARTIFACT_BUCKET, apply_environment, resolved, run_job, source_zip
@@ -56,13 +56,12 @@ def environment(monkeypatch: pytest.MonkeyPatch, kms_key_arn: str, artifact_buck
     return environment
 
 
-def invoke(event: dict[str, Any], context: FakeLambdaContext) -> moto_ext.JobResult:
+def invoke(event: dict[str, Any], context: FakeLambdaContext) -> local_aws.JobResult:
     return run_job("record-release", event, context)
 
 
-def release(event: dict[str, Any], s3: S3Client, source: bytes, context: FakeLambdaContext) -> moto_ext.JobResult:
+def release(event: dict[str, Any], s3: S3Client, source: bytes, context: FakeLambdaContext) -> local_aws.JobResult:
     s3.put_object(Bucket=BUCKET, Key=event_key(event), Body=source)
-    moto_ext.reset()
     return invoke(event, context)
 
 
@@ -82,7 +81,7 @@ def assert_no_record(ssm: SSMClient) -> None:
 
 
 def assert_failed_recording_nothing(
-    result: moto_ext.JobResult, s3: S3Client, ssm: SSMClient, expected: str
+    result: local_aws.JobResult, s3: S3Client, ssm: SSMClient, expected: str
 ) -> dict[str, Any]:
     """The job failed with ``expected`` in its message, and neither a record nor a release was kept;
     returns the failure details."""

@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 from moto.cloudformation.models import cloudformation_backends
 from moto.core.models import DEFAULT_ACCOUNT_ID
 
-from rehearsal.lambda_context import FakeLambdaContext
+from local_aws import FakeLambdaContext
 from release_pipeline import regional_store
 from release_pipeline.regional_store import Store, StoreError
 from tests.support.events import load_event, load_function

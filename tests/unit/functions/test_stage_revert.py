@@ -12,8 +12,8 @@ from botocore.exceptions import ClientError
 from moto.cloudformation.models import cloudformation_backends
 from moto.core.models import DEFAULT_ACCOUNT_ID
 
-from rehearsal import moto_ext
-from rehearsal.lambda_context import FakeLambdaContext
+import local_aws
+from local_aws import FakeLambdaContext
 from release_pipeline import artifacts, clients, releases
 from release_pipeline.errors import ConfigurationError, ReleaseRecordError, StackBusyError
 from tests.support.events import load_event, load_function
@@ -206,9 +206,10 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
 
 
 @pytest.fixture(autouse=True)
-def stage_failed_in_this_execution() -> None:
-    """GetPipelineState: this execution is the latest in the Stage stage, which it failed."""
-    moto_ext.set_stage_execution(PIPELINE, "Stage", EXECUTION, "Failed")
+def stage_failed_in_this_execution(aws: None) -> None:
+    """GetPipelineState: this execution is the latest in the Stage stage, which it failed (set once
+    mock_aws has started: its start forgets what local_aws held, with moto's other data)."""
+    local_aws.set_stage_execution(PIPELINE, "Stage", EXECUTION, "Failed")
 
 
 @pytest.fixture
@@ -529,7 +530,7 @@ def test_a_late_event_never_touches_the_stage_stack_of_a_later_execution(
     record_release()
     deploy(STAGE_STACK, template=NEW_TEMPLATE, value="stage-next")
     production_deployed()
-    moto_ext.set_stage_execution(PIPELINE, "Stage", "f0f0f0f0-0000-4000-8000-000000000009", "InProgress")
+    local_aws.set_stage_execution(PIPELINE, "Stage", "f0f0f0f0-0000-4000-8000-000000000009", "InProgress")
     before = snapshot()
 
     result = revert("stage-failed", lambda_context)
@@ -549,7 +550,7 @@ def test_a_retried_stage_is_left_alone(
     environment(DELETE)
     deploy(STAGE_STACK, template=NEW_TEMPLATE, value="stage")
     production_deployed()
-    moto_ext.set_stage_execution(PIPELINE, "Stage", EXECUTION, "InProgress")
+    local_aws.set_stage_execution(PIPELINE, "Stage", EXECUTION, "InProgress")
     before = snapshot()
 
     result = revert("stage-failed", lambda_context)
@@ -568,8 +569,8 @@ def test_a_failed_production_deploy_in_retain_mode_reverts_the_stage_to_the_rele
     record_release()
     deploy(STAGE_STACK, template=NEW_TEMPLATE, value="stage-next")
     production_deployed()
-    moto_ext.set_stage_execution(PIPELINE, "Stage", EXECUTION, "Succeeded")
-    moto_ext.set_stage_execution(PIPELINE, "DeployPrimary", EXECUTION, "Failed")
+    local_aws.set_stage_execution(PIPELINE, "Stage", EXECUTION, "Succeeded")
+    local_aws.set_stage_execution(PIPELINE, "DeployPrimary", EXECUTION, "Failed")
 
     result = load_function("stage-revert").lambda_handler(stage_event("DeployPrimary"), lambda_context)
 

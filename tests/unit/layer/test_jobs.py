@@ -12,9 +12,8 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 
-from rehearsal.lambda_context import FakeLambdaContext
-from rehearsal.moto_ext import JobResult as RecordedResult
-from rehearsal.moto_ext import job_results
+from local_aws import FakeLambdaContext, job_results
+from local_aws import JobResult as RecordedResult
 from release_pipeline import artifacts
 from release_pipeline import jobs as jobs_module
 from release_pipeline.errors import ArtifactError, BadInputError, ConfigurationError, PipelineError

@@ -10,7 +10,7 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
-from rehearsal import moto_ext
+import local_aws
 from release_pipeline import clients
 from release_pipeline.stacks import (
     EMPTY_CHANGE_SET_REASON,
@@ -46,7 +46,7 @@ def client_error(code: str, message: str, operation: str = "UpdateStack") -> Cli
 
 
 def test_aws_empty_change_set_reason_is_empty() -> None:
-    assert is_empty_change_set("FAILED", moto_ext.NO_CHANGES_REASON)
+    assert is_empty_change_set("FAILED", local_aws.NO_CHANGES_REASON)
     assert is_empty_change_set("FAILED", EMPTY_CHANGE_SET_REASON)
     assert is_empty_change_set("FAILED", "The submitted information didn't contain changes.")
     # CloudFormation words some empty change sets as an update with nothing to do.
@@ -63,8 +63,8 @@ def test_aws_empty_change_set_reason_is_empty() -> None:
         ("FAILED", "Error: The submitted information didn't contain changes"),
         ("FAILED", "the submitted information didn't contain changes"),
         ("FAILED", "The submitted information did not contain changes"),
-        ("CREATE_COMPLETE", moto_ext.NO_CHANGES_REASON),
-        ("CREATE_PENDING", moto_ext.NO_CHANGES_REASON),
+        ("CREATE_COMPLETE", local_aws.NO_CHANGES_REASON),
+        ("CREATE_PENDING", local_aws.NO_CHANGES_REASON),
     ],
     ids=[
         "template-error",

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from local_aws.cloudformation import ResolvedTemplate
 from rehearsal.emulator import Emulator
 from rehearsal.solution import Function, Solution
-from rehearsal.template import ResolvedTemplate
 
 ACCOUNT = "123456789012"
 NAME = "release-solution-StageRevertFunction-ABC"

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from local_aws.cloudformation import ResolvedTemplate
 from rehearsal.pipeline import Variables, WiringError, check, load
-from rehearsal.template import ResolvedTemplate
 from tests.support import solution
 
 REGIONS = {"us-east-1", "eu-west-1"}

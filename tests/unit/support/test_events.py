@@ -1,17 +1,13 @@
-"""Sample events have AWS's shapes; the loaders and the fake Lambda context work as tests need."""
+"""Sample events have AWS's shapes; the loaders work as tests need."""
 
 from __future__ import annotations
 
 import json
 import re
 from pathlib import Path
-from typing import Any
 
 import pytest
-from aws_lambda_powertools import Logger
 
-from rehearsal import handlers
-from rehearsal.lambda_context import FakeLambdaContext
 from tests.support import events
 from tests.support.events import continuation_of, job_id_of, load_event, load_function
 
@@ -143,28 +139,10 @@ def test_load_function_gives_each_app_py_its_own_module(tmp_path: Path, monkeypa
     for folder in ("first-fn", "second-fn"):
         (tmp_path / folder).mkdir()
         (tmp_path / folder / "app.py").write_text(f"NAME = {folder!r}\n", encoding="utf-8")
-    monkeypatch.setattr(handlers, "FUNCTIONS_DIR", tmp_path)
+    monkeypatch.setattr(events, "FUNCTIONS_DIR", tmp_path)
 
     first, second = load_function("first-fn"), load_function("second-fn")
 
     assert (first.NAME, second.NAME) == ("first-fn", "second-fn")
     assert first.__name__ != second.__name__
     assert load_function("first-fn") is not first
-
-
-def test_fake_context_works_with_powertools_logger(capsys: pytest.CaptureFixture[str]) -> None:
-    logger = Logger(service="test")
-    context = FakeLambdaContext("artifact-check", aws_request_id="req-1")
-
-    @logger.inject_lambda_context
-    def handler(event: dict[str, Any], context: FakeLambdaContext) -> int:
-        logger.info("hello")
-        return context.get_remaining_time_in_millis()
-
-    remaining = handler({}, context)
-
-    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert line["function_request_id"] == "req-1"
-    assert line["function_name"] == "artifact-check"
-    assert line["function_arn"] == "arn:aws:lambda:us-east-1:123456789012:function:artifact-check"
-    assert 0 < remaining <= 60_000

@@ -1,4 +1,4 @@
-"""The moto extensions answer like AWS: job results, change sets and drift, in-process and in server mode."""
+"""local_aws.cloudformation answers like AWS: change sets and drift."""
 
 from __future__ import annotations
 
@@ -9,13 +9,11 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from rehearsal import moto_ext
-from tests.support.events import continuation_of, job_id_of, load_event
+import local_aws
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
     from mypy_boto3_cloudformation.type_defs import ParameterTypeDef
-    from mypy_boto3_codepipeline import CodePipelineClient
 
 pytestmark = pytest.mark.usefixtures("aws")
 
@@ -48,11 +46,6 @@ def error_code(exc: pytest.ExceptionInfo[ClientError]) -> str:
 
 
 @pytest.fixture
-def codepipeline() -> CodePipelineClient:
-    return boto3.client("codepipeline", region_name=PRIMARY)
-
-
-@pytest.fixture
 def cfn() -> CloudFormationClient:
     return boto3.client("cloudformation", region_name=PRIMARY)
 
@@ -62,131 +55,6 @@ def stack(cfn: CloudFormationClient) -> str:
     """demo-app in CREATE_COMPLETE with Env=prod."""
     cfn.create_stack(StackName="demo-app", TemplateBody=template(), Parameters=env("prod"))
     return "demo-app"
-
-
-# ---------------------------------------------------------------------------------------------- jobs
-
-
-def test_install_is_idempotent() -> None:
-    moto_ext.install()
-    moto_ext.install()
-
-
-def test_success_result_is_recorded_with_its_output_variables(codepipeline: CodePipelineClient) -> None:
-    job_id = job_id_of(load_event("change-detection", "job"))
-
-    codepipeline.put_job_success_result(
-        jobId=job_id,
-        outputVariables={"HasChanges": "true"},
-        executionDetails={"summary": "2 changes", "externalExecutionId": "req-1", "percentComplete": 100},
-    )
-
-    [result] = moto_ext.job_results(job_id)
-    assert result.status == "Succeeded"
-    assert result.accepted
-    assert result.final
-    assert result.output_variables == {"HasChanges": "true"}
-    assert result.execution_details == {"summary": "2 changes", "externalExecutionId": "req-1", "percentComplete": 100}
-    assert result.failure_details is None
-    assert (result.account_id, result.region) == ("123456789012", PRIMARY)
-
-
-def test_failure_result_is_recorded_with_its_details(codepipeline: CodePipelineClient) -> None:
-    job_id = job_id_of(load_event("artifact-check", "malformed"))
-
-    codepipeline.put_job_failure_result(
-        jobId=job_id, failureDetails={"type": "JobFailed", "message": "no input artifact", "externalExecutionId": "r"}
-    )
-
-    [result] = moto_ext.job_results(job_id)
-    assert result.status == "Failed"
-    assert result.failure_details == {"type": "JobFailed", "message": "no input artifact", "externalExecutionId": "r"}
-    assert result.output_variables == {}
-
-
-def test_second_result_for_a_job_is_rejected_and_still_recorded(codepipeline: CodePipelineClient) -> None:
-    """GIVEN a job with a success result WHEN a failure follows THEN InvalidJobStateException."""
-    job_id = job_id_of(load_event("drift-detection", "job"))
-    codepipeline.put_job_success_result(jobId=job_id)
-
-    with pytest.raises(ClientError) as exc:
-        codepipeline.put_job_failure_result(jobId=job_id, failureDetails={"type": "JobFailed", "message": "x"})
-
-    assert error_code(exc) == "InvalidJobStateException"
-    results = moto_ext.job_results(job_id)
-    assert [(r.status, r.error) for r in results] == [("Succeeded", None), ("Failed", "InvalidJobStateException")]
-
-
-def test_continuation_then_final_result_on_the_reinvoked_job(codepipeline: CodePipelineClient) -> None:
-    first = load_event("drift-detection", "job")
-    codepipeline.put_job_success_result(jobId=job_id_of(first), continuationToken='{"step": 1}')
-    again = continuation_of(first, '{"step": 1}')
-
-    codepipeline.put_job_success_result(jobId=job_id_of(again), outputVariables={"DriftStatus": "IN_SYNC"})
-
-    results = moto_ext.job_results()
-    assert [(r.job_id, r.final) for r in results] == [(job_id_of(first), False), (job_id_of(again), True)]
-    assert results[0].continuation_token == '{"step": 1}'
-    assert again["CodePipeline.job"]["data"]["continuationToken"] == '{"step": 1}'
-
-
-def test_output_variables_with_a_continuation_token_are_rejected(codepipeline: CodePipelineClient) -> None:
-    job_id = job_id_of(load_event("drift-detection", "job"))
-
-    with pytest.raises(ClientError) as exc:
-        codepipeline.put_job_success_result(jobId=job_id, continuationToken="t", outputVariables={"A": "b"})
-
-    assert error_code(exc) == "ValidationException"
-    assert [r.error for r in moto_ext.job_results(job_id)] == ["ValidationException"]
-
-
-def test_output_variables_over_122880_bytes_are_rejected(codepipeline: CodePipelineClient) -> None:
-    job_id = job_id_of(load_event("change-detection", "job"))
-    variables = {"Summary": "x" * (moto_ext.OUTPUT_VARIABLES_MAX_BYTES - len("Summary") + 1)}
-
-    with pytest.raises(ClientError) as exc:
-        codepipeline.put_job_success_result(jobId=job_id, outputVariables=variables)
-
-    assert error_code(exc) == "OutputVariablesSizeExceededException"
-
-
-def test_output_variables_of_exactly_122880_bytes_are_accepted(codepipeline: CodePipelineClient) -> None:
-    job_id = job_id_of(load_event("change-detection", "job"))
-    variables = {"Summary": "x" * (moto_ext.OUTPUT_VARIABLES_MAX_BYTES - len("Summary"))}
-
-    codepipeline.put_job_success_result(jobId=job_id, outputVariables=variables)
-
-    assert moto_ext.job_results(job_id)[0].accepted
-
-
-@pytest.mark.parametrize(
-    ("job_id", "failure_type", "message"),
-    [
-        ("job-1", "JobFailed", "m"),
-        ("11111111-2222-4333-8444-555555555555", "Oops", "m"),
-        ("11111111-2222-4333-8444-555555555555", "JobFailed", "m" * 5001),
-    ],
-)
-def test_invalid_failure_results_are_rejected(
-    codepipeline: CodePipelineClient, job_id: str, failure_type: str, message: str
-) -> None:
-    with pytest.raises(ClientError) as exc:
-        codepipeline.put_job_failure_result(
-            jobId=job_id,
-            failureDetails={"type": failure_type, "message": message},  # type: ignore[typeddict-item]
-        )
-
-    assert error_code(exc) == "ValidationException"
-
-
-def test_job_results_are_kept_per_region_and_cleared_by_reset() -> None:
-    job_id = "11111111-2222-4333-8444-555555555555"
-    boto3.client("codepipeline", region_name=SECONDARY).put_job_success_result(jobId=job_id)
-
-    assert [r.region for r in moto_ext.job_results(job_id)] == [SECONDARY]
-    assert moto_ext.job_results(job_id, region=PRIMARY) == []
-    moto_ext.reset()
-    assert moto_ext.job_results() == []
 
 
 # --------------------------------------------------------------------------------------- change sets
@@ -205,7 +73,7 @@ def test_unchanged_update_change_set_is_created_failed_like_aws(cfn: CloudFormat
     described = cfn.describe_change_set(StackName=stack, ChangeSetName="pipeline-changeset")
     assert described["Status"] == "FAILED"
     assert described["ExecutionStatus"] == "UNAVAILABLE"
-    assert described["StatusReason"] == moto_ext.NO_CHANGES_REASON
+    assert described["StatusReason"] == local_aws.NO_CHANGES_REASON
     assert described["Changes"] == []
 
 
@@ -399,7 +267,7 @@ def test_a_failed_change_set_cannot_be_executed(cfn: CloudFormationClient, stack
 def test_fail_change_set_sets_any_reason(cfn: CloudFormationClient, stack: str) -> None:
     cfn.create_change_set(StackName=stack, ChangeSetName="cs", TemplateBody=template(Queue=None))
 
-    moto_ext.fail_change_set(stack, "cs", PRIMARY, "Template error: unresolved resource dependencies [X]")
+    local_aws.fail_change_set(stack, "cs", PRIMARY, "Template error: unresolved resource dependencies [X]")
 
     described = cfn.describe_change_set(StackName=stack, ChangeSetName="cs")
     assert (described["Status"], described["ExecutionStatus"]) == ("FAILED", "UNAVAILABLE")
@@ -413,7 +281,7 @@ def test_describe_change_set_pages_when_asked(cfn: CloudFormationClient) -> None
         TemplateBody=template(Bucket={"Type": "AWS::S3::Bucket"}),
         ChangeSetType="CREATE",
     )
-    moto_ext.set_change_set_page_size(2)
+    local_aws.set_change_set_page_size(2)
 
     first = cfn.describe_change_set(StackName="demo-app", ChangeSetName="cs")
     pages = list(cfn.get_paginator("describe_change_set").paginate(StackName="demo-app", ChangeSetName="cs"))
@@ -457,7 +325,7 @@ def test_stack_without_injected_drift_is_in_sync(cfn: CloudFormationClient, stac
 
 
 def test_injected_drift_is_reported(cfn: CloudFormationClient, stack: str) -> None:
-    moto_ext.inject_drift(
+    local_aws.inject_drift(
         stack,
         PRIMARY,
         "Queue",
@@ -484,7 +352,7 @@ def test_injected_drift_is_reported(cfn: CloudFormationClient, stack: str) -> No
 
 
 def test_detection_stays_in_progress_for_the_requested_polls(cfn: CloudFormationClient, stack: str) -> None:
-    moto_ext.set_detection_progress(2)
+    local_aws.set_detection_progress(2)
     detection_id = detect(cfn, stack)
 
     polls = [cfn.describe_stack_drift_detection_status(StackDriftDetectionId=detection_id) for _ in range(3)]
@@ -498,14 +366,14 @@ def test_detection_stays_in_progress_for_the_requested_polls(cfn: CloudFormation
 
 
 def test_resource_drifts_wait_for_a_finished_detection(cfn: CloudFormationClient, stack: str) -> None:
-    moto_ext.set_detection_progress(1)
+    local_aws.set_detection_progress(1)
     detect(cfn, stack)
 
     assert cfn.describe_stack_resource_drifts(StackName=stack)["StackResourceDrifts"] == []
 
 
 def test_failed_detection_reports_its_reason(cfn: CloudFormationClient, stack: str) -> None:
-    moto_ext.fail_detection(stack, PRIMARY, "Failed to detect drift on resource [Queue]: Access denied")
+    local_aws.fail_detection(stack, PRIMARY, "Failed to detect drift on resource [Queue]: Access denied")
     detection_id = detect(cfn, stack)
 
     status = cfn.describe_stack_drift_detection_status(StackDriftDetectionId=detection_id)
@@ -545,7 +413,7 @@ def test_resource_drifts_page_with_max_results(cfn: CloudFormationClient, stack:
 
 
 def test_drift_is_per_region(stack: str) -> None:
-    moto_ext.inject_drift(stack, PRIMARY, "Topic", status="DELETED")
+    local_aws.inject_drift(stack, PRIMARY, "Topic", status="DELETED")
     secondary = boto3.client("cloudformation", region_name=SECONDARY)
     secondary.create_stack(StackName=stack, TemplateBody=template(), Parameters=env("prod"))
 
@@ -557,4 +425,4 @@ def test_drift_is_per_region(stack: str) -> None:
 
 def test_inject_drift_refuses_an_unknown_resource(stack: str) -> None:
     with pytest.raises(ValueError, match="no resource Nope"):
-        moto_ext.inject_drift(stack, PRIMARY, "Nope", status="DELETED")
+        local_aws.inject_drift(stack, PRIMARY, "Nope", status="DELETED")

@@ -1,4 +1,5 @@
-"""template.yaml resolved for a chosen set of parameters, for tests that check its wiring.
+"""A CloudFormation (or SAM) template resolved for a chosen set of parameters, for code that reads its
+wiring: the rehearsal, which installs the solution from it, and the tests that check it.
 
 Intrinsic functions are resolved the way CloudFormation would for the parts the tests read:
 parameters and pseudo parameters, ``Fn::Sub``, ``Fn::If`` (with ``AWS::NoValue`` removed from lists),
@@ -14,14 +15,12 @@ from typing import Any
 
 from cfnlint.decode import cfn_yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-TEMPLATE = ROOT / "template.yaml"
-
 _NO_VALUE = object()
 _SUB = re.compile(r"\$\{([^}!][^}]*)\}")
 
 
-def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
+def load_template(path: Path) -> dict[str, Any]:
+    """A template file as CloudFormation reads it (YAML with its short forms, or JSON)."""
     template: dict[str, Any] = cfn_yaml.load(str(path))
     return template
 
@@ -34,13 +33,13 @@ class ResolvedTemplate:
         region: str = "us-east-1",
         account: str = "123456789012",
         stack_name: str = "release-solution",
-        template: dict[str, Any] | None = None,
+        template: dict[str, Any],
         physical: dict[str, dict[str, str]] | None = None,
     ) -> None:
         """``physical`` maps a logical id to what ``Ref`` ("Ref") and ``Fn::GetAtt`` (by attribute)
         give for it, for tests that need real names and ARNs (IAM policies checked by moto)."""
         self.physical = physical or {}
-        self.raw = template if template is not None else load_template()
+        self.raw = template
         self.pseudo = {
             "AWS::Region": region,
             "AWS::AccountId": account,

@@ -1,4 +1,4 @@
-"""The moto extensions are served by a ThreadedMotoServer too (no mock_aws: real HTTP to a thread)."""
+"""local_aws is served by a ThreadedMotoServer too (no mock_aws: real HTTP to a thread)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from moto.moto_api._internal.models import moto_api_backend
 from moto.server import ThreadedMotoServer
 
-from rehearsal import moto_ext
+import local_aws
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation.type_defs import ParameterTypeDef
@@ -34,6 +35,7 @@ def moto_server() -> Iterator[str]:
     try:
         yield f"http://localhost:{port}"
     finally:
+        moto_api_backend.reset()  # what POST /moto-api/reset does: leave nothing to later tests
         server.stop()
 
 
@@ -53,6 +55,6 @@ def test_extensions_are_served_by_a_threaded_moto_server(moto_server: str, monke
     assert cfn.meta.endpoint_url == moto_server
     assert cfn.describe_change_set(StackName="demo-app", ChangeSetName="cs")["Status"] == "FAILED"
     assert exc.value.response["Error"]["Code"] == "InvalidJobStateException"
-    assert [r.accepted for r in moto_ext.job_results(job_id)] == [True, False]
+    assert [r.accepted for r in local_aws.job_results(job_id)] == [True, False]
     status = cfn.describe_stack_drift_detection_status(StackDriftDetectionId=detection_id)
     assert (status["DetectionStatus"], status["StackDriftStatus"]) == ("DETECTION_COMPLETE", "IN_SYNC")

@@ -1,0 +1,95 @@
+"""Local AWS: moto 5.2.5, extended with what this product needs and moto lacks, laid out as moto lays
+out a service (one module per service, state on moto's per-account, per-Region backends).
+
+moto looks a response method up by name on every request, so a method :func:`install` sets on
+``CodePipelineResponse``, ``CloudFormationResponse``, ``EventsHandler`` or ``LambdaResponse`` is served
+in-process under ``mock_aws`` and by a ``moto.server.ThreadedMotoServer`` started in the same process
+(a ``moto_server`` started as a separate process knows nothing of it: use ``rehearsal.emulator.Emulator``
+or ``make emulator``). Everything is answered in AWS's documented shapes (botocore's service model is
+the reference):
+
+- :mod:`local_aws.codepipeline`: job results (``PutJobSuccessResult``, ``PutJobFailureResult``),
+  ``GetPipelineState``, execution status.
+- :mod:`local_aws.cloudformation`: change sets as AWS makes them, drift detection, templates resolved
+  for their parameters.
+- :mod:`local_aws.events`: ``TestEventPattern``.
+- :mod:`local_aws.s3`: bucket policies evaluated over TLS.
+- :mod:`local_aws.awslambda`: the 4 KB limit on environment variables, a Lambda context, handler loading.
+- :mod:`local_aws.iam`: principals that hold one policy, as moto checks it.
+
+Test state lives on moto's backends (see :mod:`local_aws.core`): moto's reset (``mock_aws`` start and
+stop, ``POST /moto-api/reset`` on a server) forgets it with everything else.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import moto
+from moto.awslambda.responses import LambdaResponse
+from moto.cloudformation.responses import CloudFormationResponse
+from moto.codepipeline.responses import CodePipelineResponse
+from moto.events.responses import EventsHandler
+from moto.s3.models import FakeBucket
+
+from local_aws import awslambda, cloudformation, codepipeline, events, s3
+from local_aws.awslambda import EnvironmentTooLarge, FakeLambdaContext, check_environment_size
+from local_aws.cloudformation import (
+    DRIFT_CHECKABLE_STATUSES,
+    NO_CHANGES_REASON,
+    fail_change_set,
+    fail_detection,
+    inject_drift,
+    set_change_set_page_size,
+    set_detection_progress,
+)
+from local_aws.codepipeline import (
+    OUTPUT_VARIABLES_MAX_BYTES,
+    JobResult,
+    job_results,
+    set_execution_status,
+    set_stage_execution,
+)
+from local_aws.core import MOTO_VERSION
+
+__all__ = [
+    "DRIFT_CHECKABLE_STATUSES",
+    "MOTO_VERSION",
+    "NO_CHANGES_REASON",
+    "OUTPUT_VARIABLES_MAX_BYTES",
+    "EnvironmentTooLarge",
+    "FakeLambdaContext",
+    "JobResult",
+    "check_environment_size",
+    "fail_change_set",
+    "fail_detection",
+    "inject_drift",
+    "install",
+    "job_results",
+    "set_change_set_page_size",
+    "set_detection_progress",
+    "set_execution_status",
+    "set_stage_execution",
+]
+
+_PATCHES = (
+    (CodePipelineResponse, codepipeline.RESPONSES),
+    (CloudFormationResponse, cloudformation.RESPONSES),
+    (EventsHandler, events.RESPONSES),
+    (LambdaResponse, awslambda.RESPONSES),
+    (FakeBucket, {"get_permission": s3.bucket_permission}),
+)
+_INSTALL_LOCK = threading.Lock()
+
+
+def install() -> None:
+    """Add the operations to moto's classes (idempotent: setting the same methods again changes nothing)."""
+    with _INSTALL_LOCK:
+        if moto.__version__ != MOTO_VERSION:
+            raise RuntimeError(
+                f"local_aws was verified against moto {MOTO_VERSION}, found "
+                f"{moto.__version__}: re-check each patched operation before changing the pin"
+            )
+        for owner, methods in _PATCHES:
+            for name, method in methods.items():
+                setattr(owner, name, method)

@@ -1,0 +1,166 @@
+"""local_aws.codepipeline answers like AWS: job results, and execution status."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+import local_aws
+from tests.support.events import continuation_of, job_id_of, load_event
+from tests.support.solution import create_pipeline
+
+if TYPE_CHECKING:
+    from mypy_boto3_codepipeline import CodePipelineClient
+
+pytestmark = pytest.mark.usefixtures("aws")
+
+PRIMARY = "us-east-1"
+SECONDARY = "eu-west-1"
+
+
+def error_code(exc: pytest.ExceptionInfo[ClientError]) -> str:
+    return str(exc.value.response["Error"]["Code"])
+
+
+@pytest.fixture
+def codepipeline() -> CodePipelineClient:
+    return boto3.client("codepipeline", region_name=PRIMARY)
+
+
+def test_install_is_idempotent() -> None:
+    local_aws.install()
+    local_aws.install()
+
+
+def test_success_result_is_recorded_with_its_output_variables(codepipeline: CodePipelineClient) -> None:
+    job_id = job_id_of(load_event("change-detection", "job"))
+
+    codepipeline.put_job_success_result(
+        jobId=job_id,
+        outputVariables={"HasChanges": "true"},
+        executionDetails={"summary": "2 changes", "externalExecutionId": "req-1", "percentComplete": 100},
+    )
+
+    [result] = local_aws.job_results(job_id)
+    assert result.status == "Succeeded"
+    assert result.accepted
+    assert result.final
+    assert result.output_variables == {"HasChanges": "true"}
+    assert result.execution_details == {"summary": "2 changes", "externalExecutionId": "req-1", "percentComplete": 100}
+    assert result.failure_details is None
+    assert (result.account_id, result.region) == ("123456789012", PRIMARY)
+
+
+def test_failure_result_is_recorded_with_its_details(codepipeline: CodePipelineClient) -> None:
+    job_id = job_id_of(load_event("artifact-check", "malformed"))
+
+    codepipeline.put_job_failure_result(
+        jobId=job_id, failureDetails={"type": "JobFailed", "message": "no input artifact", "externalExecutionId": "r"}
+    )
+
+    [result] = local_aws.job_results(job_id)
+    assert result.status == "Failed"
+    assert result.failure_details == {"type": "JobFailed", "message": "no input artifact", "externalExecutionId": "r"}
+    assert result.output_variables == {}
+
+
+def test_second_result_for_a_job_is_rejected_and_still_recorded(codepipeline: CodePipelineClient) -> None:
+    """GIVEN a job with a success result WHEN a failure follows THEN InvalidJobStateException."""
+    job_id = job_id_of(load_event("drift-detection", "job"))
+    codepipeline.put_job_success_result(jobId=job_id)
+
+    with pytest.raises(ClientError) as exc:
+        codepipeline.put_job_failure_result(jobId=job_id, failureDetails={"type": "JobFailed", "message": "x"})
+
+    assert error_code(exc) == "InvalidJobStateException"
+    results = local_aws.job_results(job_id)
+    assert [(r.status, r.error) for r in results] == [("Succeeded", None), ("Failed", "InvalidJobStateException")]
+
+
+def test_continuation_then_final_result_on_the_reinvoked_job(codepipeline: CodePipelineClient) -> None:
+    first = load_event("drift-detection", "job")
+    codepipeline.put_job_success_result(jobId=job_id_of(first), continuationToken='{"step": 1}')
+    again = continuation_of(first, '{"step": 1}')
+
+    codepipeline.put_job_success_result(jobId=job_id_of(again), outputVariables={"DriftStatus": "IN_SYNC"})
+
+    results = local_aws.job_results()
+    assert [(r.job_id, r.final) for r in results] == [(job_id_of(first), False), (job_id_of(again), True)]
+    assert results[0].continuation_token == '{"step": 1}'
+    assert again["CodePipeline.job"]["data"]["continuationToken"] == '{"step": 1}'
+
+
+def test_output_variables_with_a_continuation_token_are_rejected(codepipeline: CodePipelineClient) -> None:
+    job_id = job_id_of(load_event("drift-detection", "job"))
+
+    with pytest.raises(ClientError) as exc:
+        codepipeline.put_job_success_result(jobId=job_id, continuationToken="t", outputVariables={"A": "b"})
+
+    assert error_code(exc) == "ValidationException"
+    assert [r.error for r in local_aws.job_results(job_id)] == ["ValidationException"]
+
+
+def test_output_variables_over_122880_bytes_are_rejected(codepipeline: CodePipelineClient) -> None:
+    job_id = job_id_of(load_event("change-detection", "job"))
+    variables = {"Summary": "x" * (local_aws.OUTPUT_VARIABLES_MAX_BYTES - len("Summary") + 1)}
+
+    with pytest.raises(ClientError) as exc:
+        codepipeline.put_job_success_result(jobId=job_id, outputVariables=variables)
+
+    assert error_code(exc) == "OutputVariablesSizeExceededException"
+
+
+def test_output_variables_of_exactly_122880_bytes_are_accepted(codepipeline: CodePipelineClient) -> None:
+    job_id = job_id_of(load_event("change-detection", "job"))
+    variables = {"Summary": "x" * (local_aws.OUTPUT_VARIABLES_MAX_BYTES - len("Summary"))}
+
+    codepipeline.put_job_success_result(jobId=job_id, outputVariables=variables)
+
+    assert local_aws.job_results(job_id)[0].accepted
+
+
+@pytest.mark.parametrize(
+    ("job_id", "failure_type", "message"),
+    [
+        ("job-1", "JobFailed", "m"),
+        ("11111111-2222-4333-8444-555555555555", "Oops", "m"),
+        ("11111111-2222-4333-8444-555555555555", "JobFailed", "m" * 5001),
+    ],
+)
+def test_invalid_failure_results_are_rejected(
+    codepipeline: CodePipelineClient, job_id: str, failure_type: str, message: str
+) -> None:
+    with pytest.raises(ClientError) as exc:
+        codepipeline.put_job_failure_result(
+            jobId=job_id,
+            failureDetails={"type": failure_type, "message": message},  # type: ignore[typeddict-item]
+        )
+
+    assert error_code(exc) == "ValidationException"
+
+
+def test_job_results_are_kept_per_region() -> None:
+    job_id = "11111111-2222-4333-8444-555555555555"
+    boto3.client("codepipeline", region_name=SECONDARY).put_job_success_result(jobId=job_id)
+
+    assert [r.region for r in local_aws.job_results(job_id)] == [SECONDARY]
+    assert local_aws.job_results(job_id, region=PRIMARY) == []
+
+
+def test_execution_status_shows_in_list_pipeline_executions() -> None:
+    iam = boto3.client("iam", region_name="us-east-1")
+    codepipeline = boto3.client("codepipeline", region_name="us-east-1")
+    create_pipeline(iam, codepipeline, "release-pipeline")
+    execution = codepipeline.start_pipeline_execution(name="release-pipeline")["pipelineExecutionId"]
+
+    local_aws.set_execution_status("release-pipeline", execution, "InProgress")
+    (summary,) = codepipeline.list_pipeline_executions(pipelineName="release-pipeline")["pipelineExecutionSummaries"]
+    assert summary["status"] == "InProgress"
+
+    with pytest.raises(ValueError, match="status must be one of"):
+        local_aws.set_execution_status("release-pipeline", execution, "Done")
+    with pytest.raises(ValueError, match="has no execution"):
+        local_aws.set_execution_status("release-pipeline", "no-such-execution", "Failed")
