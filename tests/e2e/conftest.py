@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -48,16 +49,25 @@ def rehearsal(emulator: Emulator) -> Iterator[Rehearsal]:
     emulator.enforce_iam(False)
 
 
+# The pipeline and the regional store stack are named from the solution stack id's UUID (a new one per
+# install): the helpers below show it as <stack UUID>.
+_STACK_UUID = re.compile(r"\b(pipeline|mrd-artifacts)-[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}\b")
+
+
+def _named(text: str) -> str:
+    return _STACK_UUID.sub(r"\1-<stack UUID>", text)
+
+
 def stacks(report: Report) -> dict[str, dict[str, str]]:
     """Region -> stack name -> status, at the end of the run."""
     return {
-        region: {stack["name"]: stack["status"] for stack in listed}
+        region: {_named(stack["name"]): stack["status"] for stack in listed}
         for region, listed in report.state["stacks"].items()
     }
 
 
 def subjects(report: Report) -> list[str]:
-    return [message["subject"] for message in report.state["messages"]]
+    return [_named(message["subject"]) for message in report.state["messages"]]
 
 
 def approval_messages(report: Report) -> list[dict[str, Any]]:

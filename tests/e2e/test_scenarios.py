@@ -11,19 +11,19 @@ import shutil
 import pytest
 
 from rehearsal.actions import FAILED, SKIPPED, SUCCEEDED
-from rehearsal.scenarios import PRIMARY_REGION, SECONDARY_REGION, SOLUTION_STACK, Report, Step, deployed
+from rehearsal.scenarios import PRIMARY_REGION, SECONDARY_REGION, Report, Step, deployed
 from tests.e2e.conftest import Rehearsal, approval_messages, stacks, subjects
 
 pytestmark = pytest.mark.e2e
 
 APP = "hello-app"
 STAGE = f"{APP}-stage"
-REGIONAL_STORE = f"{SOLUTION_STACK}-artifacts"
+REGIONAL_STORE = "mrd-artifacts-<stack UUID>"
 MODES = ["delete", "retain"]
 NAG_INSTALLED = shutil.which("cfn_nag_scan") is not None
 CHANGE_REPORT = f"Changes to review: {APP}"
 DRIFT_REPORT = f"Drift on production: {APP}"
-APPROVAL = "APPROVAL NEEDED: AWS CodePipeline pipeline-release-solution for action Approve"
+APPROVAL = "APPROVAL NEEDED: AWS CodePipeline pipeline-<stack UUID> for action Approve"
 
 
 def assert_expected(report: Report) -> None:

@@ -344,7 +344,7 @@ def test_stage_revert_needs_only_its_policy(
         assert sorted(resources) == ["Queue", "Topic"]
 
 
-@pytest.mark.parametrize("drop", [None, "codepipeline:ListPipelineExecutions"])
+@pytest.mark.parametrize("drop", [None, "codepipeline:ListPipelineExecutions", "codepipeline:GetPipeline"])
 def test_execution_gate_needs_only_its_policy(
     accounts: Accounts, monkeypatch: pytest.MonkeyPatch, lambda_context: FakeLambdaContext, drop: str | None
 ) -> None:
@@ -352,7 +352,7 @@ def test_execution_gate_needs_only_its_policy(
     user = accounts.function_user(resolved, "ExecutionGateFunction", "execution-gate", drop)
     env = resolved.function_environment("ExecutionGateFunction")
     pipeline = accounts.client("codepipeline")
-    solution.create_pipeline(accounts.client("iam"), pipeline, env["PIPELINE_NAME"], BUCKET)
+    solution.create_pipeline(accounts.client("iam"), pipeline, env["PIPELINE_NAME"], BUCKET, template=resolved)
     execution = pipeline.start_pipeline_execution(name=env["PIPELINE_NAME"])["pipelineExecutionId"]
     event = load_event("execution-gate", "job")
     event["CodePipeline.job"]["data"]["actionConfiguration"]["configuration"]["UserParameters"] = json.dumps(

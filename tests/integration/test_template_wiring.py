@@ -8,10 +8,13 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+import boto3
 import pytest
+from botocore.stub import Stubber
+from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
 
 from local_aws.cloudformation import ResolvedTemplate
-from release_pipeline import changes, drift, stage_artifact
+from release_pipeline import changes, drift, regional_store, stage_artifact
 from release_pipeline.config import (
     ArtifactCheckConfig,
     ChangeDetectionConfig,
@@ -20,6 +23,7 @@ from release_pipeline.config import (
     RecordReleaseConfig,
     StageRevertConfig,
 )
+from release_pipeline.parameter_sets import PARAMETER_SET_ACTIONS
 from release_pipeline.release import SOURCE_ARTIFACT
 from release_pipeline.revert import REVERT_STATES, STAGE_EVENT
 from tests.support import solution
@@ -257,3 +261,224 @@ def test_the_approval_text_stays_within_codepipeline_limits_with_the_longest_sum
     text = VARIABLE.sub(lambda m: longest[m.group(1)], approval["Configuration"]["CustomData"])
     assert "c" * changes.SUMMARY_VARIABLE_LIMIT in text
     assert len(text) <= 1000
+
+
+# ---------------------------------------------------------------------------------------------------------
+# AWS limits, checked on the template before anything is created
+# ---------------------------------------------------------------------------------------------------------
+
+# https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html: at most 4 KB in all
+LAMBDA_ENVIRONMENT_LIMIT = 4096
+LONGEST_STACK_NAME = "s" * 128  # CloudFormation's limit on a stack name
+STACK_UUID = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9"
+
+
+def _worst_case_parameters(raw: dict[str, Any]) -> dict[str, str]:
+    """Every parameter at its worst: the longest allowed value, or MaxLength characters of '"' (each one
+    doubles when the environment is serialised as JSON). A parameter with neither bound is marked, so a
+    function environment that uses it fails the check."""
+    values = {}
+    for name, spec in raw["Parameters"].items():
+        if "AllowedValues" in spec:
+            values[name] = max((str(v) for v in spec["AllowedValues"]), key=len)
+        elif "MaxLength" in spec:
+            values[name] = '"' * int(spec["MaxLength"])
+        else:
+            values[name] = f"<unbounded {name}>"
+    return values
+
+
+def _worst_case_template(stack_name: str = LONGEST_STACK_NAME) -> ResolvedTemplate:
+    """template.yaml with every parameter at its worst, the longest stack name, the longest Region code
+    the template accepts and the longest partition name, and every resource reference at the longest
+    name AWS may generate for its type."""
+    raw = solution.solution_template()
+    parameters = _worst_case_parameters(raw)
+    region = "r" * int(raw["Parameters"]["SecondaryRegion"]["MaxLength"])
+    partition, account = "aws-us-gov", "123456789012"
+
+    def arn(service: str, resource: str, in_region: str = region) -> str:
+        return f"arn:{partition}:{service}:{in_region}:{account}:{resource}"
+
+    longest = {
+        "AWS::SNS::Topic": lambda: {"Ref": arn("sns", "t" * 256)},
+        "AWS::KMS::Key": lambda: {"Ref": STACK_UUID, "Arn": arn("kms", f"key/{STACK_UUID}"), "KeyId": STACK_UUID},
+        "AWS::IAM::Role": lambda: {"Ref": "r" * 64, "Arn": arn("iam", "role/" + "r" * 64, "")},
+        "AWS::S3::Bucket": lambda: {"Ref": "b" * 63, "Arn": f"arn:{partition}:s3:::" + "b" * 63},
+        "AWS::SQS::Queue": lambda: {"Ref": "https://q/" + "q" * 80, "Arn": arn("sqs", "q" * 80), "QueueName": "q" * 80},
+    }
+    physical = {
+        logical_id: longest[spec["Type"]]() for logical_id, spec in raw["Resources"].items() if spec["Type"] in longest
+    }
+    template = ResolvedTemplate(
+        {**solution.REQUIRED_PARAMETERS, **parameters},
+        region=region,
+        account=account,
+        stack_name=stack_name,
+        template=raw,
+        physical=physical,
+    )
+    template.pseudo["AWS::Partition"] = partition
+    template.pseudo["AWS::StackId"] = arn("cloudformation", f"stack/{stack_name}/{STACK_UUID}")
+    pipeline_name = template.resource("Pipeline")["Properties"]["Name"]
+    template.physical["Pipeline"] = {"Ref": pipeline_name}
+    return template
+
+
+def _environment_bytes(environment: dict[str, str]) -> int:
+    return len(json.dumps(environment, separators=(",", ":")).encode())
+
+
+def test_no_function_environment_can_exceed_lambdas_4_kb() -> None:
+    """Every function's environment, with each parameter at its MaxLength full of '"', the longest stack
+    name and the longest generated names, stays under Lambda's 4 KB: `sam deploy` can never fail there
+    after half the stack is created."""
+    template = _worst_case_template()
+    functions = template.resources_of_type("AWS::Serverless::Function")
+    assert len(functions) == 7
+    resources = set(template.raw["Resources"])
+    for function in functions:
+        environment = template.function_environment(function)
+        text = json.dumps(environment)
+        assert "<unbounded" not in text, f"{function}: a parameter without MaxLength reaches its environment"
+        unresolved = {value.split(".")[0] for value in environment.values()} & resources
+        assert not unresolved, f"{function}: no worst case for {unresolved}"
+        size = _environment_bytes(environment)
+        assert size < LAMBDA_ENVIRONMENT_LIMIT, f"{function}: {size} bytes at worst"
+
+
+def test_the_three_parameter_sets_could_not_share_one_environment() -> None:
+    """Why the gate reads the sets from the pipeline: in an environment they alone pass 4 KB."""
+    sets = _worst_case_parameters(solution.solution_template())
+    environment = {name: sets[name] for name in ("StageParameters", "PrimaryParameters", "SecondaryParameters")}
+    assert _environment_bytes(environment) > LAMBDA_ENVIRONMENT_LIMIT
+
+
+def test_the_gate_reads_each_parameter_set_from_the_action_that_receives_it(resolved: ResolvedTemplate) -> None:
+    """The gate's table of actions matches the template: each action's ParameterOverrides is exactly its
+    parameter, no other action carries one, no set is in the gate's environment, and it may GetPipeline."""
+    raw_actions = {
+        action["Name"]: action
+        for stage in resolved.raw["Resources"]["Pipeline"]["Properties"]["Stages"]
+        for action in stage["Actions"]
+        if isinstance(action, dict) and "Name" in action
+    }
+    for name, label in PARAMETER_SET_ACTIONS.items():
+        assert raw_actions[name]["Configuration"]["ParameterOverrides"] == {"Ref": label}
+    every = [
+        action["Name"] for _, action in actions(resolved) if "ParameterOverrides" in action.get("Configuration", {})
+    ]
+    assert sorted(every) == sorted(PARAMETER_SET_ACTIONS)
+    environment = resolved.function_environment("ExecutionGateFunction")
+    assert not any(name.endswith("_PARAMETERS") for name in environment), environment
+    policy = resolved.function_policy("ExecutionGateFunction")["Statement"]
+    read = next(s for s in policy if "codepipeline:GetPipeline" in _as_list(s["Action"]))
+    assert read["Resource"].endswith(":" + resolved.resource("Pipeline")["Properties"]["Name"])
+
+
+def test_generated_names_fit_their_limits_for_a_128_character_stack_name() -> None:
+    template = _worst_case_template()
+    pipeline = template.resource("Pipeline")["Properties"]["Name"]
+    # https://docs.aws.amazon.com/codepipeline/latest/userguide/limits.html: at most 100 characters
+    assert len(pipeline) <= 100
+    assert re.fullmatch(r"[A-Za-z0-9.@\-_]+", pipeline)
+    assert pipeline.startswith("pipeline-")  # the artifact folder the lifecycle rule expires
+    assert template.function_environment("ExecutionGateFunction")["PIPELINE_NAME"] == pipeline
+    assert template.function_environment("StageRevertFunction")["PIPELINE_NAME"] == pipeline
+    store = template.resource("RegionalArtifactStore")["Properties"]
+    # https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/cloudformation-limits.html
+    assert len(store["StackName"]) <= 128
+    assert re.fullmatch(r"[A-Za-z][-A-Za-z0-9]*", store["StackName"])
+    assert len(store["BucketName"]) <= 63
+    stack_resources = [
+        resource
+        for statement in template.function_policy("RegionalArtifactStoreFunction")["Statement"]
+        for resource in _as_list(statement["Resource"])
+        if ":cloudformation:" in resource
+    ]
+    assert any(
+        fnmatch.fnmatchcase(f"arn:aws-us-gov:cloudformation:eu-west-1:123456789012:stack/{store['StackName']}/x", r)
+        for r in stack_resources
+    )
+    assert len(template.resource("CommonLayer")["Properties"]["LayerName"]) <= 140
+    assert len(f"{template.parameters['ApplicationStackName']}-stage") <= 128
+    for name, group in template.resources_of_type("AWS::Logs::LogGroup").items():
+        assert len(group["Properties"]["LogGroupName"]) <= 512, name
+
+
+def test_the_names_do_not_depend_on_the_stack_name() -> None:
+    """A short and a long stack name give the same pipeline and store names (the stack id's UUID)."""
+    short, long = _worst_case_template("a"), _worst_case_template()
+    for logical_id, key in (("Pipeline", "Name"), ("RegionalArtifactStore", "StackName")):
+        assert short.resource(logical_id)["Properties"][key] == long.resource(logical_id)["Properties"][key]
+        assert STACK_UUID in long.resource(logical_id)["Properties"][key]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Trust policies, tags and keys: only what AWS documents
+# ---------------------------------------------------------------------------------------------------------
+
+# Condition keys a service is documented to set when it assumes a role (confused-deputy prevention).
+# CodeBuild: https://docs.aws.amazon.com/codebuild/latest/userguide/setting-up-service-role.html
+# CloudFormation (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-iam-servicerole.html)
+# and CodePipeline (https://docs.aws.amazon.com/codepipeline/latest/userguide/pipelines-create-service-role-cli.html)
+# document their service roles' trust with the principal only.
+DOCUMENTED_TRUST_KEYS = {"codebuild.amazonaws.com": {"aws:SourceAccount", "aws:SourceArn"}}
+
+
+def test_trust_policy_conditions_use_only_keys_the_service_is_documented_to_set(resolved: ResolvedTemplate) -> None:
+    roles = resolved.resources_of_type("AWS::IAM::Role")
+    assert {"CloudFormationExecutionRole", "PipelineRole", "CfnLintRole", "CfnNagRole"} <= set(roles)
+    for name, role in roles.items():
+        for statement in role["Properties"]["AssumeRolePolicyDocument"]["Statement"]:
+            services = _as_list(statement["Principal"].get("Service", []))
+            keys = {key for operator in statement.get("Condition", {}).values() for key in operator}
+            for service in services:
+                assert keys <= DOCUMENTED_TRUST_KEYS.get(service, set()), f"{name}: {keys} for {service}"
+    for name in ("CfnLintRole", "CfnNagRole"):
+        (statement,) = roles[name]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": "123456789012"}}
+    for function in resolved.resources_of_type("AWS::Serverless::Function").values():
+        assert "AssumeRolePolicyDocument" not in function["Properties"]  # SAM's Lambda trust, no condition
+
+
+def test_codebuild_roles_hold_the_key_actions_codebuild_documents(resolved: ResolvedTemplate) -> None:
+    """https://docs.aws.amazon.com/codebuild/latest/userguide/setting-up-kms.html"""
+    documented = {"kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*"}
+    for role, project in (("CfnLintRole", "CfnLintProject"), ("CfnNagRole", "CfnNagProject")):
+        key = resolved.resource(project)["Properties"]["EncryptionKey"]
+        granted = {
+            action
+            for statement in resolved.role_policy(role)["Statement"]
+            if key in _as_list(statement["Resource"])
+            for action in _as_list(statement["Action"])
+            if action.startswith("kms:")
+        }
+        assert granted == documented, role
+
+
+def test_the_regional_store_may_tag_what_its_stack_tags(resolved: ResolvedTemplate) -> None:
+    """The store stack is created with tags, and CloudFormation tags its resources with them and with its
+    own aws:cloudformation:* tags: the function's policy grants every tagging action the resource types'
+    create handlers list (CloudFormation registry schemas, as shipped with cfn-lint)."""
+    cfn = boto3.client("cloudformation", region_name="eu-west-1")
+    sent: dict[str, Any] = {}
+    cfn.meta.events.register(
+        "provide-client-params.cloudformation.CreateStack", lambda params, **_: sent.update(params)
+    )
+    with Stubber(cfn) as stub:
+        stub.add_client_error("describe_stacks", "ValidationError", "Stack with id store does not exist")
+        stub.add_response("create_stack", {"StackId": "arn:aws:cloudformation:eu-west-1:123456789012:stack/s/1"})
+        regional_store.start_create(cfn, "store", "eu-west-1", "mrd-eu-west-1-x")
+    assert sent["Tags"]
+    granted = {
+        action
+        for statement in resolved.function_policy("RegionalArtifactStoreFunction")["Statement"]
+        for action in _as_list(statement["Action"])
+    }
+    types = {spec["Type"] for spec in json.loads(regional_store.artifact_store_template())["Resources"].values()}
+    for resource_type in types:
+        schema = PROVIDER_SCHEMA_MANAGER.get_resource_schema("eu-west-1", resource_type).schema
+        tagging = {p for p in schema["handlers"]["create"]["permissions"] if "Tag" in p.split(":")[1]}
+        assert tagging <= granted, f"{resource_type}: {tagging - granted}"
+    assert {"s3:PutBucketTagging", "kms:TagResource"} <= granted

@@ -100,9 +100,12 @@ def run_job(function: str, event: dict[str, Any], context: FakeLambdaContext) ->
     return results[0]
 
 
-def create_pipeline(iam: Any, codepipeline: Any, name: str, bucket: str = ARTIFACT_BUCKET) -> None:
-    """A two-stage pipeline named ``name`` in moto (a source and an approval), enough for the
-    execution APIs (StartPipelineExecution, ListPipelineExecutions) the gate reads."""
+def create_pipeline(
+    iam: Any, codepipeline: Any, name: str, bucket: str = ARTIFACT_BUCKET, template: ResolvedTemplate | None = None
+) -> None:
+    """A pipeline named ``name`` in moto, enough for the execution APIs (StartPipelineExecution,
+    ListPipelineExecutions) and GetPipeline the gate reads: a source, then an approval or, with
+    ``template``, the template's own stages (the actions whose ParameterOverrides carry the sets)."""
     trust = {
         "Version": "2012-10-17",
         "Statement": [
@@ -129,7 +132,27 @@ def create_pipeline(iam: Any, codepipeline: Any, name: str, bucket: str = ARTIFA
                         }
                     ],
                 },
-                {"name": "Stage", "actions": [{"name": "Approve", "actionTypeId": approval}]},
+                *(
+                    pipeline_stages(template)
+                    if template is not None
+                    else [{"name": "Stage", "actions": [{"name": "Approve", "actionTypeId": approval}]}]
+                ),
             ],
         }
     )
+
+
+def pipeline_stages(template: ResolvedTemplate) -> list[dict[str, Any]]:
+    """The template's pipeline stages after Source, in the CodePipeline API's shape (camelCase names;
+    each action's configuration as written)."""
+
+    def action(spec: Mapping[str, Any]) -> dict[str, Any]:
+        type_id = {key[0].lower() + key[1:]: value for key, value in spec["ActionTypeId"].items()}
+        return {"name": spec["Name"], "actionTypeId": type_id, "configuration": spec.get("Configuration", {})}
+
+    stages = template.resource("Pipeline")["Properties"]["Stages"]
+    return [
+        {"name": stage["Name"], "actions": [action(spec) for spec in stage["Actions"]]}
+        for stage in stages
+        if stage["Name"] != "Source"
+    ]

@@ -67,14 +67,6 @@ class _Env:
             raise ConfigurationError(f"{function} configuration: " + "; ".join(self._problems))
 
 
-# Environment variable -> the solution template's parameter that holds the set.
-PARAMETER_SETS = {
-    "STAGE_PARAMETERS": "StageParameters",
-    "PRIMARY_PARAMETERS": "PrimaryParameters",
-    "SECONDARY_PARAMETERS": "SecondaryParameters",
-}
-
-
 def parse_parameters(raw: str, what: str) -> dict[str, str]:
     """Parse a parameter set: a JSON object whose values are all strings."""
     try:
@@ -242,15 +234,14 @@ class StageRevertConfig(_FromEnv):
 
 @dataclass(frozen=True)
 class ExecutionGateConfig(_FromEnv):
-    """The gate also proves the three parameter sets are JSON objects of strings, so a bad one fails
-    the first action of CheckChanges, naming the set, before any change set is made."""
+    """The parameter sets are not in the environment (together they could pass Lambda's 4 KB limit):
+    the gate reads them from the pipeline's actions (``release_pipeline.parameter_sets``)."""
 
     FUNCTION = "execution-gate"
 
     pipeline_name: str
     stage_stack_name: str
     region: str
-    parameter_sets: dict[str, dict[str, str]]
 
     @classmethod
     def _read(cls, env: _Env) -> Self:
@@ -258,8 +249,4 @@ class ExecutionGateConfig(_FromEnv):
             pipeline_name=env.text("PIPELINE_NAME"),
             stage_stack_name=env.text("STAGE_STACK_NAME"),
             region=env.text("PRIMARY_REGION"),
-            parameter_sets={
-                label: env.parameters(name, f"{name} (the {label} parameter set)")
-                for name, label in PARAMETER_SETS.items()
-            },
         )

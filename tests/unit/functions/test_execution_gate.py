@@ -15,21 +15,37 @@ from moto.core.utils import utcnow
 
 import local_aws
 from local_aws import FakeLambdaContext
+from local_aws.cloudformation import ResolvedTemplate
 from tests.support.events import continuation_of, load_event, load_function
 from tests.support.solution import apply_environment, create_pipeline, resolved
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
-PIPELINE = "pipeline-release-solution"
+PIPELINE = resolved().resource("Pipeline")["Properties"]["Name"]
 STAGE_STACK = "demo-app-stage"
+
+
+NOT_STRINGS = '{"Port": 8080}'
+WITH_BAD_SET = {
+    "PrimaryParameters": lambda: resolved(PrimaryParameters=NOT_STRINGS),
+    "SecondaryParameters": lambda: resolved(SecondaryParameters=NOT_STRINGS),
+    "StageParameters": lambda: resolved(StageParameters=NOT_STRINGS),
+}
+
+
+def install(monkeypatch: pytest.MonkeyPatch, template: ResolvedTemplate | None = None) -> None:
+    """ExecutionGateFunction's variables exactly as ``template`` (template.yaml by default) sets them, and
+    its pipeline in moto (the pipeline's actions carry the parameter sets)."""
+    template = template or resolved()
+    environment = apply_environment(monkeypatch, "ExecutionGateFunction", template)
+    assert environment["PIPELINE_NAME"] == PIPELINE
+    assert environment["STAGE_STACK_NAME"] == STAGE_STACK
+    assert not any(name.endswith("_PARAMETERS") for name in environment)
+    create_pipeline(boto3.client("iam"), boto3.client("codepipeline", region_name=REGION), PIPELINE, template=template)
 
 
 @pytest.fixture
 def env(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    """ExecutionGateFunction's variables exactly as template.yaml sets them, and the pipeline in moto."""
-    environment = apply_environment(monkeypatch, "ExecutionGateFunction", resolved())
-    assert environment["PIPELINE_NAME"] == PIPELINE
-    assert environment["STAGE_STACK_NAME"] == STAGE_STACK
-    create_pipeline(boto3.client("iam"), boto3.client("codepipeline", region_name=REGION), PIPELINE)
+    install(monkeypatch)
 
 
 def executions(*statuses: str) -> list[str]:
@@ -135,27 +151,35 @@ def test_an_unresolved_execution_id_fails_the_job(lambda_context: FakeLambdaCont
     assert "executionId" in (result.failure_details or {})["message"]
 
 
-@pytest.mark.usefixtures("env")
-@pytest.mark.parametrize(
-    ("variable", "label"),
-    [
-        ("PRIMARY_PARAMETERS", "PrimaryParameters"),
-        ("SECONDARY_PARAMETERS", "SecondaryParameters"),
-        ("STAGE_PARAMETERS", "StageParameters"),
-    ],
-)
+@pytest.mark.parametrize("label", ["PrimaryParameters", "SecondaryParameters", "StageParameters"])
 def test_a_parameter_set_that_is_not_an_object_of_strings_fails_before_any_change_set(
-    lambda_context: FakeLambdaContext, monkeypatch: pytest.MonkeyPatch, variable: str, label: str
+    aws: None, lambda_context: FakeLambdaContext, monkeypatch: pytest.MonkeyPatch, label: str
 ) -> None:
-    """GIVEN a parameter set with a number value WHEN the gate (the first action of CheckChanges) runs
-    THEN the job fails naming that set, so no change set is ever made from it."""
+    """GIVEN a parameter set with a number value (as the pipeline's action carries it) WHEN the gate,
+    the first action of CheckChanges, runs THEN the job fails naming that set and no other, so no
+    change set is ever made from it."""
+    install(monkeypatch, WITH_BAD_SET[label]())
     (mine,) = executions("InProgress")
-    monkeypatch.setenv(variable, '{"Port": 8080}')
     result = run(gate_event(mine), lambda_context)
     assert result.status == "Failed"
     message = (result.failure_details or {})["message"]
     assert label in message
     assert "JSON object whose values are all strings" in message
+    others = set(WITH_BAD_SET) - {label}
+    assert not any(other in message for other in others)
+
+
+def test_the_parameter_sets_are_checked_on_the_first_invocation_only(
+    aws: None, lambda_context: FakeLambdaContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GIVEN a gate already waiting (continuation) THEN it does not read the pipeline's definition again:
+    the sets were proven when the action started."""
+    install(monkeypatch, WITH_BAD_SET["PrimaryParameters"]())
+    earlier, mine = executions("InProgress", "InProgress")
+    again = continuation_of(gate_event(mine), json.dumps({"polls": 1}))
+    result = run(again, lambda_context)
+    assert result.status == "Succeeded"
+    assert earlier in (result.execution_details or {})["summary"]
 
 
 @pytest.mark.usefixtures("env")

@@ -68,9 +68,6 @@ VARIABLES: dict[type[Any], dict[str, str]] = {
         "PIPELINE_NAME": "pipeline-release-solution",
         "STAGE_STACK_NAME": "demo-app-stage",
         "PRIMARY_REGION": "us-east-1",
-        "STAGE_PARAMETERS": "{}",
-        "PRIMARY_PARAMETERS": '{"Env": "prod"}',
-        "SECONDARY_PARAMETERS": "{}",
     },
 }
 CONFIGS = list(VARIABLES)
@@ -316,13 +313,3 @@ def test_watched_stages_are_read_as_a_list() -> None:
     config = StageRevertConfig.from_env(environ(StageRevertConfig, WATCHED_STAGES=" Stage , DeployPrimary,,"))
 
     assert config.watched_stages == ("Stage", "DeployPrimary")
-
-
-def test_the_gate_reads_all_three_parameter_sets() -> None:
-    config = ExecutionGateConfig.from_env(environ(ExecutionGateConfig))
-
-    assert config.parameter_sets == {
-        "StageParameters": {},
-        "PrimaryParameters": {"Env": "prod"},
-        "SecondaryParameters": {},
-    }

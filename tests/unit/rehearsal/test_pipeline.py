@@ -30,11 +30,13 @@ def stage(properties: dict[str, Any], name: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("delete_stage", ["Yes", "No"])
 def test_template_yaml_pipeline_passes_the_checks_in_both_modes(delete_stage: str) -> None:
-    pipeline = load(template_with(delete_stage=delete_stage))
+    template = template_with(delete_stage=delete_stage)
+    pipeline = load(template)
 
     check(pipeline, REGIONS, "us-east-1")
 
-    assert pipeline.name == "pipeline-release-solution"
+    assert pipeline.name == template.resource("Pipeline")["Properties"]["Name"]
+    assert pipeline.name.startswith("pipeline-")
     assert [s.name for s in pipeline.stages][:3] == ["Source", "Validate", "CheckChanges"]
     stage_actions = [a.name for a in pipeline.stages[3].actions]
     assert ("PrepareStageArtifact" in stage_actions) is (delete_stage == "Yes")

@@ -1,0 +1,50 @@
+"""The three parameter sets, read from the pipeline's own CloudFormation actions and checked.
+
+The solution stack passes PrimaryParameters, SecondaryParameters and StageParameters to the pipeline as
+the ParameterOverrides of the actions below. They are not in any function's environment: three sets of
+up to 1,000 characters, JSON-escaped, could exceed Lambda's 4 KB environment limit. The execution gate
+reads them with GetPipeline, so a set that is not a JSON object of strings fails the first action of
+CheckChanges, naming the set, before any change set is made from it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from release_pipeline.config import parse_parameters
+from release_pipeline.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from mypy_boto3_codepipeline import CodePipelineClient
+
+# Pipeline action -> the solution template's parameter its ParameterOverrides holds.
+PARAMETER_SET_ACTIONS = {
+    "PrimaryChangeSet": "PrimaryParameters",
+    "SecondaryChangeSet": "SecondaryParameters",
+    "UpdateStage": "StageParameters",
+}
+
+
+def check(pipeline: CodePipelineClient, pipeline_name: str) -> dict[str, dict[str, str]]:
+    """Each parameter set (by its template parameter's name), parsed from the pipeline's definition."""
+    declaration = pipeline.get_pipeline(name=pipeline_name)["pipeline"]
+    found: dict[str, dict[str, str]] = {}
+    problems: list[str] = []
+    seen: set[str] = set()
+    for stage in declaration["stages"]:
+        for action in stage["actions"]:
+            label = PARAMETER_SET_ACTIONS.get(action["name"])
+            if label is None:
+                continue
+            seen.add(label)
+            raw = action.get("configuration", {}).get("ParameterOverrides", "").strip()
+            try:
+                found[label] = parse_parameters(raw or "{}", f"{label} (the {label} parameter set)")
+            except ConfigurationError as error:
+                problems.append(str(error))
+    missing = [label for label in PARAMETER_SET_ACTIONS.values() if label not in seen]
+    if missing:
+        problems.append(f"pipeline {pipeline_name} has no action carrying {', '.join(missing)}")
+    if problems:
+        raise ConfigurationError("; ".join(problems))
+    return found
