@@ -184,6 +184,7 @@ def install(
         return emulator.client(service, in_region, unchecked)
 
     stack_id = f"arn:aws:cloudformation:{region}:{account}:stack/{stack_name}/{uuid.uuid4()}"
+    probe.pseudo["AWS::StackId"] = stack_id  # names derived from the stack id (the pipeline's) match
     physical: dict[str, dict[str, str]] = {}
     resources: dict[str, Any] = raw["Resources"]
     for logical_id, spec in resources.items():
