@@ -56,7 +56,12 @@ class Rehearsal:
         self.key = boto3.client("kms", region_name=PRIMARY).create_key()["KeyMetadata"]["Arn"]
         boto3.client("sns", region_name=PRIMARY).create_topic(Name="release-notifications")
         self.pipeline = self.template.function_environment("ExecutionGateFunction")["PIPELINE_NAME"]
-        create_pipeline(boto3.client("iam"), boto3.client("codepipeline", region_name=PRIMARY), self.pipeline)
+        create_pipeline(
+            boto3.client("iam"),
+            boto3.client("codepipeline", region_name=PRIMARY),
+            self.pipeline,
+            template=self.template,  # the gate reads the parameter sets from the pipeline's actions
+        )
 
     def environment(self, function: str) -> None:
         for name, value in self.template.function_environment(FUNCTIONS[function]).items():
