@@ -35,11 +35,14 @@ from moto.s3.models import FakeBucket
 from local_aws import awslambda, cloudformation, codepipeline, events, s3
 from local_aws.awslambda import EnvironmentTooLarge, FakeLambdaContext, check_environment_size
 from local_aws.cloudformation import (
+    CHANGE_SETS_PER_STACK,
     DRIFT_CHECKABLE_STATUSES,
     NO_CHANGES_REASON,
     fail_change_set,
     fail_detection,
+    fail_resource,
     inject_drift,
+    set_change_set_limit,
     set_change_set_page_size,
     set_detection_progress,
 )
@@ -53,6 +56,7 @@ from local_aws.codepipeline import (
 from local_aws.core import MOTO_VERSION
 
 __all__ = [
+    "CHANGE_SETS_PER_STACK",
     "DRIFT_CHECKABLE_STATUSES",
     "MOTO_VERSION",
     "NO_CHANGES_REASON",
@@ -63,9 +67,11 @@ __all__ = [
     "check_environment_size",
     "fail_change_set",
     "fail_detection",
+    "fail_resource",
     "inject_drift",
     "install",
     "job_results",
+    "set_change_set_limit",
     "set_change_set_page_size",
     "set_detection_progress",
     "set_execution_status",

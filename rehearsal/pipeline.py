@@ -51,6 +51,7 @@ class Action:
     outputs: tuple[str, ...]
     namespace: str | None
     region: str | None
+    timeout_minutes: int | None = None  # TimeoutInMinutes (manual approval only)
 
     @property
     def where(self) -> str:
@@ -141,6 +142,7 @@ def _action(stage: str, spec: Mapping[str, Any]) -> Action:
         outputs=tuple(str(a["Name"]) for a in spec.get("OutputArtifacts", [])),
         namespace=str(spec["Namespace"]) if spec.get("Namespace") else None,
         region=str(spec["Region"]) if spec.get("Region") else None,
+        timeout_minutes=int(spec["TimeoutInMinutes"]) if spec.get("TimeoutInMinutes") else None,
     )
 
 

@@ -470,7 +470,8 @@ def verify(report: Report, solution: Solution, pipeline: Pipeline) -> list[str]:
         if step.approved is False or step.result.status == FAILED:
             if step.production_after != step.production_before:
                 problems.append(f"{label}: production changed although the execution was not released")
-            problems.extend(_leftover_change_sets(solution, app, step))
+            later = report.steps[report.steps.index(step) + 1 :]
+            problems.extend(_review_change_set_problems(solution, app, step, passed_gate_since=_passed_gate(later)))
         if step.approved is False and step.result.status == SUCCEEDED:
             problems.append(f"{label}: a rejected execution ended Succeeded")
         if step.approved and step.result.status == SUCCEEDED:
@@ -513,6 +514,7 @@ def verify(report: Report, solution: Solution, pipeline: Pipeline) -> list[str]:
             problems.append(
                 f"the release record names execution {record.get('execution_id')}, not {released.result.execution_id}"
             )
+    problems.extend(_empty_change_sets(solution, app))
     if report.state.get("dead_letters"):
         problems.append(f"{report.state['dead_letters']} stage event(s) ended in the dead-letter queue")
     if report.steps and report.scenario.last_check:
@@ -615,8 +617,44 @@ def _exists(solution: Solution, name: str) -> bool:
     return bool(status != "DELETE_COMPLETE")
 
 
-def _leftover_change_sets(solution: Solution, app: str, step: Step) -> list[str]:
+def _passed_gate(steps: list[Step]) -> bool:
+    """Whether one of ``steps`` got past CheckChanges (its execution gate removes earlier change sets)."""
+    return any(_status(step.result, "CheckChanges") == SUCCEEDED for step in steps)
+
+
+def _change_set_names(solution: Solution, app: str, region: str) -> list[str]:
+    cfn = solution.admin("cloudformation", region)
+    try:
+        return [s["ChangeSetName"] for s in cfn.list_change_sets(StackName=app).get("Summaries", [])]
+    except ClientError as error:
+        if not _missing(error):
+            raise
+        return []
+
+
+def _review_change_set_problems(solution: Solution, app: str, step: Step, *, passed_gate_since: bool) -> list[str]:
+    """A rejected or failed execution's reviewed change sets stay for a Retry until a later execution
+    passes the execution gate, which removes them."""
     name = f"pipeline-{step.result.execution_id}"
+    changes = step.result.variables.get("Changes", {})
+    problems = []
+    for region, role in ((solution.primary_region, "Primary"), (solution.secondary_region, "Secondary")):
+        present = name in _change_set_names(solution, app, region)
+        if passed_gate_since and present:
+            problems.append(
+                f"'{step.commit.label}': change set {name} is still on {app} in {region} after a later execution "
+                "passed the execution gate"
+            )
+        if not passed_gate_since and not present and changes.get(f"{role}HasChanges") == "true":
+            problems.append(
+                f"'{step.commit.label}': the reviewed change set {name} on {app} in {region} is gone: "
+                "a Retry could not deploy it"
+            )
+    return problems
+
+
+def _empty_change_sets(solution: Solution, app: str) -> list[str]:
+    """Change sets that can never be executed (FAILED: nothing to change) left on production stacks."""
     problems = []
     for region in (solution.primary_region, solution.secondary_region):
         cfn = solution.admin("cloudformation", region)
@@ -626,6 +664,7 @@ def _leftover_change_sets(solution: Solution, app: str, step: Step) -> list[str]
             if not _missing(error):
                 raise
             continue
-        if any(s["ChangeSetName"] == name for s in summaries):
-            problems.append(f"'{step.commit.label}': change set {name} was left on {app} in {region}")
+        empty = [s["ChangeSetName"] for s in summaries if s.get("Status") == "FAILED"]
+        if empty:
+            problems.append(f"{len(empty)} empty change set(s) left on {app} in {region}: {', '.join(empty[:3])}")
     return problems

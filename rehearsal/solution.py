@@ -500,6 +500,9 @@ def _function(
     )
 
 
+_INTEGER_PROPERTIES = frozenset({"runOrder", "timeoutInMinutes"})
+
+
 def _camel(node: Any) -> Any:
     """CloudFormation's PascalCase pipeline structure in the CodePipeline API's camelCase shape
     (configuration maps keep their keys)."""
@@ -530,7 +533,12 @@ def _create_pipeline(solution: Solution, codepipeline: Any, name: str, propertie
     stages = []
     for stage in properties["Stages"]:
         actions = [
-            {key: value for key, value in _camel(action).items() if key not in {"namespace", "region"}}
+            {
+                # CloudFormation turns a Ref to a Number parameter into the integer the property takes.
+                key: int(value) if key in _INTEGER_PROPERTIES else value
+                for key, value in _camel(action).items()
+                if key not in {"namespace", "region"}
+            }
             for action in stage["Actions"]
         ]
         stages.append({"name": stage["Name"], "actions": actions})

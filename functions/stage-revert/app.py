@@ -1,4 +1,5 @@
-"""stage-revert: on a failed or rejected Stage, delete the stage stack or revert it to the release."""
+"""stage-revert: on a failed or rejected Stage or production deploy, bring the stage stack and production
+back to the release."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         pipeline=clients.codepipeline(region),
         ssm=clients.ssm(region),
         s3=clients.s3(region),
+        sns=clients.sns(region),
     )
     if outcome.ignored:
         logger.info("Event ignored", extra={"reason": outcome.ignored})

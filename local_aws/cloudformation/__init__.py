@@ -3,6 +3,8 @@ parameters.
 
 - :mod:`.models`: the state kept on moto's ``CloudFormationBackend`` and the stack and template helpers.
 - :mod:`.change_sets`: CreateChangeSet, DescribeChangeSet, ListChangeSets, ExecuteChangeSet, DeleteChangeSet.
+- :mod:`.operations`: CreateStack, UpdateStack, DeleteStack and change set execution that can fail and
+  roll back, with request tokens and update times.
 - :mod:`.drift`: DetectStackDrift, DescribeStackDriftDetectionStatus, DescribeStackResourceDrifts.
 - :mod:`.templates`: a template with its intrinsic functions resolved (no moto involved).
 """
@@ -12,24 +14,32 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final
 
-from local_aws.cloudformation import change_sets, drift
+from local_aws.cloudformation import change_sets, drift, operations
 from local_aws.cloudformation.change_sets import fail_change_set, set_change_set_page_size
 from local_aws.cloudformation.drift import fail_detection, inject_drift, set_detection_progress
-from local_aws.cloudformation.models import DRIFT_CHECKABLE_STATUSES, NO_CHANGES_REASON
+from local_aws.cloudformation.models import CHANGE_SETS_PER_STACK, DRIFT_CHECKABLE_STATUSES, NO_CHANGES_REASON
+from local_aws.cloudformation.operations import fail_resource, set_change_set_limit
 from local_aws.cloudformation.templates import ResolvedTemplate, load_template
 
 __all__ = [
+    "CHANGE_SETS_PER_STACK",
     "DRIFT_CHECKABLE_STATUSES",
     "NO_CHANGES_REASON",
     "RESPONSES",
     "ResolvedTemplate",
     "fail_change_set",
     "fail_detection",
+    "fail_resource",
     "inject_drift",
     "load_template",
+    "set_change_set_limit",
     "set_change_set_page_size",
     "set_detection_progress",
 ]
 
-RESPONSES: Final[dict[str, Callable[..., object]]] = {**change_sets.RESPONSES, **drift.RESPONSES}
+RESPONSES: Final[dict[str, Callable[..., object]]] = {
+    **operations.RESPONSES,
+    **change_sets.RESPONSES,
+    **drift.RESPONSES,
+}
 """What the emulator adds to or replaces on ``CloudFormationResponse``, by method name."""

@@ -22,9 +22,11 @@ from moto.core.responses import ActionResult, EmptyResult
 
 from local_aws.cloudformation.models import (
     NO_CHANGES_REASON,
+    UPDATABLE_STATUSES,
     ChangeSetExtras,
     attach_extras,
     cfn_backend,
+    check_change_set_limit,
     effective_parameters,
     extras_of,
     find_change_set,
@@ -37,17 +39,9 @@ from local_aws.cloudformation.models import (
     settings,
     template_of,
 )
+from local_aws.cloudformation.operations import mark_updated, recorded, roll_back, take_failure
 from local_aws.core import LOCK, PlainResult, error, is_true
 
-_UPDATABLE_STATUSES: Final = frozenset(
-    {
-        "CREATE_COMPLETE",
-        "UPDATE_COMPLETE",
-        "UPDATE_ROLLBACK_COMPLETE",
-        "IMPORT_COMPLETE",
-        "IMPORT_ROLLBACK_COMPLETE",
-    }
-)
 _CHANGE_SCOPES: Final = (
     "Properties",
     "Metadata",
@@ -249,12 +243,14 @@ def create_change_set(self: CloudFormationResponse) -> ActionResult:
     else:
         if stack is None:
             raise ValidationError(message=f"Stack [{stack_name}] does not exist")
-        if stack.status not in _UPDATABLE_STATUSES:
+        if stack.status not in UPDATABLE_STATUSES:
             raise ValidationError(message=f"Stack:{stack.stack_id} is in {stack.status} state and can not be updated.")
     if stack is not None and any(
         cs.stack_id == stack.stack_id and cs.change_set_name == name for cs in backend.change_sets.values()
     ):
         raise error("AlreadyExistsException", f"ChangeSet [{name}] already exists")
+    if stack is not None:
+        check_change_set_limit(backend, stack)
 
     if use_previous:
         assert stack is not None
@@ -407,17 +403,27 @@ def execute_change_set(self: CloudFormationResponse) -> ActionResult:
             f"ChangeSet [{change_set.change_set_id}] cannot be executed "
             f"in its current execution status of [{change_set.execution_status}]",
         )
-    backend.execute_change_set(change_set_name=change_set.change_set_id, stack_name=change_set.stack_name)
     stack = backend.stacks[change_set.stack_id]
+    # Like AWS: executing a change set deletes the stack's other change sets, whatever the outcome.
+    for change_set_id, other in list(backend.change_sets.items()):
+        if other.stack_id == stack.stack_id and other is not change_set:
+            del backend.change_sets[change_set_id]
+    token = self._get_param("ClientRequestToken")
+    touched = {c["ResourceChange"]["LogicalResourceId"] for c in extras_of(change_set).changes}
+    failure = take_failure(backend, stack.name, touched)
+    if failure is not None:
+        roll_back(stack, change_set.change_set_type, failure, token)
+        change_set.execution_status = "EXECUTE_FAILED"
+        return EmptyResult()
+    with recorded(stack, token):
+        backend.execute_change_set(change_set_name=change_set.change_set_id, stack_name=change_set.stack_name)
+    if change_set.change_set_type == "UPDATE":
+        mark_updated(stack)
     # moto 5.2.5 keeps the old parameters, template dict, description and outputs: bring them up to date.
     stack.parameters = dict(change_set.parameters or {})
     stack._parse_template()
     stack.description = stack.template_dict.get("Description")
     stack.output_map = stack._create_output_map()
-    # Like AWS: executing a change set deletes the stack's other change sets.
-    for change_set_id, other in list(backend.change_sets.items()):
-        if other.stack_id == stack.stack_id and other is not change_set:
-            del backend.change_sets[change_set_id]
     return EmptyResult()
 
 

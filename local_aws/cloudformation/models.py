@@ -34,6 +34,23 @@ DRIFT_CHECKABLE_STATUSES: Final = frozenset(
     {"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "UPDATE_ROLLBACK_FAILED"}
 )
 
+# The statuses in which CloudFormation accepts an update (UpdateStack, an UPDATE change set); any other
+# answers "Stack:<id> is in <status> state and can not be updated".
+UPDATABLE_STATUSES: Final = frozenset(
+    {
+        "CREATE_COMPLETE",
+        "UPDATE_COMPLETE",
+        "UPDATE_ROLLBACK_COMPLETE",
+        "IMPORT_COMPLETE",
+        "IMPORT_ROLLBACK_COMPLETE",
+    }
+)
+# CloudFormation keeps at most 1,000 change sets per stack and refuses a new one past that with
+# LimitExceededException "ChangeSet limit exceeded for stack <arn>" (CloudFormation quotas,
+# https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/cloudformation-limits.html); a stack's
+# other change sets are deleted only when one of them is executed.
+CHANGE_SETS_PER_STACK: Final = 1000
+
 RESOURCE_DRIFT_STATUSES: Final = frozenset({"IN_SYNC", "MODIFIED", "DELETED", "NOT_CHECKED", "UNKNOWN", "UNSUPPORTED"})
 DRIFTED: Final = frozenset({"MODIFIED", "DELETED"})
 DIFFERENCE_TYPES: Final = frozenset({"ADD", "REMOVE", "NOT_EQUAL"})
@@ -223,6 +240,14 @@ class CloudFormationState:
     """Stack name -> how every later detection fails."""
     detections: dict[str, Detection] = field(default_factory=dict)
     """Detection id -> the detection, in the order they were started."""
+    failing: dict[str, dict[str, ResourceFailure]] = field(default_factory=dict)
+    """Stack name -> logical id -> how the next operations that create or change it fail."""
+
+
+@dataclass
+class ResourceFailure:
+    reason: str
+    remaining: int
 
 
 def cfn_state(account_id: str, region: str) -> CloudFormationState:
@@ -236,6 +261,7 @@ class CloudFormationSettings(BaseBackend):
         super().__init__(region_name, account_id)
         self.polls_before_complete = 0
         self.change_set_page_size: int | None = None
+        self.change_set_limit = CHANGE_SETS_PER_STACK
 
 
 settings_backends: Final = BackendDict(
@@ -246,3 +272,10 @@ settings_backends: Final = BackendDict(
 def settings() -> CloudFormationSettings:
     """The emulator-wide settings, looked up afresh (moto's reset drops the previous instance)."""
     return settings_backends[DEFAULT_ACCOUNT_ID]["aws"]
+
+
+def check_change_set_limit(backend: CloudFormationBackend, stack: Stack) -> None:
+    """Refuse a change set past the stack's limit, as CreateChangeSet does."""
+    held = sum(1 for change_set in backend.change_sets.values() if change_set.stack_id == stack.stack_id)
+    if held >= settings().change_set_limit:
+        raise error("LimitExceededException", f"ChangeSet limit exceeded for stack {stack.stack_id}")

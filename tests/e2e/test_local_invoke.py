@@ -116,7 +116,7 @@ def test_sample_job_events_do_real_work_against_the_seeded_emulator(
         assert result.output_variables["Summary"].startswith("primary us-east-1: +1 ~1 -0")
 
 
-def test_sample_stage_failed_event_cleans_up_the_change_in_review(
+def test_sample_stage_failed_event_keeps_the_change_in_review_for_a_retry(
     seeded: tuple[Solution, str, dict[str, dict[str, str]]],
 ) -> None:
     solution, execution_id, env_json = seeded
@@ -128,11 +128,15 @@ def test_sample_stage_failed_event_cleans_up_the_change_in_review(
         assert f"pipeline-{execution_id}" in names  # the change in review, seeded
     invoke(solution, "StageRevertFunction", local_event("stage-revert/stage-failed.json"), env_json)
 
+    # The reviewed change sets stay, so that Retry of the Stage deploys exactly them; production is not
+    # touched and the stage stack is gone (delete mode).
     for region in (solution.primary_region, solution.secondary_region):
         cfn = solution.admin("cloudformation", region)
         names = [s["ChangeSetName"] for s in cfn.list_change_sets(StackName="hello-app")["Summaries"]]
-        assert f"pipeline-{execution_id}" not in names
+        assert f"pipeline-{execution_id}" in names
         assert cfn.describe_stacks(StackName="hello-app")["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
+    stacks = solution.admin("cloudformation").describe_stacks()["Stacks"]
+    assert "hello-app-stage" not in [s["StackName"] for s in stacks if s["StackStatus"] != "DELETE_COMPLETE"]
 
 
 def test_local_events_are_ignored_by_git() -> None:

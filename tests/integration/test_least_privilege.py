@@ -19,6 +19,7 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
+from moto.cloudformation.models import cloudformation_backends
 from moto.core import set_initial_no_auth_action_count
 
 import local_aws
@@ -305,24 +306,43 @@ def test_artifact_check_needs_only_its_policy(
     assert result.status == ("Succeeded" if drop is None else "Failed")
 
 
-@pytest.mark.parametrize("drop", [None, "cloudformation:UpdateStack"])
+@pytest.mark.parametrize(
+    "drop",
+    [
+        None,
+        "cloudformation:UpdateStack",
+        "cloudformation:DeleteStack",
+        "cloudformation:GetTemplateSummary",
+        "cloudformation:DescribeStackEvents",
+        "sns:Publish",
+    ],
+)
 def test_stage_revert_needs_only_its_policy(
     accounts: Accounts, monkeypatch: pytest.MonkeyPatch, lambda_context: FakeLambdaContext, drop: str | None
 ) -> None:
-    """Retain mode: the stage is reverted to the release and a first-release placeholder is removed."""
+    """Retain mode, DeployPrimary failed after DeploySecondary ran this execution's change: the stage is
+    reverted to the release, the primary whose first creation failed is removed, the secondary returns
+    to the release (its last operation is examined through its events), and the topic is told."""
     resolved = resolved_template("No")
     user = accounts.function_user(resolved, "StageRevertFunction", "stage-revert", drop)
     write_release(accounts)
+    accounts.client("sns").create_topic(Name="release-notifications")
     newer = json.loads(APP_TEMPLATE)
     newer["Resources"]["Queue"] = {"Type": "AWS::SQS::Queue"}
     accounts.client("cloudformation").create_stack(StackName=f"{APP}-stage", TemplateBody=json.dumps(newer))
-    for region in (PRIMARY, SECONDARY):
-        accounts.client("cloudformation", region).create_change_set(
-            StackName=APP, ChangeSetName=f"pipeline-{EXECUTION}", ChangeSetType="CREATE", TemplateBody=APP_TEMPLATE
-        )
+    accounts.client("cloudformation", PRIMARY).create_stack(StackName=APP, TemplateBody=json.dumps(newer))
+    primary = next(s for s in cloudformation_backends[ACCOUNT][PRIMARY].stacks.values() if s.name == APP)
+    primary.status = "ROLLBACK_COMPLETE"
+    secondary = accounts.client("cloudformation", SECONDARY)
+    secondary.create_stack(StackName=APP, TemplateBody=APP_TEMPLATE)
+    secondary.update_stack(StackName=APP, TemplateBody=json.dumps(newer))
     event = load_event("stage-revert", "stage-failed")
     event["detail"]["execution-id"] = EXECUTION
-    local_aws.set_stage_execution(event["detail"]["pipeline"], "Stage", EXECUTION, "Failed")
+    event["detail"]["stage"] = "DeployPrimary"
+    pipeline = event["detail"]["pipeline"]
+    local_aws.set_stage_execution(pipeline, "Stage", EXECUTION, "Succeeded")
+    local_aws.set_stage_execution(pipeline, "DeploySecondary", EXECUTION, "Succeeded")
+    local_aws.set_stage_execution(pipeline, "DeployPrimary", EXECUTION, "Failed")
     handler = load_function("stage-revert").lambda_handler
     env = resolved.function_environment("StageRevertFunction")
     if drop is None:
@@ -330,18 +350,13 @@ def test_stage_revert_needs_only_its_policy(
     else:
         with pytest.raises(Exception, match=r"AccessDenied|not authorized"):
             run_as(monkeypatch, user, env, lambda: handler(event, lambda_context))
+        return
     cfn = accounts.client("cloudformation")
-    stage_template = cfn.get_template(StackName=f"{APP}-stage")["TemplateBody"]
-    resources = (json.loads(stage_template) if isinstance(stage_template, str) else stage_template)["Resources"]
-    if drop is None:
-        assert sorted(resources) == ["Topic"]
-        for region in (PRIMARY, SECONDARY):
-            stacks = accounts.client("cloudformation", region).list_stacks()["StackSummaries"]
-            assert {s["StackName"]: s["StackStatus"] for s in stacks if s["StackName"] == APP} == {
-                APP: "DELETE_COMPLETE"
-            }
-    else:
-        assert sorted(resources) == ["Queue", "Topic"]
+    for name, client in ((f"{APP}-stage", cfn), (APP, secondary)):
+        body = client.get_template(StackName=name)["TemplateBody"]
+        assert sorted((json.loads(body) if isinstance(body, str) else body)["Resources"]) == ["Topic"]
+    stacks = cfn.list_stacks()["StackSummaries"]
+    assert {s["StackName"]: s["StackStatus"] for s in stacks if s["StackName"] == APP} == {APP: "DELETE_COMPLETE"}
 
 
 @pytest.mark.parametrize("drop", [None, "codepipeline:ListPipelineExecutions", "codepipeline:GetPipeline"])

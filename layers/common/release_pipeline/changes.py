@@ -191,6 +191,11 @@ def detect_changes(
         return JobResult.keep_waiting(
             {"attempt": attempt + 1}, f"Waiting for change sets (check {attempt + 1}): {names}"
         )
+    for result in results:
+        if result.state == "NO_CHANGES":
+            # An empty change set can never be executed, and CloudFormation keeps it until another change
+            # set of the stack is executed, counting it against the stack's change-set limit: remove it.
+            stacks.delete_change_set(cloudformation_for(result.region), result.stack, result.change_set)
     primary, secondary = results
     has_changes = primary.has_changes or secondary.has_changes
     text = summary(results)

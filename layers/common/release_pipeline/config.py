@@ -52,6 +52,17 @@ class _Env:
         """A comma-separated list of names."""
         return tuple(item.strip() for item in self.text(name).split(",") if item.strip())
 
+    def pairs(self, name: str, allowed: tuple[str, ...]) -> dict[str, str]:
+        """An ordered, comma-separated list of ``key=value`` pairs whose values are in ``allowed``."""
+        result: dict[str, str] = {}
+        for item in self.names(name):
+            key, _, value = (part.strip() for part in item.partition("="))
+            if not key or value not in allowed:
+                self._problems.append(f"{name} entry {item!r} must be NAME=one of {', '.join(allowed)}")
+            else:
+                result[key] = value
+        return result
+
     def parameters(self, name: str, label: str | None = None) -> dict[str, str]:
         raw = self.text(name)
         if not raw:
@@ -216,6 +227,13 @@ class StageRevertConfig(_FromEnv):
     cloudformation_role_arn: str
     change_set_prefix: str
     watched_stages: tuple[str, ...]
+    deploy_roles: dict[str, str]
+    topic_arn: str
+
+    @property
+    def deploy_stages(self) -> tuple[str, ...]:
+        """The production deploy stages, in the order the pipeline runs them."""
+        return tuple(self.deploy_roles)
 
     @classmethod
     def _read(cls, env: _Env) -> Self:
@@ -229,6 +247,8 @@ class StageRevertConfig(_FromEnv):
             cloudformation_role_arn=env.text("CLOUDFORMATION_ROLE_ARN"),
             change_set_prefix=env.text("CHANGE_SET_PREFIX"),
             watched_stages=env.names("WATCHED_STAGES"),
+            deploy_roles=env.pairs("DEPLOY_STAGES", ("primary", "secondary")),
+            topic_arn=env.text("TOPIC_ARN"),
         )
 
 
@@ -242,11 +262,16 @@ class ExecutionGateConfig(_FromEnv):
     pipeline_name: str
     stage_stack_name: str
     region: str
+    stacks: ProductionStacks
+    change_set_prefix: str
 
     @classmethod
     def _read(cls, env: _Env) -> Self:
+        stacks = ProductionStacks.read(env)
         return cls(
             pipeline_name=env.text("PIPELINE_NAME"),
             stage_stack_name=env.text("STAGE_STACK_NAME"),
-            region=env.text("PRIMARY_REGION"),
+            region=stacks.regions.primary,
+            stacks=stacks,
+            change_set_prefix=env.text("CHANGE_SET_PREFIX"),
         )

@@ -7,11 +7,20 @@ production as it was before the first release, and the first release's execution
 CheckChanges waits, with continuation tokens, until no earlier execution of the pipeline is in
 progress and the stage stack has settled (a revert may still be running). What the approver sees is
 then exactly what the execution will change.
+
+When its turn comes, the gate also removes the change sets that earlier executions left on the
+production stacks: the reviewed ones a rejection kept for a Retry (a retry now could only deploy stale
+changes) and any an interrupted run left. CloudFormation deletes a stack's other change sets only when
+one is executed, and refuses new ones past its per-stack limit, so a rarely changing stack would
+otherwise fill up.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
+
+from botocore.exceptions import ClientError
 
 from release_pipeline import stacks
 from release_pipeline.errors import PipelineError
@@ -29,7 +38,8 @@ MAX_PAGES = 20
 
 
 def earlier_running(pipeline: CodePipelineClient, pipeline_name: str, execution_id: str) -> list[str]:
-    """Executions that started before ``execution_id`` and are still running."""
+    """Executions that started before ``execution_id`` and are still running (``execution_id`` itself
+    must be among the pipeline's executions)."""
     summaries: list[ExecutionSummaryTypeDef] = []
     token: str | None = None
     for _ in range(MAX_PAGES):
@@ -59,7 +69,7 @@ def earlier_running(pipeline: CodePipelineClient, pipeline_name: str, execution_
 def wait_for_turn(
     *,
     pipeline: CodePipelineClient,
-    cloudformation: CloudFormationClient,
+    cloudformation_for: Callable[[str], CloudFormationClient],
     config: ExecutionGateConfig,
     execution_id: str,
     polls: int,
@@ -69,9 +79,34 @@ def wait_for_turn(
     if running:
         shown = ", ".join(running[:3]) + (f" and {len(running) - 3} more" if len(running) > 3 else "")
         return JobResult.keep_waiting(token, f"Waiting (check {polls + 1}) for earlier execution(s) to finish: {shown}")
-    stage = stacks.describe(cloudformation, config.stage_stack_name, config.region)
+    stage = stacks.describe(cloudformation_for(config.stacks.regions.primary), config.stage_stack_name, config.region)
     if stage.status is not None and stacks.is_busy(stage.status):
         return JobResult.keep_waiting(
             token, f"Waiting (check {polls + 1}) for stage stack {stage.name} ({stage.status}) to settle"
         )
-    return JobResult(summary="No earlier execution in progress: checking this change")
+    own = config.change_set_prefix + execution_id
+    removed = sum(
+        remove_earlier_change_sets(cloudformation_for(region), stack, config.change_set_prefix, own)
+        for _, region, stack in config.stacks.targets()
+    )
+    cleaned = f"; removed {removed} change set(s) earlier executions left" if removed else ""
+    return JobResult(summary=f"No earlier execution in progress: checking this change{cleaned}")
+
+
+def remove_earlier_change_sets(cfn: CloudFormationClient, stack: str, prefix: str, own: str) -> int:
+    """Delete the pipeline's change sets on ``stack`` other than ``own``; returns how many went."""
+    try:
+        pages = list(cfn.get_paginator("list_change_sets").paginate(StackName=stack))
+    except ClientError as error:
+        if stacks.is_missing_stack(error):
+            return 0
+        raise
+    names = [
+        summary["ChangeSetName"]
+        for page in pages
+        for summary in page.get("Summaries", [])
+        if summary.get("ChangeSetName", "").startswith(prefix)
+        and summary.get("ChangeSetName") != own
+        and summary.get("ExecutionStatus") != "EXECUTE_IN_PROGRESS"
+    ]
+    return sum(stacks.delete_change_set(cfn, stack, name) for name in names)

@@ -1,13 +1,23 @@
 """Stage revert: bring the stage stack back after a rejected or failed change.
 
 Delete mode: the temporary stage stack is deleted. Retain mode: the stage stack is updated back to the
-last released template and stage parameters, or deleted when nothing was ever released. In both modes
-production stacks that exist only as REVIEW_IN_PROGRESS placeholders of this execution's change sets
-(a first release that was rejected) are removed, and this execution's change sets are deleted.
+last released template and stage parameters, or deleted when nothing was ever released.
+
+Production is touched only where AWS leaves it unusable or the Regions out of step:
+- a production stack whose first creation failed (ROLLBACK_COMPLETE) is deleted: it never held a
+  release, and CloudFormation accepts nothing but a delete on it;
+- when a deploy stage fails after an earlier one succeeded in the same execution, the earlier Regions
+  return to the last release (they ran an approved change; now every Region runs one version), and the
+  topic is told what each Region runs.
+The execution's reviewed change sets and a first release's REVIEW_IN_PROGRESS placeholders are kept, so
+that Retry of the failed stage deploys exactly what was reviewed; the execution gate removes them once
+a later execution has passed it.
 
 Every step is idempotent: EventBridge delivers at least once, and a second call finds nothing to do.
-A stack that is busy raises :class:`StackBusyError`, so Lambda retries the event and, in the end,
-sends it to the dead-letter queue; nothing is lost.
+Each stack operation carries a ClientRequestToken named for the execution, so a duplicate delivery that
+finds a stack busy with this revert's own operation is a no-op. A stack busy with anything else raises
+:class:`StackBusyError`, so Lambda retries the event and, in the end, sends it to the dead-letter queue
+(with an alarm); nothing is lost.
 """
 
 from __future__ import annotations
@@ -20,14 +30,16 @@ from urllib.parse import quote
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
-from release_pipeline import artifacts, releases, stacks
+from release_pipeline import artifacts, notifications, releases, stacks
 from release_pipeline.errors import ArtifactError, ReleaseRecordError, StackBusyError, StackStuckError
 from release_pipeline.jobs import S3Location
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_cloudformation.literals import CapabilityType
     from mypy_boto3_codepipeline import CodePipelineClient
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sns import SNSClient
     from mypy_boto3_ssm import SSMClient
 
     from release_pipeline.config import StageRevertConfig
@@ -38,7 +50,7 @@ STAGE_EVENT = "CodePipeline Stage Execution State Change"
 REVERT_STATES = frozenset({"FAILED", "STOPPED"})
 # A stage's latest execution status (GetPipelineState) once it has failed or been stopped.
 FINISHED_BADLY = frozenset({"Failed", "Stopped", "Cancelled"})
-CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
+CAPABILITIES: list[CapabilityType] = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
 TEMPLATE_BODY_LIMIT = 51_200
 
 
@@ -100,6 +112,7 @@ def revert_stage(
     pipeline: CodePipelineClient,
     ssm: SSMClient,
     s3: S3Client,
+    sns: SNSClient,
 ) -> RevertOutcome:
     """Revert after ``event``. Every step runs even when an earlier one fails; the first error is then
     raised, so the event is retried (and in the end kept in the dead-letter queue)."""
@@ -114,6 +127,7 @@ def revert_stage(
         return RevertOutcome(ignored=f"stage {event.stage} of execution {failed_id} is {failed_status} again: retried")
     outcome = RevertOutcome()
     errors: list[Exception] = []
+    token = revert_token(event.execution_id)
 
     def step(action: Callable[..., str], *args: Any) -> None:
         try:
@@ -125,74 +139,109 @@ def revert_stage(
 
     owner = latest.get(config.stage_name, (None, None))[0]
     if owner == event.execution_id:
-        step(restore_stage_stack, cloudformation_for(config.stacks.regions.primary), ssm, s3, config)
+        step(restore_stage_stack, cloudformation_for(config.stacks.regions.primary), ssm, s3, config, token)
     else:
         outcome.actions.append(
             f"stage stack {config.stage_stack_name} left as it is: execution {owner} has reached "
             f"the {config.stage_name} stage since"
         )
-    change_set = f"{config.change_set_prefix}{event.execution_id}"
+    # The execution's reviewed change sets (and a first release's placeholders) are kept, so that a
+    # Retry of the failed stage deploys exactly what was reviewed; the execution gate removes them once
+    # a later execution has passed it.
     for role, region, stack in config.stacks.targets():
-        step(clean_production, cloudformation_for(region), role, region, stack, change_set)
+        step(remove_failed_creation, cloudformation_for(region), role, region, stack, config, token)
+    returned = regions_to_return(event, config, latest)
+    for role, region, stack in returned:
+        step(return_to_release, cloudformation_for(region), ssm, s3, role, region, stack, config, token)
+    if event.stage in config.deploy_stages:
+        step(report_regions, sns, cloudformation_for, ssm, event, config, outcome.actions[:])
     if errors:
         raise errors[0]
     return outcome
 
 
-def restore_stage_stack(cfn: CloudFormationClient, ssm: SSMClient, s3: S3Client, config: StageRevertConfig) -> str:
+def revert_token(execution_id: str) -> str:
+    """The ClientRequestToken of every stack operation a revert of ``execution_id`` starts: a duplicate
+    delivery of the event recognises the operation as its own (CloudFormation shows the token on the
+    stack's events) instead of taking a busy stack for a failure."""
+    return f"stage-revert-{execution_id}"[:128]
+
+
+def _busy(cfn: CloudFormationClient, state: stacks.StackState, token: str) -> str:
+    """The message for a stack this revert already changes; raises StackBusyError for anyone else's."""
+    if stacks.latest_request_token(cfn, state.name) == token:
+        return f"{state.name} in {state.region} is {state.status}: this revert already started it"
+    raise StackBusyError(f"stack {state.name} in {state.region} is {state.status}; retry when it settles")
+
+
+def regions_to_return(
+    event: StageEvent, config: StageRevertConfig, latest: Mapping[str, tuple[str | None, str | None]]
+) -> list[tuple[str, str, str]]:
+    """The production targets that this execution updated before a later deploy stage failed: each
+    ran an approved change, so it returns to the release the other Regions still run."""
+    if event.state != "FAILED" or event.stage not in config.deploy_stages:
+        return []
+    earlier = config.deploy_stages[: config.deploy_stages.index(event.stage)]
+    targets = {role: (role, region, stack) for role, region, stack in config.stacks.targets()}
+    return [
+        targets[config.deploy_roles[stage]]
+        for stage in earlier
+        if latest.get(stage) == (event.execution_id, "Succeeded")
+    ]
+
+
+def restore_stage_stack(
+    cfn: CloudFormationClient, ssm: SSMClient, s3: S3Client, config: StageRevertConfig, token: str
+) -> str:
     """Delete mode: delete the stage stack. Retain mode: revert it to the release, or delete it when
     nothing was released yet."""
     primary = config.stacks.regions.primary
     if config.delete_stage_stack:
-        return delete_stack(cfn, config.stage_stack_name, primary, config)
+        return delete_stack(cfn, config.stage_stack_name, primary, config, token)
     record = releases.read_record(ssm, config.release_record_parameter)
     if record is None:
-        return delete_stack(cfn, config.stage_stack_name, primary, config) + " (nothing released yet)"
-    return revert_to_release(cfn, s3, record, config)
+        return delete_stack(cfn, config.stage_stack_name, primary, config, token) + " (nothing released yet)"
+    return revert_to_release(cfn, s3, record, config, token)
 
 
-def delete_stack(cfn: CloudFormationClient, name: str, region: str, config: StageRevertConfig) -> str:
+def delete_stack(cfn: CloudFormationClient, name: str, region: str, config: StageRevertConfig, token: str) -> str:
     state = stacks.describe(cfn, name, region)
     if not state.exists:
         return f"stage stack {name} is already gone"
     if state.status == "DELETE_IN_PROGRESS":
         return f"stage stack {name} is already being deleted"
     if state.status is not None and stacks.is_busy(state.status):
-        raise StackBusyError(f"stage stack {name} is {state.status}; retry when it settles")
-    cfn.delete_stack(StackName=name, RoleARN=config.cloudformation_role_arn)
+        return "stage stack " + _busy(cfn, state, token)
+    cfn.delete_stack(StackName=name, RoleARN=config.cloudformation_role_arn, ClientRequestToken=token)
     return f"deleting stage stack {name} (was {state.status})"
 
 
 def revert_to_release(
-    cfn: CloudFormationClient, s3: S3Client, record: releases.ReleaseRecord, config: StageRevertConfig
+    cfn: CloudFormationClient, s3: S3Client, record: releases.ReleaseRecord, config: StageRevertConfig, token: str
 ) -> str:
     name = config.stage_stack_name
-    state = stacks.describe(cfn, name, config.stacks.regions.primary)
+    primary = config.stacks.regions.primary
+    state = stacks.describe(cfn, name, primary)
     if state.status is not None and stacks.is_busy(state.status):
-        raise StackBusyError(f"stage stack {name} is {state.status}; retry when it settles")
+        return "stage stack " + _busy(cfn, state, token)
     if state.status == "UPDATE_ROLLBACK_FAILED":
         # No update is possible until the rollback finishes: continue it, and retry the revert later.
         cfn.continue_update_rollback(StackName=name, RoleARN=config.cloudformation_role_arn)
         raise StackBusyError(f"stage stack {name} was UPDATE_ROLLBACK_FAILED; its rollback was continued, retry")
     if state.status == "DELETE_FAILED":
         raise StackStuckError(f"stage stack {name} is DELETE_FAILED: delete what CloudFormation could not, by hand")
-    if state.status in {"ROLLBACK_COMPLETE", "ROLLBACK_FAILED", stacks.PLACEHOLDER}:
+    if state.status in stacks.FAILED_CREATION | {stacks.PLACEHOLDER}:
         # A stack whose creation failed cannot be updated; it holds nothing worth keeping.
-        return delete_stack(cfn, name, config.stacks.regions.primary, config) + ", it never finished creating"
-    what = f"released source of execution {record.execution_id}"
-    try:
-        body = artifacts.Archive(artifacts.download(s3, record.source, record.version_id, what=what), what).read(
-            record.template_path
-        )
-    except ArtifactError as error:
-        raise ReleaseRecordError(f"Cannot revert the stage stack: {error}") from None
+        return delete_stack(cfn, name, primary, config, token) + ", it never finished creating"
+    body = released_template(s3, record)
     request: dict[str, Any] = {
         "StackName": name,
         "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in sorted(record.stage_parameters.items())],
         "Capabilities": CAPABILITIES,
         "RoleARN": config.cloudformation_role_arn,
+        "ClientRequestToken": token,
     }
-    request |= template_argument(s3, record, body, config.stacks.regions.primary)
+    request |= template_argument(s3, record, body, primary)
     if not state.exists:
         cfn.create_stack(**request)
         return f"re-creating stage stack {name} from release {record.execution_id}"
@@ -205,6 +254,16 @@ def revert_to_release(
     return f"reverting stage stack {name} to release {record.execution_id}"
 
 
+def released_template(s3: S3Client, record: releases.ReleaseRecord) -> bytes:
+    what = f"released source of execution {record.execution_id}"
+    try:
+        return artifacts.Archive(artifacts.download(s3, record.source, record.version_id, what=what), what).read(
+            record.template_path
+        )
+    except ArtifactError as error:
+        raise ReleaseRecordError(f"Cannot read the released template: {error}") from None
+
+
 def template_argument(s3: S3Client, record: releases.ReleaseRecord, body: bytes, region: str) -> dict[str, str]:
     """TemplateBody when CloudFormation takes it inline; otherwise the template is kept beside the
     released source and passed as TemplateURL (up to 1 MB)."""
@@ -215,44 +274,133 @@ def template_argument(s3: S3Client, record: releases.ReleaseRecord, body: bytes,
     return {"TemplateURL": f"https://{record.bucket}.s3.{region}.amazonaws.com/{quote(key)}"}
 
 
-def clean_production(cfn: CloudFormationClient, role: str, region: str, stack: str, change_set: str) -> str:
-    """Delete this execution's change set; remove the stack if it is only this change's placeholder."""
+def remove_failed_creation(
+    cfn: CloudFormationClient, role: str, region: str, stack: str, config: StageRevertConfig, token: str
+) -> str:
+    """A production stack whose first creation failed (ROLLBACK_COMPLETE) can only be deleted: every
+    later change set on it fails. It never ran anything, so it never held a release: remove it, so the
+    next change creates it afresh. Any other production stack is left as it is."""
     state = stacks.describe(cfn, stack, region)
     if not state.exists:
         return f"{role} stack {stack} in {region} does not exist"
-    if state.status == stacks.PLACEHOLDER:
-        others = [name for name in _change_set_names(cfn, stack) if name != change_set]
-        if not others:
-            cfn.delete_stack(StackName=stack)
-            return f"removing never-deployed {role} placeholder {stack} in {region}"
-        kept = f"{role} placeholder {stack} in {region} kept: other change sets wait on it ({', '.join(others)})"
-        if _delete_change_set(cfn, stack, change_set):
-            kept += "; its unapproved change set was deleted"
-        return kept
-    if not _delete_change_set(cfn, stack, change_set):
-        return f"{role} stack {stack} in {region} left as it is"
-    return f"{role} stack {stack} in {region} left as it is; its unapproved change set was deleted"
+    if state.status == "DELETE_IN_PROGRESS":
+        return f"{role} stack {stack} in {region} is already being deleted"
+    if state.status not in stacks.FAILED_CREATION:
+        kept = " (its reviewed change sets are kept for a retry)" if state.status == stacks.PLACEHOLDER else ""
+        return f"{role} stack {stack} in {region} left as it is ({state.status}){kept}"
+    cfn.delete_stack(StackName=stack, RoleARN=config.cloudformation_role_arn, ClientRequestToken=token)
+    return f"removing {role} stack {stack} in {region}: its first creation failed ({state.status}), never released"
 
 
-def _delete_change_set(cfn: CloudFormationClient, stack: str, change_set: str) -> bool:
-    """Delete ``change_set`` of ``stack``; ``False`` when it was not there (already deleted)."""
-    try:
-        cfn.delete_change_set(StackName=stack, ChangeSetName=change_set)
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") not in {"ChangeSetNotFound", "ValidationError"}:
-            raise
-        return False
-    return True
-
-
-def _change_set_names(cfn: CloudFormationClient, stack: str) -> list[str]:
-    names: list[str] = []
-    token: str | None = None
-    while True:
-        page = (
-            cfn.list_change_sets(StackName=stack, NextToken=token) if token else cfn.list_change_sets(StackName=stack)
+def return_to_release(
+    cfn: CloudFormationClient,
+    ssm: SSMClient,
+    s3: S3Client,
+    role: str,
+    region: str,
+    stack: str,
+    config: StageRevertConfig,
+    token: str,
+) -> str:
+    """Bring a production stack that this execution updated back to the release, after a later Region
+    failed: the Regions then run one version again. Its parameters keep their current values (the
+    Region's parameter set is the solution's, not the release's)."""
+    state = stacks.describe(cfn, stack, region)
+    if not state.exists:
+        return f"{role} stack {stack} in {region} does not exist: nothing to return"
+    ours = stacks.latest_request_token(cfn, stack) == token
+    if state.status is not None and stacks.is_busy(state.status):
+        if ours:
+            # The return this revert started is still running: the retry Lambda makes confirms it.
+            raise StackBusyError(f"{role} stack {stack} in {region} is still returning to the release ({state.status})")
+        raise StackBusyError(f"{role} stack {stack} in {region} is {state.status}; retry when it settles")
+    if ours and state.status in stacks.ROLLED_BACK_UPDATE:
+        raise StackStuckError(
+            f"returning {role} stack {stack} in {region} to the release failed: CloudFormation rolled the return "
+            f"back ({state.status}). It still runs this execution's change: fix the cause, then update it by hand"
         )
-        names.extend(summary["ChangeSetName"] for summary in page.get("Summaries", []) if "ChangeSetName" in summary)
-        token = page.get("NextToken")
-        if not token:
-            return names
+    record = releases.read_record(ssm, config.release_record_parameter)
+    if record is None:
+        if state.last_updated is None:
+            # Created by this execution (a first release) and never updated: the release is nothing.
+            cfn.delete_stack(StackName=stack, RoleARN=config.cloudformation_role_arn, ClientRequestToken=token)
+            return f"removing {role} stack {stack} in {region}: this first release failed in another Region"
+        raise StackStuckError(
+            f"{role} stack {stack} in {region} runs this execution's change but there is no release record "
+            "to return it to: update it by hand"
+        )
+    body = released_template(s3, record)
+    if len(body) > TEMPLATE_BODY_LIMIT:
+        raise StackStuckError(
+            f"the released template of execution {record.execution_id} is over {TEMPLATE_BODY_LIMIT:,} bytes and "
+            f"cannot be passed inline to {region}: update {role} stack {stack} to it by hand"
+        )
+    current = set(stacks.parameters_of(cfn, stack))
+    wanted = {p["ParameterKey"] for p in cfn.get_template_summary(TemplateBody=body.decode()).get("Parameters", [])}
+    try:
+        cfn.update_stack(
+            StackName=stack,
+            TemplateBody=body.decode(),
+            Parameters=[{"ParameterKey": key, "UsePreviousValue": True} for key in sorted(wanted & current)],
+            Capabilities=CAPABILITIES,
+            RoleARN=config.cloudformation_role_arn,
+            ClientRequestToken=token,
+        )
+    except ClientError as error:
+        if stacks.is_no_updates(error):
+            return f"{role} stack {stack} in {region} already runs release {record.execution_id}"
+        raise
+    # CloudFormation answers at once and updates in the background: a return still running is confirmed
+    # by the retry Lambda makes of this event; one that was rolled back fails into the alarm.
+    after = stacks.describe(cfn, stack, region)
+    if after.status is not None and stacks.is_busy(after.status):
+        raise StackBusyError(f"{role} stack {stack} in {region} started returning to release {record.execution_id}")
+    if after.status in stacks.ROLLED_BACK_UPDATE:
+        raise StackStuckError(
+            f"returning {role} stack {stack} in {region} to release {record.execution_id} failed: CloudFormation "
+            f"rolled the return back ({after.status}). It still runs this execution's change: fix the cause, then "
+            "update it by hand"
+        )
+    return f"returned {role} stack {stack} in {region} to release {record.execution_id} ({after.status})"
+
+
+def report_regions(
+    sns: SNSClient,
+    cloudformation_for: Callable[[str], CloudFormationClient],
+    ssm: SSMClient,
+    event: StageEvent,
+    config: StageRevertConfig,
+    actions: list[str],
+) -> str:
+    """After a failed production deploy, tell the topic what each Region runs now."""
+    record = releases.read_record(ssm, config.release_record_parameter)
+    released = f"release {record.execution_id} (commit {record.commit_id})" if record else "no release yet"
+    lines = [
+        f"Execution {event.execution_id} failed at {event.stage}. The release record is unchanged: {released}.",
+        "",
+        "Each production Region now:",
+    ]
+    for role, region, stack in config.stacks.targets():
+        state = stacks.describe(cloudformation_for(region), stack, region)
+        runs = version_of(state.status, released)
+        lines.append(f"- {role} {stack} in {region}: {state.status or 'no stack'} ({runs})")
+    lines += ["", "What the revert did:", *[f"- {action}" for action in actions]]
+    subject = f"{config.pipeline_name}: {event.stage} failed, production returned to the release"
+    notifications.publish_report(sns, config.topic_arn, subject, lines)
+    return f"reported each Region's version to {config.topic_arn}"
+
+
+_VERSION_BY_STATUS = {
+    "UPDATE_ROLLBACK_COMPLETE": "CloudFormation rolled the failed update back: it runs {released}",
+    "UPDATE_ROLLBACK_IN_PROGRESS": "CloudFormation is rolling the failed update back to {released}",
+    "UPDATE_IN_PROGRESS": "being returned to {released}",
+    "DELETE_IN_PROGRESS": "being removed: {released}",
+    "ROLLBACK_COMPLETE": "its creation failed: it runs nothing",
+    "REVIEW_IN_PROGRESS": "never deployed: it runs nothing",
+}
+
+
+def version_of(status: str | None, released: str) -> str:
+    if status is None:
+        return "runs nothing"
+    return _VERSION_BY_STATUS.get(status, "runs {released}").format(released=released)

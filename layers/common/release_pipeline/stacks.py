@@ -7,6 +7,7 @@ matched in exactly one function here.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
@@ -26,6 +27,12 @@ DRIFT_CHECKABLE = frozenset(
 )
 # A stack created by a change set that was never executed: it has no resources.
 PLACEHOLDER = "REVIEW_IN_PROGRESS"
+# A stack whose first creation failed and was rolled back: CloudFormation accepts only a delete on it
+# ("is in ROLLBACK_COMPLETE state and can not be updated").
+# https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/troubleshooting.html#troubleshooting-errors-update-rollback-failed
+FAILED_CREATION = frozenset({"ROLLBACK_COMPLETE", "ROLLBACK_FAILED"})
+# A stack whose last update failed: CloudFormation put (or tried to put) the previous version back.
+ROLLED_BACK_UPDATE = frozenset({"UPDATE_ROLLBACK_COMPLETE", "UPDATE_ROLLBACK_FAILED"})
 GONE = frozenset({"DELETE_COMPLETE"})
 
 
@@ -55,6 +62,7 @@ class StackState:
     region: str
     status: str | None  # None: the stack does not exist
     stack_id: str | None = None
+    last_updated: datetime | None = None  # None: never updated since it was created
 
     @property
     def exists(self) -> bool:
@@ -71,7 +79,37 @@ def describe(cfn: CloudFormationClient, name: str, region: str) -> StackState:
     if not stacks:
         return StackState(name=name, region=region, status=None)
     stack = stacks[0]
-    return StackState(name=name, region=region, status=stack["StackStatus"], stack_id=stack.get("StackId"))
+    return StackState(
+        name=name,
+        region=region,
+        status=stack["StackStatus"],
+        stack_id=stack.get("StackId"),
+        last_updated=stack.get("LastUpdatedTime"),
+    )
+
+
+def parameters_of(cfn: CloudFormationClient, name: str) -> dict[str, str]:
+    """The stack's current parameter values."""
+    stack = cfn.describe_stacks(StackName=name)["Stacks"][0]
+    return {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", []) if "ParameterKey" in p}
+
+
+def delete_change_set(cfn: CloudFormationClient, stack: str, name: str) -> bool:
+    """Delete a change set; ``False`` when there was nothing to delete: it is gone already
+    (ChangeSetNotFound) or is being or has been executed (InvalidChangeSetStatus)."""
+    try:
+        cfn.delete_change_set(StackName=stack, ChangeSetName=name)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in {"ChangeSetNotFound", "InvalidChangeSetStatus"}:
+            return False
+        raise
+    return True
+
+
+def latest_request_token(cfn: CloudFormationClient, name: str) -> str | None:
+    """The ClientRequestToken of the stack's latest operation, as its newest event shows it."""
+    events = cfn.describe_stack_events(StackName=name).get("StackEvents", [])
+    return events[0].get("ClientRequestToken") if events else None
 
 
 def console_url(region: str, path: str, **query: str) -> str:

@@ -413,3 +413,40 @@ def test_output_values_stay_whole_and_short_with_the_longest_names(
 
     outputs = assert_final_outputs(result)
     assert review_link(outputs["ReviewUrl"]) == (PRIMARY, stack_id, change_set)
+
+
+def change_set_names(region: str) -> list[str]:
+    return [s["ChangeSetName"] for s in cfn(region).list_change_sets(StackName=STACK)["Summaries"]]
+
+
+def test_an_empty_change_set_is_removed_and_a_reviewed_one_kept(
+    topic_arn: str, lambda_context: FakeLambdaContext
+) -> None:
+    """GIVEN the primary change set is empty and the secondary one changes something THEN the empty one is
+    deleted (CloudFormation keeps it until another change set of the stack is executed, counting it
+    against the stack's change-set limit) and the secondary one stays for DeploySecondary."""
+    deploy_and_propose(PRODUCTION, CHANGED)
+    assert change_set_names(PRIMARY) == change_set_names(SECONDARY) == [CHANGE_SET]
+
+    outputs = assert_final_outputs(invoke(load_event("change-detection", "job"), lambda_context))
+
+    assert outputs["PrimaryHasChanges"] == "false"
+    assert outputs["SecondaryHasChanges"] == "true"
+    assert change_set_names(PRIMARY) == []
+    assert change_set_names(SECONDARY) == [CHANGE_SET]
+
+
+def test_unchanged_pushes_leave_no_change_set_behind(topic_arn: str, lambda_context: FakeLambdaContext) -> None:
+    """GIVEN many pushes in a row that change nothing THEN no stack collects their empty change sets."""
+    deploy(PRIMARY)
+    deploy(SECONDARY)
+    for push in range(5):
+        propose(PRIMARY, PRODUCTION)
+        propose(SECONDARY, PRODUCTION)
+        event = load_event("change-detection", "job")
+        event["CodePipeline.job"]["id"] = f"00000000-0000-4000-8000-00000000000{push}"
+
+        outputs = assert_final_outputs(invoke(event, lambda_context))
+
+        assert outputs["HasChanges"] == "false"
+        assert change_set_names(PRIMARY) == change_set_names(SECONDARY) == []

@@ -197,3 +197,80 @@ def test_the_order_of_executions_is_their_start_time_not_the_listing(lambda_cont
     second = run(gate_event(listed_first), lambda_context)
     assert second.continuation_token is not None
     assert listed_second in (second.execution_details or {})["summary"]
+
+
+# ------------------------------------------------------------ change sets earlier executions left behind
+
+APP = "demo-app"
+SECONDARY = "eu-west-1"
+APP_TEMPLATE = json.dumps({"Resources": {"Queue": {"Type": "AWS::SQS::Queue"}}})
+CHANGED_TEMPLATE = json.dumps(
+    {"Resources": {"Queue": {"Type": "AWS::SQS::Queue"}, "Topic": {"Type": "AWS::SNS::Topic"}}}
+)
+
+
+def review(region: str, execution_id: str, *, change_set_type: str = "UPDATE", name: str | None = None) -> None:
+    """The change set CheckChanges made for ``execution_id`` on the production stack in ``region``."""
+    boto3.client("cloudformation", region_name=region).create_change_set(
+        StackName=APP,
+        ChangeSetName=name or f"pipeline-{execution_id}",
+        TemplateBody=CHANGED_TEMPLATE,
+        ChangeSetType=change_set_type,  # type: ignore[arg-type]
+    )
+
+
+def change_sets_on(region: str) -> list[str]:
+    summaries = boto3.client("cloudformation", region_name=region).list_change_sets(StackName=APP)["Summaries"]
+    return sorted(s["ChangeSetName"] for s in summaries)
+
+
+@pytest.mark.usefixtures("env")
+def test_passing_the_gate_removes_the_change_sets_earlier_executions_left(lambda_context: FakeLambdaContext) -> None:
+    """GIVEN a rejected execution kept its reviewed change sets (for a Retry) and an interrupted one left
+    another WHEN a later execution passes the gate THEN they are removed: a retry of those executions
+    could only deploy stale changes, and CloudFormation would count them against the stack's limit.
+    A change set that is not the pipeline's is left alone."""
+    rejected, interrupted, mine = executions("Failed", "Stopped", "InProgress")
+    for region in (REGION, SECONDARY):
+        boto3.client("cloudformation", region_name=region).create_stack(StackName=APP, TemplateBody=APP_TEMPLATE)
+        review(region, rejected)
+        review(region, interrupted)
+        review(region, rejected, name="made-by-hand")
+
+    result = run(gate_event(mine), lambda_context)
+
+    assert result.status == "Succeeded"
+    assert result.continuation_token is None
+    assert "removed 4 change set(s)" in (result.execution_details or {})["summary"]
+    for region in (REGION, SECONDARY):
+        assert change_sets_on(region) == ["made-by-hand"]
+
+
+@pytest.mark.usefixtures("env")
+def test_a_waiting_gate_removes_nothing(lambda_context: FakeLambdaContext) -> None:
+    """GIVEN an earlier execution still running (its change sets may yet be deployed) THEN the gate waits
+    and every change set stays."""
+    earlier, mine = executions("InProgress", "InProgress")
+    boto3.client("cloudformation", region_name=REGION).create_stack(StackName=APP, TemplateBody=APP_TEMPLATE)
+    review(REGION, earlier)
+
+    result = run(gate_event(mine), lambda_context)
+
+    assert result.continuation_token is not None
+    assert change_sets_on(REGION) == [f"pipeline-{earlier}"]
+
+
+@pytest.mark.usefixtures("env")
+def test_a_first_release_placeholder_keeps_no_stale_change_set(lambda_context: FakeLambdaContext) -> None:
+    """GIVEN a rejected first release left REVIEW_IN_PROGRESS placeholders with their change sets
+    THEN the next execution's gate removes the change sets; the placeholder stays for its own CREATE
+    change set, and a missing secondary stack is no error."""
+    rejected, mine = executions("Failed", "InProgress")
+    review(REGION, rejected, change_set_type="CREATE")
+
+    result = run(gate_event(mine), lambda_context)
+
+    assert result.status == "Succeeded"
+    assert change_sets_on(REGION) == []
+    cfn = boto3.client("cloudformation", region_name=REGION)
+    assert cfn.describe_stacks(StackName=APP)["Stacks"][0]["StackStatus"] == "REVIEW_IN_PROGRESS"

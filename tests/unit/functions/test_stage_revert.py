@@ -15,7 +15,7 @@ from moto.core.models import DEFAULT_ACCOUNT_ID
 import local_aws
 from local_aws import FakeLambdaContext
 from release_pipeline import artifacts, clients, releases
-from release_pipeline.errors import ConfigurationError, ReleaseRecordError, StackBusyError
+from release_pipeline.errors import ConfigurationError, ReleaseRecordError, StackBusyError, StackStuckError
 from tests.support.events import load_event, load_function
 from tests.support.solution import REQUIRED_PARAMETERS, apply_environment, resolved
 
@@ -256,8 +256,8 @@ def test_delete_mode_deletes_the_stage_stack_and_leaves_production_running(
         assert [
             r["LogicalResourceId"] for r in cfn(region).list_stack_resources(StackName=APP)["StackResourceSummaries"]
         ] == ["Queue"]
-        # Only the rejected execution's change set is gone; another execution's stays for its review.
-        assert change_sets_of(APP, region) == [OTHER_CHANGE_SET]
+        # The rejected execution's reviewed change set is kept for a Retry, like another execution's.
+        assert change_sets_of(APP, region) == [THIS_CHANGE_SET, OTHER_CHANGE_SET]
 
 
 def test_delete_mode_ignores_the_release_record(
@@ -317,7 +317,7 @@ def test_retain_mode_reverts_the_stage_stack_to_the_released_template_and_parame
     for region in (PRIMARY, SECONDARY):
         assert status(APP, region) == "CREATE_COMPLETE"
         assert template_of(APP, region) == json.loads(RELEASED_TEMPLATE)
-        assert change_sets_of(APP, region) == [OTHER_CHANGE_SET]
+        assert change_sets_of(APP, region) == [THIS_CHANGE_SET, OTHER_CHANGE_SET]
 
 
 def test_retain_mode_called_twice_finds_the_stage_already_matching(
@@ -384,12 +384,12 @@ def test_retain_mode_deletes_a_stage_stack_that_never_finished_creating(
 
 
 @pytest.mark.parametrize("mode", [DELETE, RETAIN])
-def test_first_release_rejection_removes_this_executions_placeholders_only(
+def test_first_release_rejection_keeps_the_placeholders_and_reviewed_change_sets_for_a_retry(
     environment: Callable[[str], None], lambda_context: FakeLambdaContext, mode: str
 ) -> None:
-    """GIVEN the first release was rejected: the primary is a placeholder holding only this execution's
-    change set, the secondary one also holds another execution's change set
-    THEN the primary placeholder is removed and the secondary placeholder is kept for the other review."""
+    """GIVEN the first release was rejected: both production stacks are placeholders holding this
+    execution's reviewed change set THEN the stage stack goes, and the placeholders and change sets stay,
+    so that Retry deploys exactly what was reviewed (the execution gate removes them later)."""
     environment(mode)
     deploy(STAGE_STACK, template=NEW_TEMPLATE, value="stage")
     change_set(APP, PRIMARY, THIS_CHANGE_SET, "CREATE")
@@ -399,12 +399,12 @@ def test_first_release_rejection_removes_this_executions_placeholders_only(
 
     result = revert("stage-failed", lambda_context)
 
-    assert status(APP, PRIMARY) is None
-    assert status(APP, SECONDARY) == "REVIEW_IN_PROGRESS"
-    assert change_sets_of(APP, SECONDARY) == [OTHER_CHANGE_SET]
+    assert status(APP, PRIMARY) == status(APP, SECONDARY) == "REVIEW_IN_PROGRESS"
+    assert change_sets_of(APP, PRIMARY) == [THIS_CHANGE_SET]
+    assert change_sets_of(APP, SECONDARY) == [THIS_CHANGE_SET, OTHER_CHANGE_SET]
     assert status(STAGE_STACK) is None
-    assert any("removing never-deployed primary placeholder" in action for action in result["actions"])
-    assert any("secondary placeholder" in action and "kept" in action for action in result["actions"])
+    assert any("kept for a retry" in action for action in result["actions"])
+    assert not any("deleted" in action or "removing" in action for action in result["actions"][1:])
 
 
 def test_first_release_rejection_called_twice_is_a_no_op(
@@ -415,13 +415,12 @@ def test_first_release_rejection_called_twice_is_a_no_op(
     change_set(APP, PRIMARY, THIS_CHANGE_SET, "CREATE")
     change_set(APP, SECONDARY, THIS_CHANGE_SET, "CREATE")
     revert("stage-failed", lambda_context)
-    assert status(APP, PRIMARY) is None
-    assert status(APP, SECONDARY) is None
+    after_first = snapshot()
 
     result = revert("stage-failed", lambda_context)
 
     assert "already gone" in result["actions"][0]
-    assert all("does not exist" in action for action in result["actions"][1:])
+    assert snapshot() == after_first
 
 
 # ------------------------------------------------------------------------------------- ignored events
@@ -483,12 +482,9 @@ def test_busy_stage_stack_raises_so_lambda_retries_and_nothing_is_deleted(
     with pytest.raises(StackBusyError, match="UPDATE_IN_PROGRESS"):
         revert("stage-failed", lambda_context)
 
-    # The stage stack waits for the retry; production cleanup does not depend on it.
+    # The stage stack waits for the retry; production is not touched.
     assert status(STAGE_STACK) == "UPDATE_IN_PROGRESS"
-    assert before[f"{PRIMARY}/{STAGE_STACK}"][1] == template_of(STAGE_STACK)
-    assert status(APP, PRIMARY) is None
-    assert status(APP, SECONDARY) == "CREATE_COMPLETE"
-    assert change_sets_of(APP, SECONDARY) == []
+    assert snapshot() == before
 
 
 @pytest.mark.parametrize("variable", ["STAGE_STACK_NAME", "CLOUDFORMATION_ROLE_ARN", "DELETE_STAGE_STACK"])
@@ -538,7 +534,7 @@ def test_a_late_event_never_touches_the_stage_stack_of_a_later_execution(
     assert snapshot()[f"{PRIMARY}/{STAGE_STACK}"] == before[f"{PRIMARY}/{STAGE_STACK}"]
     assert "left as it is" in result["actions"][0]
     for region in (PRIMARY, SECONDARY):
-        assert change_sets_of(APP, region) == [OTHER_CHANGE_SET]
+        assert change_sets_of(APP, region) == [THIS_CHANGE_SET, OTHER_CHANGE_SET]
         assert status(APP, region) == "CREATE_COMPLETE"
 
 
@@ -561,11 +557,12 @@ def test_a_retried_stage_is_left_alone(
 
 
 def test_a_failed_production_deploy_in_retain_mode_reverts_the_stage_to_the_release(
-    environment: Callable[[str], None], lambda_context: FakeLambdaContext
+    environment: Callable[[str], None], lambda_context: FakeLambdaContext, topic: Callable[[], Inbox]
 ) -> None:
     """GIVEN retain mode, approval given, and DeployPrimary failed (CloudFormation rolled it back)
     THEN the stage stack mirrors the release again, like production."""
     environment(RETAIN)
+    topic()
     record_release()
     deploy(STAGE_STACK, template=NEW_TEMPLATE, value="stage-next")
     production_deployed()
@@ -582,8 +579,9 @@ def test_a_failed_production_deploy_in_retain_mode_reverts_the_stage_to_the_rele
 def test_a_broken_release_still_lets_production_be_cleaned_then_raises(
     environment: Callable[[str], None], lambda_context: FakeLambdaContext
 ) -> None:
-    """GIVEN retain mode and a release whose source object is gone WHEN the stage fails THEN the
-    first-release placeholders are still removed, and the error is raised for a retry and the DLQ."""
+    """GIVEN retain mode, a release whose source object is gone and a primary stack whose first creation
+    failed WHEN the stage fails THEN the failed creation is still removed, the placeholder kept for a
+    retry, and the error is raised for a retry and the DLQ."""
     environment(RETAIN)
     record_release()
     record = releases.read_record(boto3.client("ssm", region_name=PRIMARY), RECORD_PARAMETER)
@@ -591,14 +589,16 @@ def test_a_broken_release_still_lets_production_be_cleaned_then_raises(
     assert record.version_id is not None
     boto3.client("s3", region_name=PRIMARY).delete_object(Bucket=BUCKET, Key=record.key, VersionId=record.version_id)
     deploy(STAGE_STACK, template=NEW_TEMPLATE, value="stage-next")
-    change_set(APP, PRIMARY, THIS_CHANGE_SET, "CREATE")
+    deploy(APP, PRIMARY)
+    set_status(APP, PRIMARY, "ROLLBACK_COMPLETE")
     change_set(APP, SECONDARY, THIS_CHANGE_SET, "CREATE")
 
-    with pytest.raises(ReleaseRecordError, match="Cannot revert the stage stack"):
+    with pytest.raises(ReleaseRecordError, match="Cannot read the released template"):
         revert("stage-failed", lambda_context)
 
     assert status(APP, PRIMARY) is None
-    assert status(APP, SECONDARY) is None
+    assert status(APP, SECONDARY) == "REVIEW_IN_PROGRESS"
+    assert change_sets_of(APP, SECONDARY) == [THIS_CHANGE_SET]
     assert template_of(STAGE_STACK) == json.loads(NEW_TEMPLATE)
 
 
@@ -623,3 +623,245 @@ def test_retain_mode_reverts_to_a_released_template_too_large_to_pass_inline(
         Bucket=BUCKET, Key=releases.release_template_key(RELEASED_EXECUTION)
     )
     assert kept["Body"].read() == large_template.encode()
+
+
+# ------------------------------------------------------------------ failed production deploys (AWS rollbacks)
+
+
+def deploy_failed(stage: str, *, earlier_succeeded: tuple[str, ...] = ()) -> dict[str, Any]:
+    """GetPipelineState after ``stage`` failed in this execution (after an approved Stage and any
+    ``earlier_succeeded`` deploy stages); returns the event EventBridge sends."""
+    local_aws.set_stage_execution(PIPELINE, "Stage", EXECUTION, "Succeeded")
+    for earlier in earlier_succeeded:
+        local_aws.set_stage_execution(PIPELINE, earlier, EXECUTION, "Succeeded")
+    local_aws.set_stage_execution(PIPELINE, stage, EXECUTION, "Failed")
+    return stage_event(stage)
+
+
+Inbox = Callable[[], list[dict[str, str]]]
+
+
+@pytest.fixture
+def topic(monkeypatch: pytest.MonkeyPatch) -> Callable[[], Inbox]:
+    """Makes the solution's topic, with a queue subscribed, the function's TOPIC_ARN (call it after
+    ``environment``); returns a reader of the messages sent to it."""
+
+    def make() -> Inbox:
+        return _topic(monkeypatch)
+
+    return make
+
+
+def _topic(monkeypatch: pytest.MonkeyPatch) -> Inbox:
+    sns = boto3.client("sns", region_name=PRIMARY)
+    sqs = boto3.client("sqs", region_name=PRIMARY)
+    arn = sns.create_topic(Name="release-solution-notifications")["TopicArn"]
+    url = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=arn, Protocol="sqs", Endpoint=queue_arn)
+    monkeypatch.setenv("TOPIC_ARN", arn)
+
+    def read() -> list[dict[str, str]]:
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        return [json.loads(m["Body"]) for m in messages]
+
+    return read
+
+
+@pytest.mark.parametrize("mode", [DELETE, RETAIN])
+def test_a_production_stack_whose_first_creation_failed_is_removed(
+    environment: Callable[[str], None], lambda_context: FakeLambdaContext, topic: Callable[[], Inbox], mode: str
+) -> None:
+    """GIVEN a first release: DeploySecondary's change set failed to create the stack, so CloudFormation
+    rolled it back to ROLLBACK_COMPLETE (it can only be deleted now) THEN the revert deletes it, and
+    leaves the primary placeholder and its reviewed change set for a retry."""
+    environment(mode)
+    inbox = topic()
+    deploy(APP, SECONDARY)
+    set_status(APP, SECONDARY, "ROLLBACK_COMPLETE")
+    change_set(APP, PRIMARY, THIS_CHANGE_SET, "CREATE")
+
+    result = load_function("stage-revert").lambda_handler(deploy_failed("DeploySecondary"), lambda_context)
+
+    assert status(APP, SECONDARY) is None
+    assert status(APP, PRIMARY) == "REVIEW_IN_PROGRESS"
+    assert change_sets_of(APP, PRIMARY) == [THIS_CHANGE_SET]
+    assert any("its first creation failed (ROLLBACK_COMPLETE)" in action for action in result["actions"])
+    [message] = inbox()
+    assert "DeploySecondary" in message["Subject"]
+    assert f"secondary {APP} in {SECONDARY}: no stack (runs nothing)" in message["Message"]
+
+
+@pytest.mark.parametrize("status_now", ["UPDATE_ROLLBACK_COMPLETE", "UPDATE_COMPLETE", "CREATE_COMPLETE"])
+def test_a_production_stack_that_ran_a_release_is_never_deleted(
+    environment: Callable[[str], None], lambda_context: FakeLambdaContext, topic: Callable[[], Inbox], status_now: str
+) -> None:
+    environment(DELETE)
+    topic()
+    record_release()
+    production_deployed()
+    set_status(APP, SECONDARY, status_now)
+    before = snapshot()
+
+    load_function("stage-revert").lambda_handler(deploy_failed("DeploySecondary"), lambda_context)
+
+    assert snapshot()[f"{SECONDARY}/{APP}"] == before[f"{SECONDARY}/{APP}"]
+    assert snapshot()[f"{PRIMARY}/{APP}"] == before[f"{PRIMARY}/{APP}"]
+
+
+def test_a_failed_primary_deploy_returns_the_secondary_to_the_release(
+    environment: Callable[[str], None], lambda_context: FakeLambdaContext, topic: Callable[[], Inbox]
+) -> None:
+    """GIVEN DeploySecondary ran this execution's change and DeployPrimary failed (CloudFormation rolled
+    the primary back to the release) THEN the secondary runs the released template again with its own
+    parameters, the release record is unchanged, and the topic says what each Region runs."""
+    environment(DELETE)
+    inbox = topic()
+    record_release()
+    for region in (PRIMARY, SECONDARY):
+        deploy(APP, region)
+    cfn(SECONDARY).update_stack(StackName=APP, TemplateBody=NEW_TEMPLATE, Parameters=env("prod-eu"))
+    set_status(APP, PRIMARY, "UPDATE_ROLLBACK_COMPLETE")
+    ssm = boto3.client("ssm", region_name=PRIMARY)
+    record_before = ssm.get_parameter(Name=RECORD_PARAMETER, WithDecryption=True)["Parameter"]
+
+    result = load_function("stage-revert").lambda_handler(
+        deploy_failed("DeployPrimary", earlier_succeeded=("DeploySecondary",)), lambda_context
+    )
+
+    assert template_of(APP, SECONDARY) == json.loads(RELEASED_TEMPLATE)
+    assert parameters_of(APP, SECONDARY) == {"Env": "prod-eu"}
+    assert status(APP, SECONDARY) == "UPDATE_COMPLETE"
+    assert status(APP, PRIMARY) == "UPDATE_ROLLBACK_COMPLETE"  # CloudFormation's rollback, not touched
+    assert template_of(APP, PRIMARY) == json.loads(RELEASED_TEMPLATE)
+    assert ssm.get_parameter(Name=RECORD_PARAMETER, WithDecryption=True)["Parameter"] == record_before
+    assert any(
+        action.startswith(f"returned secondary stack {APP} in {SECONDARY} to release {RELEASED_EXECUTION}")
+        for action in result["actions"]
+    )
+    [message] = inbox()
+    text = message["Message"]
+    assert f"release {RELEASED_EXECUTION}" in text
+    assert f"primary {APP} in {PRIMARY}: UPDATE_ROLLBACK_COMPLETE (CloudFormation rolled the failed update back" in text
+    assert f"secondary {APP} in {SECONDARY}: UPDATE_COMPLETE (runs release {RELEASED_EXECUTION}" in text
+
+
+def test_a_secondary_this_execution_did_not_update_is_not_returned(
+    environment: Callable[[str], None], lambda_context: FakeLambdaContext, topic: Callable[[], Inbox]
+) -> None:
+    """GIVEN DeployPrimary failed but DeploySecondary's latest run belongs to another execution (it was
+    skipped: no secondary change) THEN the secondary is left as it is."""
+    environment(DELETE)
+    topic()
+    record_release()
+    for region in (PRIMARY, SECONDARY):
+        deploy(APP, region)
+    cfn(SECONDARY).update_stack(StackName=APP, TemplateBody=NEW_TEMPLATE, Parameters=env("prod"))
+    local_aws.set_stage_execution(PIPELINE, "DeploySecondary", RELEASED_EXECUTION, "Succeeded")
+    before = snapshot()
+
+    load_function("stage-revert").lambda_handler(deploy_failed("DeployPrimary"), lambda_context)
+
+    assert snapshot()[f"{SECONDARY}/{APP}"] == before[f"{SECONDARY}/{APP}"]
+
+
+def test_a_failed_first_release_removes_the_secondary_it_created(
+    environment: Callable[[str], None], lambda_context: FakeLambdaContext, topic: Callable[[], Inbox]
+) -> None:
+    """GIVEN the first release created the secondary stack, then the primary's creation failed
+    THEN both are removed: nothing was released, so production runs nothing, as before."""
+    environment(DELETE)
+    topic()
+    deploy(APP, SECONDARY, template=NEW_TEMPLATE)
+    deploy(APP, PRIMARY, template=NEW_TEMPLATE)
+    set_status(APP, PRIMARY, "ROLLBACK_COMPLETE")
+
+    result = load_function("stage-revert").lambda_handler(
+        deploy_failed("DeployPrimary", earlier_succeeded=("DeploySecondary",)), lambda_context
+    )
+
+    assert status(APP, PRIMARY) is None
+    assert status(APP, SECONDARY) is None
+    assert any("this first release failed in another Region" in action for action in result["actions"])
+
+
+def test_without_a_release_an_updated_secondary_is_left_and_the_revert_fails_for_the_alarm(
+    environment: Callable[[str], None], lambda_context: FakeLambdaContext, topic: Callable[[], Inbox]
+) -> None:
+    """GIVEN no release record (a reinstalled solution) and a secondary that existed before this
+    execution updated it THEN it is not deleted: the revert fails, so the event reaches the dead-letter
+    queue and its alarm, and nothing else is touched."""
+    environment(DELETE)
+    topic()
+    for region in (PRIMARY, SECONDARY):
+        deploy(APP, region)
+    cfn(SECONDARY).update_stack(StackName=APP, TemplateBody=NEW_TEMPLATE, Parameters=env("prod"))
+    set_status(APP, PRIMARY, "UPDATE_ROLLBACK_COMPLETE")
+    before = snapshot()
+
+    with pytest.raises(StackStuckError, match="no release record to return it to"):
+        load_function("stage-revert").lambda_handler(
+            deploy_failed("DeployPrimary", earlier_succeeded=("DeploySecondary",)), lambda_context
+        )
+
+    assert snapshot() == before
+
+
+def test_a_return_that_cannot_start_fails_for_the_alarm_and_touches_nothing_else(
+    environment: Callable[[str], None], lambda_context: FakeLambdaContext, topic: Callable[[], Inbox]
+) -> None:
+    """GIVEN the released source is gone WHEN the secondary must return to the release THEN the revert
+    fails (Lambda retries, then the dead-letter queue and its alarm) and the primary is not touched."""
+    environment(DELETE)
+    topic()
+    record_release()
+    record = releases.read_record(boto3.client("ssm", region_name=PRIMARY), RECORD_PARAMETER)
+    assert record is not None
+    assert record.version_id is not None
+    boto3.client("s3", region_name=PRIMARY).delete_object(Bucket=BUCKET, Key=record.key, VersionId=record.version_id)
+    for region in (PRIMARY, SECONDARY):
+        deploy(APP, region)
+    cfn(SECONDARY).update_stack(StackName=APP, TemplateBody=NEW_TEMPLATE, Parameters=env("prod"))
+    set_status(APP, PRIMARY, "UPDATE_ROLLBACK_COMPLETE")
+    before = snapshot()
+
+    with pytest.raises(ReleaseRecordError, match="Cannot read the released template"):
+        load_function("stage-revert").lambda_handler(
+            deploy_failed("DeployPrimary", earlier_succeeded=("DeploySecondary",)), lambda_context
+        )
+
+    assert snapshot() == before
+
+
+def test_a_duplicate_event_while_this_reverts_own_update_runs_is_a_no_op(
+    environment: Callable[[str], None], lambda_context: FakeLambdaContext
+) -> None:
+    """GIVEN the first delivery started the stage stack's revert (UPDATE_IN_PROGRESS with this revert's
+    ClientRequestToken) WHEN EventBridge delivers the event again THEN it succeeds without touching
+    anything, instead of failing into the dead-letter queue."""
+    environment(RETAIN)
+    record_release()
+    deploy(STAGE_STACK, template=NEW_TEMPLATE, value="stage-next")
+    revert("stage-failed", lambda_context)
+    set_status(STAGE_STACK, PRIMARY, "UPDATE_IN_PROGRESS")
+    before = snapshot()
+
+    result = revert("stage-failed", lambda_context)
+
+    assert "this revert already started it" in result["actions"][0]
+    assert snapshot() == before
+
+
+def test_a_stack_busy_with_someone_elses_operation_still_raises(
+    environment: Callable[[str], None], lambda_context: FakeLambdaContext
+) -> None:
+    environment(RETAIN)
+    record_release()
+    deploy(STAGE_STACK, template=NEW_TEMPLATE, value="stage-next")
+    cfn().update_stack(
+        StackName=STAGE_STACK, TemplateBody=RELEASED_TEMPLATE, Parameters=env("x"), ClientRequestToken="someone-else"
+    )
+    set_status(STAGE_STACK, PRIMARY, "UPDATE_IN_PROGRESS")
+
+    with pytest.raises(StackBusyError, match="UPDATE_IN_PROGRESS"):
+        revert("stage-failed", lambda_context)

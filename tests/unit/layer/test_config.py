@@ -63,11 +63,17 @@ VARIABLES: dict[type[Any], dict[str, str]] = {
         "CLOUDFORMATION_ROLE_ARN": "arn:aws:iam::123456789012:role/release-pipeline-cfn",
         "CHANGE_SET_PREFIX": "pipeline-",
         "WATCHED_STAGES": "Stage,DeploySecondary,DeployPrimary",
+        "DEPLOY_STAGES": "DeploySecondary=secondary,DeployPrimary=primary",
+        "TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:release-pipeline",
     },
     ExecutionGateConfig: {
         "PIPELINE_NAME": "pipeline-release-solution",
         "STAGE_STACK_NAME": "demo-app-stage",
         "PRIMARY_REGION": "us-east-1",
+        "SECONDARY_REGION": "eu-west-1",
+        "PRIMARY_STACK_NAME": "demo-app",
+        "SECONDARY_STACK_NAME": "demo-app",
+        "CHANGE_SET_PREFIX": "pipeline-",
     },
 }
 CONFIGS = list(VARIABLES)
@@ -313,3 +319,20 @@ def test_watched_stages_are_read_as_a_list() -> None:
     config = StageRevertConfig.from_env(environ(StageRevertConfig, WATCHED_STAGES=" Stage , DeployPrimary,,"))
 
     assert config.watched_stages == ("Stage", "DeployPrimary")
+
+
+def test_deploy_stages_keep_the_pipeline_order_and_name_each_stack() -> None:
+    config = StageRevertConfig.from_env(
+        environ(StageRevertConfig, DEPLOY_STAGES=" DeploySecondary = secondary , DeployPrimary=primary ")
+    )
+
+    assert config.deploy_stages == ("DeploySecondary", "DeployPrimary")
+    assert config.deploy_roles == {"DeploySecondary": "secondary", "DeployPrimary": "primary"}
+
+
+@pytest.mark.parametrize("value", ["DeploySecondary", "DeployPrimary=tertiary", "=primary"])
+def test_a_deploy_stage_without_a_known_stack_is_a_configuration_error(value: str) -> None:
+    message = config_error(StageRevertConfig, environ(StageRevertConfig, DEPLOY_STAGES=value))
+
+    assert "DEPLOY_STAGES" in message
+    assert repr(value.strip()) in message

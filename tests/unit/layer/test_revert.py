@@ -1,31 +1,59 @@
-"""revert: the parts of stage-revert that moto cannot show (paging of ListChangeSets)."""
+"""revert: which Regions a failed deploy returns to the release, and what the report says of each."""
 
 from __future__ import annotations
 
-import boto3
-from botocore.stub import Stubber
+import pytest
 
 from release_pipeline import revert
+from release_pipeline.config import StageRevertConfig
+from tests.unit.layer.test_config import environ
+
+EXECUTION = "e1a2b3c4-0000-4000-8000-000000000001"
+OTHER = "f0f0f0f0-0000-4000-8000-000000000009"
+CONFIG = StageRevertConfig.from_env(environ(StageRevertConfig))
 
 
-def test_a_placeholder_is_kept_when_another_change_set_waits_on_a_later_page() -> None:
-    """GIVEN a placeholder whose change sets span two pages, the other execution's on the second
-    THEN it is kept: only this execution's change set is deleted."""
-    cfn = boto3.client("cloudformation", region_name="us-east-1")
-    stubber = Stubber(cfn)
-    stubber.add_response(
-        "describe_stacks",
-        {"Stacks": [{"StackName": "app", "StackStatus": "REVIEW_IN_PROGRESS", "CreationTime": "2026-01-01T00:00:00Z"}]},
-    )
-    stubber.add_response("list_change_sets", {"Summaries": [{"ChangeSetName": "pipeline-mine"}], "NextToken": "page-2"})
-    stubber.add_response(
-        "list_change_sets",
-        {"Summaries": [{"ChangeSetName": "pipeline-other"}]},
-        {"StackName": "app", "NextToken": "page-2"},
-    )
-    stubber.add_response("delete_change_set", {}, {"StackName": "app", "ChangeSetName": "pipeline-mine"})
-    with stubber:
-        action = revert.clean_production(cfn, "primary", "us-east-1", "app", "pipeline-mine")
-    stubber.assert_no_pending_responses()
-    assert "kept" in action
-    assert "pipeline-other" in action
+def event(stage: str, state: str = "FAILED") -> revert.StageEvent:
+    return revert.StageEvent(pipeline="release-pipeline", execution_id=EXECUTION, stage=stage, state=state)
+
+
+@pytest.mark.parametrize(
+    ("failed", "latest", "returned"),
+    [
+        # the secondary ran this execution's change, then the primary failed: the secondary returns
+        ("DeployPrimary", {"DeploySecondary": (EXECUTION, "Succeeded")}, ["secondary"]),
+        # the secondary had no change (skipped): its latest run is another execution's
+        ("DeployPrimary", {"DeploySecondary": (OTHER, "Succeeded")}, []),
+        # the secondary itself failed (CloudFormation rolled it back): nothing earlier to return
+        ("DeploySecondary", {}, []),
+        # a failed Stage never reached production
+        ("Stage", {"DeploySecondary": (EXECUTION, "Succeeded")}, []),
+    ],
+)
+def test_only_regions_this_execution_already_changed_return(
+    failed: str, latest: dict[str, tuple[str, str]], returned: list[str]
+) -> None:
+    targets = revert.regions_to_return(event(failed), CONFIG, latest)
+
+    assert [role for role, _, _ in targets] == returned
+
+
+def test_a_stopped_deploy_returns_nothing() -> None:
+    """STOPPED is a person's choice to stop the execution: no Region is changed on their behalf."""
+    latest = {"DeploySecondary": (EXECUTION, "Succeeded")}
+
+    assert revert.regions_to_return(event("DeployPrimary", "STOPPED"), CONFIG, latest) == []
+
+
+@pytest.mark.parametrize(
+    ("status", "says"),
+    [
+        ("UPDATE_ROLLBACK_COMPLETE", "CloudFormation rolled the failed update back: it runs release R"),
+        ("UPDATE_IN_PROGRESS", "being returned to release R"),
+        ("ROLLBACK_COMPLETE", "its creation failed: it runs nothing"),
+        ("UPDATE_COMPLETE", "runs release R"),
+        (None, "runs nothing"),
+    ],
+)
+def test_the_report_says_what_each_status_means(status: str | None, says: str) -> None:
+    assert revert.version_of(status, "release R") == says

@@ -1,0 +1,232 @@
+"""Stack operations as CloudFormation runs them: they can fail, a failure rolls back, and each one
+carries its request token and time.
+
+moto 5.2.5 creates and updates a stack at once and never fails or rolls back, never sets
+``LastUpdatedTime``, drops ``ClientRequestToken`` and lets UpdateStack change a stack in any status but
+ROLLBACK_COMPLETE. The emulator models what AWS documents:
+
+- A resource that fails while a stack is created rolls the stack back: every resource created is
+  deleted and the stack ends ``ROLLBACK_COMPLETE``, a state in which it can only be deleted
+  (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/troubleshooting.html#troubleshooting-errors-update-rollback-failed,
+  https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-cfn-describing-stacks.html#cfn-console-view-stack-data-resources-status-codes).
+- A resource that fails during an update rolls the stack back to its previous template, parameters and
+  resources: ``UPDATE_ROLLBACK_COMPLETE``, which accepts updates again.
+- The API call that starts the operation (ExecuteChangeSet, UpdateStack) succeeds either way: the
+  failure shows in the stack's status and events, never as an error of the call.
+- Executing a change set deletes the stack's other change sets, whatever the outcome.
+- ``LastUpdatedTime`` is set by every update, never by a create
+  (https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_Stack.html).
+- Each stack event carries the ``ClientRequestToken`` of the operation that caused it
+  (https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_StackEvent.html).
+- UpdateStack accepts only a stack in an updatable status (:data:`UPDATABLE_STATUSES`).
+
+A test or scenario makes a resource fail with :func:`fail_resource`; nothing fails by itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any, Final
+
+from moto.cloudformation.exceptions import ValidationError
+from moto.cloudformation.models import CloudFormationBackend, Event, Stack
+from moto.cloudformation.responses import CloudFormationResponse
+from moto.core.models import DEFAULT_ACCOUNT_ID
+from moto.core.responses import ActionResult
+
+from local_aws.cloudformation.models import (
+    UPDATABLE_STATUSES,
+    ResourceFailure,
+    cfn_state,
+    effective_parameters,
+    live_stack,
+    parse_template,
+    resources_of,
+    settings,
+    template_of,
+)
+from local_aws.core import LOCK, is_true, now
+
+__all__ = ["fail_resource", "set_change_set_limit"]
+
+_MOTO_RESPONSES: Final[dict[str, Callable[..., ActionResult]]] = {
+    name: getattr(CloudFormationResponse, name) for name in ("create_stack", "update_stack", "delete_stack")
+}
+
+
+def fail_resource(
+    stack_name: str,
+    region: str,
+    logical_id: str,
+    reason: str,
+    *,
+    times: int = 1,
+    account_id: str = DEFAULT_ACCOUNT_ID,
+) -> None:
+    """Make the next ``times`` operations on ``stack_name`` that create or change ``logical_id`` fail at
+    that resource with ``reason`` (as a CREATE_FAILED or UPDATE_FAILED event), and roll back."""
+    if times < 1:
+        raise ValueError("times must be 1 or more")
+    with LOCK:
+        failing = cfn_state(account_id, region).failing.setdefault(stack_name, {})
+        failing[logical_id] = ResourceFailure(reason=reason, remaining=times)
+
+
+def set_change_set_limit(limit: int | None) -> None:
+    """Change sets a stack may hold (None: AWS's 1,000), so a scenario reaches the limit in a few pushes."""
+    from local_aws.cloudformation.models import CHANGE_SETS_PER_STACK
+
+    if limit is not None and limit < 1:
+        raise ValueError("limit must be 1 or more")
+    with LOCK:
+        settings().change_set_limit = CHANGE_SETS_PER_STACK if limit is None else limit
+
+
+def take_failure(backend: CloudFormationBackend, stack_name: str, touched: Iterable[str]) -> tuple[str, str] | None:
+    """(logical id, reason) of the injected failure this operation meets, counting it down."""
+    with LOCK:
+        failing = cfn_state(backend.account_id, backend.region_name).failing.get(stack_name, {})
+        for logical_id in sorted(touched):
+            failure = failing.get(logical_id)
+            if failure is None:
+                continue
+            failure.remaining -= 1
+            if failure.remaining <= 0:
+                del failing[logical_id]
+            return logical_id, failure.reason
+    return None
+
+
+def _event(stack: Stack, status: str, reason: str | None = None, logical_id: str | None = None) -> None:
+    if logical_id is None:
+        stack._add_stack_event(status, resource_status_reason=reason)
+        return
+    resource_type = str(resources_of(template_of(stack)).get(logical_id, {}).get("Type", ""))
+    stack.events.append(
+        Event(
+            stack_id=stack.stack_id,
+            stack_name=stack.name,
+            logical_resource_id=logical_id,
+            physical_resource_id="",
+            resource_type=resource_type,
+            resource_status=status,
+            resource_status_reason=reason,
+            resource_properties=None,
+        )
+    )
+
+
+def roll_back(stack: Stack, kind: str, failure: tuple[str, str], token: str | None) -> None:
+    """The stack after an operation of ``kind`` (CREATE or UPDATE) failed at one resource: its events,
+    its status, and (for an update) everything as it was before. Nothing of the new template is
+    applied, so nothing needs undoing."""
+    logical_id, reason = failure
+    with recorded(stack, token):
+        if kind == "CREATE":
+            _event(stack, "CREATE_IN_PROGRESS", "User Initiated")
+            _event(stack, "CREATE_FAILED", reason, logical_id)
+            summary = f"The following resource(s) failed to create: [{logical_id}]. Rollback requested by user."
+            _event(stack, "ROLLBACK_IN_PROGRESS", summary)
+            _event(stack, "ROLLBACK_COMPLETE")
+            stack.status = "ROLLBACK_COMPLETE"
+        else:
+            _event(stack, "UPDATE_IN_PROGRESS", "User Initiated")
+            _event(stack, "UPDATE_FAILED", reason, logical_id)
+            summary = f"The following resource(s) failed to update: [{logical_id}]."
+            _event(stack, "UPDATE_ROLLBACK_IN_PROGRESS", summary)
+            _event(stack, "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS")
+            _event(stack, "UPDATE_ROLLBACK_COMPLETE")
+            stack.status = "UPDATE_ROLLBACK_COMPLETE"
+            mark_updated(stack)
+    _set(stack, "stack_status_reason", summary)
+
+
+def _set(target: object, attribute: str, value: object) -> None:
+    """Set an attribute moto's class does not declare (or types as None); moto's serializer picks it up
+    by its name (StackStatusReason, LastUpdatedTime, ClientRequestToken)."""
+    setattr(target, attribute, value)
+
+
+def mark_updated(stack: Stack) -> None:
+    """DescribeStacks' LastUpdatedTime from now on (moto picks the attribute up by its name)."""
+    _set(stack, "last_updated_time", now())
+
+
+@contextmanager
+def recorded(stack: Stack, token: str | None) -> Iterator[None]:
+    """Stamp the events the block adds to ``stack`` with the operation's ClientRequestToken."""
+    before = len(stack.events)
+    yield
+    if token:
+        for event in stack.events[before:]:
+            _set(event, "client_request_token", token)
+
+
+def _events_holder(backend: CloudFormationBackend, stack_id: str) -> Stack | None:
+    return backend.stacks.get(stack_id) or backend.deleted_stacks.get(stack_id)
+
+
+def create_stack(self: CloudFormationResponse) -> ActionResult:
+    result = _MOTO_RESPONSES["create_stack"](self)
+    stack = live_stack(self.cloudformation_backend, self._get_param("StackName"))
+    token = self._get_param("ClientRequestToken")
+    if stack is not None and token:
+        for event in stack.events:
+            _set(event, "client_request_token", token)
+    return result
+
+
+def update_stack(self: CloudFormationResponse) -> ActionResult:
+    backend = self.cloudformation_backend
+    name = self._get_param("StackName")
+    stack = live_stack(backend, name)
+    if stack is None:
+        raise ValidationError(message=f"Stack [{name}] does not exist")
+    if stack.status not in UPDATABLE_STATUSES:
+        raise ValidationError(message=f"Stack:{stack.stack_id} is in {stack.status} state and can not be updated.")
+    token = self._get_param("ClientRequestToken")
+    body = self._get_param("TemplateBody")
+    if body is None and self._get_param("TemplateURL"):
+        body = self._get_stack_from_s3_url(self._get_param("TemplateURL"))
+    if body is not None:
+        old, new = resources_of(template_of(stack)), resources_of(parse_template(body))
+        touched = {logical_id for logical_id, resource in new.items() if old.get(logical_id) != resource}
+        failure = take_failure(backend, stack.name, touched)
+        if failure is not None:
+            roll_back(stack, "UPDATE", failure, token)
+            return ActionResult({"StackId": stack.stack_id})
+    # A parameter the stack took from its template's Default has that value as its previous value (AWS
+    # lists it in DescribeStacks and accepts UsePreviousValue for it); moto 5.2.5 knows only given ones.
+    previous = effective_parameters(template_of(stack), stack.parameters or {})
+    for parameter in self._get_param("Parameters", []) or []:
+        key = parameter.get("ParameterKey")
+        if is_true(parameter.get("UsePreviousValue", False)) and key in previous:
+            stack.parameters.setdefault(key, previous[key])
+    with recorded(stack, token):
+        result = _MOTO_RESPONSES["update_stack"](self)
+    mark_updated(stack)
+    return result
+
+
+def delete_stack(self: CloudFormationResponse) -> ActionResult:
+    backend = self.cloudformation_backend
+    stack = live_stack(backend, self._get_param("StackName"))
+    if stack is None:
+        return _MOTO_RESPONSES["delete_stack"](self)
+    stack_id, before = stack.stack_id, len(stack.events)
+    result = _MOTO_RESPONSES["delete_stack"](self)
+    token = self._get_param("ClientRequestToken")
+    holder = _events_holder(backend, stack_id)
+    if holder is not None and token:
+        for event in holder.events[before:]:
+            _set(event, "client_request_token", token)
+    return result
+
+
+RESPONSES: Final[dict[str, Callable[..., Any]]] = {
+    "create_stack": create_stack,
+    "update_stack": update_stack,
+    "delete_stack": delete_stack,
+}
+"""CloudFormationResponse methods, by name."""
