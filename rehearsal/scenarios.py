@@ -36,7 +36,7 @@ from rehearsal.paths import ROOT
 from rehearsal.pipeline import Action, Pipeline, check, load
 from rehearsal.report import Console, summary
 from rehearsal.runner import ExecutionResult, run_execution
-from rehearsal.solution import Solution, install
+from rehearsal.solution import Leftovers, Solution, install, uninstall
 
 EXAMPLE = ROOT / "examples" / "hello-app"
 SECOND_CHANGE = ROOT / "examples" / "changes" / "second-change"
@@ -54,6 +54,9 @@ class Commit:
     approve: bool = True
     # Something that happens in AWS before this commit is pushed (drift made by hand, for example).
     before: Callable[[Solution], str] | None = None
+    # First (before ``before``), the solution is deleted as `sam delete` deletes it and installed again
+    # under the same stack name: a new stack id, so a new key, artifact buckets and pipeline.
+    reinstall: bool = False
     # How its execution must end: "decided" (released if approved, rejected otherwise), "skipped" (no
     # production change: the gated stages skip), or "fails at <Stage>" (before any approval).
     expect: str = "decided"
@@ -150,6 +153,12 @@ SCENARIOS: dict[str, Scenario] = {
             (Commit("template that fails cfn-lint", FAILS_LINT, expect="fails at Validate"),),
         ),
         Scenario(
+            "reinstall",
+            "a first release, then the solution deleted (sam delete) and installed again under the same name, "
+            "then a change released by the new installation",
+            (Commit("first release"), Commit("second change", SECOND_CHANGE, reinstall=True)),
+        ),
+        Scenario(
             "drift-notify",
             "a first release, drift made by hand on the primary stack, then a change (DriftPolicy NOTIFY)",
             (Commit("first release"), Commit("second change", SECOND_CHANGE, before=_drift_by_hand)),
@@ -210,6 +219,7 @@ class Report:
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
     solution: Solution | None = None
+    leftovers: list[Leftovers] = field(default_factory=list)  # what each uninstall left behind
 
     @property
     def ok(self) -> bool:
@@ -325,6 +335,8 @@ def run(options: Options, emulator: Emulator, console: Console | None = None) ->
             overlay = options.change
         elif overlay == FAILS_LINT:
             overlay = options.broken
+        if commit.reinstall:
+            solution, pipeline = _reinstall(solution, options, scenario, report, console)
         with materialize(options.source, overlay) as tree:
             note = commit.before(solution) if commit.before else ""
             if note:
@@ -373,6 +385,37 @@ def run(options: Options, emulator: Emulator, console: Console | None = None) ->
             f"Scenario {scenario.name} ({options.stage_mode} mode) ended as expected in {report.seconds:.1f}s{caveat}"
         )
     return report
+
+
+def _reinstall(
+    solution: Solution, options: Options, scenario: Scenario, report: Report, console: Console
+) -> tuple[Solution, Pipeline]:
+    """`sam delete` of the solution, then `sam deploy` under the same stack name: what the deleted stack
+    left stays (report.leftovers); the e-mail inbox stays subscribed, so earlier messages are kept."""
+    solution.new_messages()
+    left = uninstall(solution)
+    report.leftovers.append(left)
+    console.line(
+        f"solution {solution.stack_name} deleted as `sam delete` deletes it; left: the release record "
+        f"{left.record_parameter if left.record else '(none)'}, retained {', '.join(sorted(left.retained))}"
+    )
+    again = install(
+        solution.emulator,
+        solution_parameters(options, scenario),
+        stack_name=solution.stack_name,
+        region=solution.primary_region,
+        enforce_iam=options.enforce_iam,
+        template_path=options.solution_template,
+    )
+    again.sent = solution.sent
+    report.solution = again
+    pipeline = load(again.template)
+    check(pipeline, set(again.artifact_stores), again.primary_region)
+    console.line(
+        f"solution {again.stack_name} installed again: stack id {again.stack_id.rsplit('/', 1)[-1]}, "
+        f"pipeline {pipeline.name}, release record {again.release_record_parameter}"
+    )
+    return again, pipeline
 
 
 def _play(
@@ -430,7 +473,7 @@ def final_state(solution: Solution) -> dict[str, Any]:
             if s["StackStatus"] != "DELETE_COMPLETE"
         ]
     ssm = solution.admin("ssm")
-    record_name = f"/{solution.stack_name}/release/record"
+    record_name = solution.release_record_parameter
     try:
         release = json.loads(ssm.get_parameter(Name=record_name, WithDecryption=True)["Parameter"]["Value"])
     except ClientError as error:
@@ -514,6 +557,11 @@ def verify(report: Report, solution: Solution, pipeline: Pipeline) -> list[str]:
             problems.append(
                 f"the release record names execution {record.get('execution_id')}, not {released.result.execution_id}"
             )
+        if record.get("bucket") != solution.artifact_stores[solution.primary_region][0]:
+            problems.append(f"the release record points at bucket {record.get('bucket')}, not this installation's")
+    reinstalled = [step for step in report.steps if step.commit.reinstall]
+    for left, step in zip(report.leftovers, reinstalled, strict=False):
+        problems.extend(_leftover_problems(solution, left, step))
     problems.extend(_empty_change_sets(solution, app))
     if report.state.get("dead_letters"):
         problems.append(f"{report.state['dead_letters']} stage event(s) ended in the dead-letter queue")
@@ -538,6 +586,48 @@ def _parameter_problems(report: Report, what: str, deployed_now: dict[str, Any],
     actual = dict(deployed_now["parameters"])
     wrong = {k: actual.get(k) for k, v in expected.items() if actual.get(k) != v}
     return [f"{what} runs with {wrong}, not the values of parameters/{path.name}"] if wrong else []
+
+
+def _leftover_problems(solution: Solution, left: Leftovers, first: Step) -> list[str]:
+    """After a reinstall: the new installation has its own stack id and record, and never read, wrote or
+    needed what the deleted one left (its record, retained key and bucket stay exactly as AWS leaves them);
+    ``first``, the first execution after the reinstall, starts as a first release."""
+    problems = []
+    if left.stack_id == solution.stack_id:
+        problems.append(f"the reinstall kept the deleted installation's stack id {left.stack_id}")
+    if left.record_parameter == solution.release_record_parameter:
+        problems.append(
+            f"the new installation's release record is the deleted installation's {left.record_parameter}, "
+            "encrypted with its retained key and pointing at its retained bucket"
+        )
+    ssm = solution.admin("ssm")
+    try:
+        now: str | None = ssm.get_parameter(Name=left.record_parameter, WithDecryption=True)["Parameter"]["Value"]
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "ParameterNotFound":
+            raise
+        now = None
+    if now != left.record:
+        problems.append(f"the record {left.record_parameter} that `sam delete` left was changed after the reinstall")
+    new_key = solution.template.physical["ArtifactKey"]["Arn"]
+    new_bucket = solution.artifact_stores[solution.primary_region][0]
+    for logical_id, physical_id in left.retained.items():
+        if physical_id in {new_key, new_bucket}:
+            problems.append(f"the new installation's {logical_id} is the deleted installation's {physical_id}")
+    if "ArtifactKey" in left.retained:
+        key = solution.admin("kms").describe_key(KeyId=left.retained["ArtifactKey"])["KeyMetadata"]
+        if key["KeyState"] != "Enabled":
+            problems.append(f"the retained key {key['Arn']} is {key['KeyState']}, not kept as AWS keeps it")
+    if left.record:  # the retained bucket still holds the deleted installation's releases/ copy
+        problems.extend(_released_source_problems(solution, json.loads(left.record)))
+    # Delete mode builds the stage from the release record: after a reinstall, from the source.
+    prepared = first.result.action("Stage", "PrepareStageArtifact")
+    if prepared is not None and prepared.variables.get("StageOrigin") != "source":
+        problems.append(
+            f"'{first.commit.label}': the stage was not built from the source as a first release "
+            f"({prepared.status}: {prepared.summary})"
+        )
+    return problems
 
 
 def _released_source_problems(solution: Solution, record: dict[str, Any]) -> list[str]:

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from local_aws.awslambda import ENVIRONMENT_MAX_BYTES, EnvironmentTooLarge, check_environment_size
 from local_aws.cloudformation import ResolvedTemplate, load_template
 from local_aws.iam import Credentials, create_principal
@@ -142,6 +144,26 @@ class Solution:
 
     def function_by_name(self, name_or_arn: str) -> Function | None:
         return next((f for f in self.functions.values() if name_or_arn in (f.name, f.arn)), None)
+
+    @property
+    def stack_id(self) -> str:
+        return str(self.template.pseudo["AWS::StackId"])
+
+    @property
+    def release_record_parameter(self) -> str:
+        """The release record's SSM parameter, as the template's ReleaseRecordParameter output names it."""
+        return str(self.template.resolve(self.template.raw["Outputs"]["ReleaseRecordParameter"]["Value"]))
+
+
+@dataclass(frozen=True)
+class Leftovers:
+    """What deleting the solution stack leaves in AWS: what the stack did not create (the release record,
+    written by a function) and what it retains (DeletionPolicy Retain: the key and the artifact bucket)."""
+
+    stack_id: str
+    record_parameter: str
+    record: str | None  # the parameter's value as left (decrypted), None if nothing was released
+    retained: dict[str, str]  # logical id -> physical id (ARN of a key, name of a bucket)
 
 
 def _function_of(name: str) -> str | None:
@@ -277,6 +299,123 @@ def install(
         _create_principals(solution, client)
         emulator.enforce_iam(True)
     return solution
+
+
+def uninstall(solution: Solution) -> Leftovers:
+    """Delete the solution as `sam delete` deletes its stack: every resource the stack created, in the
+    reverse of the template's order, except those with ``DeletionPolicy: Retain``; the custom resource
+    removes the secondary Region's store as its function does on Delete. What the stack never owned stays:
+    the release record (a function wrote it) and the application's stacks. The rehearsal's principals
+    (its stand-ins for the roles' sessions) go with their roles."""
+    emulator, template = solution.emulator, solution.template
+    emulator.enforce_iam(False)
+
+    def client(service: str, in_region: str = solution.primary_region) -> Any:
+        return emulator.client(service, in_region, UNCHECKED)
+
+    record_parameter = solution.release_record_parameter
+    try:
+        record = client("ssm").get_parameter(Name=record_parameter, WithDecryption=True)["Parameter"]["Value"]
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "ParameterNotFound":
+            raise
+        record = None
+    retained: dict[str, str] = {}
+    for logical_id, spec in reversed(list(template.raw["Resources"].items())):
+        if not _exists(template, logical_id):
+            continue
+        kind = spec.get("Type", "")
+        physical = template.physical.get(logical_id, {})
+        if spec.get("DeletionPolicy") == "Retain":
+            retained[logical_id] = physical.get("Arn", physical.get("Ref", logical_id))
+            continue
+        _delete_resource(solution, client, logical_id, kind, physical)
+    iam = client("iam")
+    for user in _principal_users(iam):
+        _delete_user(iam, user)
+    solution.principals.clear()
+    return Leftovers(solution.stack_id, record_parameter, record, retained)
+
+
+def _delete_resource(solution: Solution, client: Any, logical_id: str, kind: str, physical: Mapping[str, str]) -> None:
+    ref = physical.get("Ref", logical_id)
+    if kind == "AWS::KMS::Key":
+        client("kms").schedule_key_deletion(KeyId=ref, PendingWindowInDays=7)
+    elif kind == "AWS::KMS::Alias":
+        properties = solution.template.resource(logical_id)["Properties"]
+        client("kms").delete_alias(AliasName=properties["AliasName"])
+    elif kind == "AWS::S3::Bucket":
+        from release_pipeline import regional_store
+
+        regional_store.empty_bucket(client("s3"), ref)  # CloudFormation fails on a bucket with objects
+        client("s3").delete_bucket(Bucket=ref)
+    elif kind == "AWS::S3::BucketPolicy":
+        client("s3").delete_bucket_policy(Bucket=solution.template.resource(logical_id)["Properties"]["Bucket"])
+    elif kind == "AWS::SNS::Topic":
+        client("sns").delete_topic(TopicArn=ref)
+    elif kind == "AWS::SQS::Queue":
+        client("sqs").delete_queue(QueueUrl=ref)
+    elif kind == "AWS::Events::Rule":
+        events = client("events")
+        targets = [t["Id"] for t in events.list_targets_by_rule(Rule=ref).get("Targets", [])]
+        if targets:
+            events.remove_targets(Rule=ref, Ids=targets)
+        events.delete_rule(Name=ref)
+    elif kind == "AWS::IAM::Policy":
+        properties = solution.template.resource(logical_id)["Properties"]
+        for role in properties.get("Roles", []):
+            client("iam").delete_role_policy(RoleName=role, PolicyName=properties["PolicyName"])
+    elif kind == "AWS::IAM::Role":
+        _delete_role(client("iam"), ref)
+    elif kind == "AWS::Serverless::Function":  # the function is not created here; its SAM role is
+        _delete_role(client("iam"), solution.template.physical[f"{logical_id}Role"]["Ref"])
+    elif kind == "AWS::Logs::LogGroup":
+        client("logs").delete_log_group(logGroupName=ref)
+    elif kind == "AWS::CodeBuild::Project":
+        client("codebuild").delete_project(name=ref)
+    elif kind == "AWS::CodePipeline::Pipeline":
+        client("codepipeline").delete_pipeline(name=ref)
+    elif kind == "Custom::RegionalArtifactStore":
+        _delete_regional_store(ref, client)
+
+
+def _delete_role(iam: Any, name: str) -> None:
+    for policy in iam.list_role_policies(RoleName=name).get("PolicyNames", []):
+        iam.delete_role_policy(RoleName=name, PolicyName=policy)
+    iam.delete_role(RoleName=name)
+
+
+def _principal_users(iam: Any) -> list[str]:
+    return [
+        user["UserName"]
+        for page in iam.get_paginator("list_users").paginate()
+        for user in page["Users"]
+        if user["UserName"].startswith("rehearsal-")
+    ]
+
+
+def _delete_user(iam: Any, name: str) -> None:
+    for policy in iam.list_user_policies(UserName=name).get("PolicyNames", []):
+        iam.delete_user_policy(UserName=name, PolicyName=policy)
+    for key in iam.list_access_keys(UserName=name).get("AccessKeyMetadata", []):
+        iam.delete_access_key(UserName=name, AccessKeyId=key["AccessKeyId"])
+    iam.delete_user(UserName=name)
+
+
+def _delete_regional_store(stack_id: str, client: Any) -> None:
+    """What the custom resource's function does on Delete, with the same code, run to completion."""
+    from release_pipeline import regional_store
+
+    region = regional_store.region_of(stack_id)
+    if region is None:
+        return
+    cfn = client("cloudformation", region)
+    regional_store.start_delete(cfn, client("s3", region), stack_id)
+    deadline = time.monotonic() + 60
+    while not regional_store.deleted(cfn, stack_id):
+        if time.monotonic() > deadline:
+            raise SetupError(f"the artifact store stack in {region} was not deleted")
+        time.sleep(0.1)
 
 
 def _exists(template: ResolvedTemplate, logical_id: str) -> bool:

@@ -6,12 +6,13 @@ the release record, the notifications, and that production did not move before a
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
 
 from rehearsal.actions import FAILED, SKIPPED, SUCCEEDED
-from rehearsal.scenarios import PRIMARY_REGION, SECONDARY_REGION, Report, Step, deployed
+from rehearsal.scenarios import PRIMARY_REGION, SECONDARY_REGION, SOLUTION_STACK, Report, Step, deployed
 from tests.e2e.conftest import Rehearsal, approval_messages, stacks, subjects
 
 pytestmark = pytest.mark.e2e
@@ -236,3 +237,58 @@ def test_drift_under_block_stops_before_approval(rehearsal: Rehearsal, mode: str
     assert_stage_stack(report, mode, first)
     assert subjects(report).count(APPROVAL) == 1
     assert [d.outcome for d in second.result.deliveries] == ["delivered"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_reinstall_releases_with_a_record_of_its_own_and_leaves_the_earlier_one(
+    rehearsal: Rehearsal, mode: str
+) -> None:
+    """GIVEN a release, then the solution deleted as `sam delete` deletes it (its record, retained key and
+    bucket stay) WHEN it is installed again under the same name and a change is pushed THEN the new
+    installation releases it as a first release with a record of its own; the earlier one stays as left."""
+    report = rehearsal.play("reinstall", mode)
+
+    assert_expected(report)
+    first, second = report.steps
+    for step in report.steps:
+        assert step.result.status == SUCCEEDED
+        assert step.approved is True
+        assert_untouched_before_approval(step)
+    solution = report.solution
+    assert solution is not None
+    (left,) = report.leftovers
+    old_uuid, new_uuid = left.stack_id.rsplit("/", 1)[-1], solution.stack_id.rsplit("/", 1)[-1]
+    assert old_uuid != new_uuid
+    assert left.record_parameter == f"/{SOLUTION_STACK}/release/{old_uuid}/record"
+    assert solution.release_record_parameter == f"/{SOLUTION_STACK}/release/{new_uuid}/record"
+    assert left.record is not None
+    assert json.loads(left.record)["execution_id"] == first.result.execution_id
+    assert set(left.retained) == {"ArtifactKey", "ArtifactBucket"}
+    new_key = solution.template.physical["ArtifactKey"]["Arn"]
+    new_bucket = solution.artifact_stores[PRIMARY_REGION][0]
+    assert left.retained["ArtifactKey"] != new_key
+    assert left.retained["ArtifactBucket"] != new_bucket
+    # the new installation's record names the change, in its own bucket, under its own key
+    assert_release(report, second)
+    assert report.state["release"]["bucket"] == new_bucket
+    described = solution.admin("ssm").describe_parameters()["Parameters"]
+    parameters = {p["Name"]: p for p in described if p["Name"].startswith(f"/{SOLUTION_STACK}/")}
+    assert set(parameters) == {left.record_parameter, solution.release_record_parameter}
+    assert parameters[solution.release_record_parameter]["KeyId"] == new_key
+    assert (parameters[left.record_parameter]["KeyId"], parameters[left.record_parameter]["Version"]) == (
+        left.retained["ArtifactKey"],
+        1,
+    )
+    if mode == "delete":  # the stage is built from the source, as for a first release
+        prepared = second.result.action("Stage", "PrepareStageArtifact")
+        assert prepared is not None
+        assert prepared.variables == {"StageOrigin": "source"}
+    # production (not part of the solution stack) survived the delete and now runs the change
+    assert second.production_before[PRIMARY_REGION]["template"] == first.template
+    assert second.production_after[PRIMARY_REGION]["template"] == second.template
+    assert second.production_after[SECONDARY_REGION]["template"] == second.template
+    assert_stage_stack(report, mode, second)
+    # the earlier installation's pipeline and secondary store went with its stack
+    assert [p["name"] for p in solution.admin("codepipeline").list_pipelines()["pipelines"]] == [solution.pipeline_name]
+    assert stacks(report)[SECONDARY_REGION] == {REGIONAL_STORE: "CREATE_COMPLETE", APP: "UPDATE_COMPLETE"}
+    assert subjects(report) == [CHANGE_REPORT, APPROVAL] * 2

@@ -204,7 +204,7 @@ def test_record_release_needs_only_its_policy(
     names = [p["Name"] for p in ssm.describe_parameters()["Parameters"]]
     if drop is None:
         assert result.status == "Succeeded"
-        assert names == [f"/{SOLUTION}/release/record"]
+        assert names == [solution.release_record(SOLUTION)]
     else:
         assert result.status == "Failed"
         assert names == []
@@ -279,7 +279,7 @@ def write_release(accounts: Accounts) -> None:
         "stage_parameters": {"Name": "released"},
     }
     accounts.client("ssm").put_parameter(
-        Name=f"/{SOLUTION}/release/record", Value=json.dumps(record), Type="SecureString", KeyId=KEY_ID
+        Name=solution.release_record(SOLUTION), Value=json.dumps(record), Type="SecureString", KeyId=KEY_ID
     )
 
 

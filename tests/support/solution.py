@@ -29,6 +29,8 @@ REQUIRED_PARAMETERS = {
 }
 # The artifact bucket the sample events under events/ name.
 ARTIFACT_BUCKET = "release-pipeline-artifacts"
+# The UUID in the solution stack's id (AWS::StackId): it names the installation's release record.
+STACK_UUID = "5b7e9a10-3c2d-4f10-9a4e-0a1b2c3d4e5f"
 
 _Frozen = tuple[tuple[str, str], ...]
 
@@ -44,13 +46,20 @@ def resolved(
     *,
     region: str = "us-east-1",
     stack_name: str = "release-solution",
+    stack_uuid: str = STACK_UUID,
     physical: Mapping[str, Mapping[str, str]] | None = None,
     **overrides: str,
 ) -> ResolvedTemplate:
     """template.yaml resolved for REQUIRED_PARAMETERS, DeleteStageStack=``delete_stage`` and any other
-    parameter given by name (``TemplatePath="template.json"``); one instance per distinct set of values."""
+    parameter given by name (``TemplatePath="template.json"``), installed as the stack whose id ends in
+    ``stack_uuid``; one instance per distinct set of values."""
     frozen_physical = tuple(sorted((name, tuple(sorted(values.items()))) for name, values in (physical or {}).items()))
-    return _resolved(delete_stage, region, stack_name, tuple(sorted(overrides.items())), frozen_physical)
+    return _resolved(delete_stage, region, stack_name, stack_uuid, tuple(sorted(overrides.items())), frozen_physical)
+
+
+def release_record(stack_name: str, stack_uuid: str = STACK_UUID) -> str:
+    """The release record parameter of the installation whose stack id ends in ``stack_uuid``."""
+    return f"/{stack_name}/release/{stack_uuid}/record"
 
 
 @lru_cache(maxsize=64)
@@ -58,16 +67,20 @@ def _resolved(
     delete_stage: str,
     region: str,
     stack_name: str,
+    stack_uuid: str,
     overrides: _Frozen,
     physical: tuple[tuple[str, _Frozen], ...],
 ) -> ResolvedTemplate:
-    return ResolvedTemplate(
+    template = ResolvedTemplate(
         {**REQUIRED_PARAMETERS, "DeleteStageStack": delete_stage, **dict(overrides)},
         region=region,
         stack_name=stack_name,
         template=solution_template(),
         physical={name: dict(values) for name, values in physical},
     )
+    account = template.pseudo["AWS::AccountId"]
+    template.pseudo["AWS::StackId"] = f"arn:aws:cloudformation:{region}:{account}:stack/{stack_name}/{stack_uuid}"
+    return template
 
 
 def apply_environment(monkeypatch: pytest.MonkeyPatch, logical_id: str, template: ResolvedTemplate) -> dict[str, str]:

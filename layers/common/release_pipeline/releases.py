@@ -1,9 +1,11 @@
 """The release record: what production runs, written only after both production deploys succeed.
 
-One SSM SecureString parameter (``/<solution stack>/release/record``, encrypted with the solution's
-KMS key) holds the record as JSON, so a record is written or replaced in one call: a reader never sees
-half of one. The released source zip itself is copied under ``releases/`` in the artifact bucket,
-where no lifecycle rule expires it.
+One SSM SecureString parameter (``/<solution stack>/release/<stack UUID>/record``, encrypted with the
+solution's KMS key) holds the record as JSON, so a record is written or replaced in one call: a reader
+never sees half of one. The released source zip itself is copied under ``releases/`` in the artifact
+bucket, where no lifecycle rule expires it. The stack id's UUID makes the record the installation's
+own: ``sam delete`` leaves the record (no stack resource), and a reinstall under the same stack name,
+with a new key and bucket, starts as a first release instead of reading it.
 """
 
 from __future__ import annotations

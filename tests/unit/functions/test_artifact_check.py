@@ -8,13 +8,14 @@ import json
 import zipfile
 from typing import TYPE_CHECKING, Any
 
+import boto3
 import pytest
 
 import local_aws
 from local_aws import FakeLambdaContext
 from release_pipeline import releases
 from tests.support.events import load_event
-from tests.support.solution import ARTIFACT_BUCKET, apply_environment, resolved, run_job, source_zip
+from tests.support.solution import ARTIFACT_BUCKET, apply_environment, release_record, resolved, run_job, source_zip
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -22,7 +23,9 @@ if TYPE_CHECKING:
 
 SOLUTION_STACK = "release-pipeline"
 BUCKET = ARTIFACT_BUCKET
-RECORD = f"/{SOLUTION_STACK}/release/record"
+RECORD = release_record(SOLUTION_STACK)
+# An installation under the same stack name that `sam delete` removed before this one.
+EARLIER_STACK_UUID = "0d9c8b7a-6f5e-4d3c-8b2a-190807060504"
 TEMPLATE_PATH = "app/template.yaml"
 CURRENT_PARAMETERS = {"Environment": "stage", "InstanceCount": "2"}
 RELEASED_PARAMETERS = {"Environment": "stage-old", "InstanceCount": "1"}
@@ -126,6 +129,46 @@ def test_release_record_stages_the_released_source_with_the_released_parameters(
     configuration = configuration_of(s3)
     assert configuration == {"Parameters": RELEASED_PARAMETERS}
     assert configuration["Parameters"] != CURRENT_PARAMETERS
+
+
+def test_record_left_by_an_earlier_installation_is_never_read(
+    s3: S3Client, ssm: SSMClient, monkeypatch: pytest.MonkeyPatch, lambda_context: FakeLambdaContext
+) -> None:
+    """GIVEN the record an earlier installation under the same stack name left behind (`sam delete`
+    keeps it, with its retained key and bucket) WHEN the new installation checks THEN it reads only its
+    own record and stages the current source as a first release."""
+    s3.put_object(Bucket=BUCKET, Key=SOURCE_KEY, Body=CURRENT_SOURCE)
+    earlier_key = boto3.client("kms", region_name="us-east-1").create_key()["KeyMetadata"]["Arn"]
+    earlier = release_record(SOLUTION_STACK, EARLIER_STACK_UUID)
+    assert earlier != RECORD
+    left = releases.ReleaseRecord(
+        bucket="release-pipeline-artifactbucket-earlier",
+        key=releases.release_key(RELEASED_EXECUTION),
+        version_id="v1",
+        commit_id="0ld0c0mm1t" * 4,
+        execution_id=RELEASED_EXECUTION,
+        released_at="2026-01-01T00:00:00+00:00",
+        template_path=TEMPLATE_PATH,
+        stage_parameters=RELEASED_PARAMETERS,
+    )
+    releases.write_record(ssm, earlier, left, earlier_key)
+    read: list[str] = []
+    read_record = releases.read_record
+
+    def spy(client: SSMClient, name: str) -> releases.ReleaseRecord | None:
+        read.append(name)
+        return read_record(client, name)
+
+    monkeypatch.setattr(releases, "read_record", spy)
+
+    result = invoke(load_event("artifact-check", "job"), lambda_context)
+
+    assert result.status == "Succeeded"
+    assert result.output_variables == {"StageOrigin": "source"}
+    assert read == [RECORD]
+    assert s3.get_object(Bucket=BUCKET, Key=STAGE_SOURCE_KEY)["Body"].read() == CURRENT_SOURCE
+    assert configuration_of(s3) == {"Parameters": CURRENT_PARAMETERS}
+    assert ssm.get_parameter(Name=earlier)["Parameter"]["Version"] == 1
 
 
 def test_release_uses_the_recorded_version_of_the_released_source(

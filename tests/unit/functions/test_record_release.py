@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
 
@@ -13,7 +14,7 @@ import local_aws
 from local_aws import FakeLambdaContext
 from release_pipeline import clients
 from tests.support.events import load_event
-from tests.support.solution import ARTIFACT_BUCKET, apply_environment, resolved, run_job, source_zip
+from tests.support.solution import ARTIFACT_BUCKET, apply_environment, release_record, resolved, run_job, source_zip
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -21,7 +22,9 @@ if TYPE_CHECKING:
 
 SOLUTION_STACK = "release-pipeline"
 BUCKET = ARTIFACT_BUCKET
-RECORD = f"/{SOLUTION_STACK}/release/record"
+RECORD = release_record(SOLUTION_STACK)
+# An installation under the same stack name that `sam delete` removed before this one.
+EARLIER_STACK_UUID = "0d9c8b7a-6f5e-4d3c-8b2a-190807060504"
 TEMPLATE_PATH = "app/template.yaml"
 STAGE_PARAMETERS = {"Environment": "stage", "InstanceCount": "1"}
 EXECUTION_ID = "e1a2b3c4-0000-4000-8000-000000000001"
@@ -122,6 +125,28 @@ def test_release_keeps_the_source_and_writes_the_record(
     assert description["Name"] == RECORD
     assert description["Type"] == "SecureString"
     assert description["KeyId"] == kms_key_arn
+
+
+def test_release_after_a_reinstall_writes_its_own_record_and_leaves_the_earlier_one(
+    s3: S3Client, ssm: SSMClient, kms_key_arn: str, lambda_context: FakeLambdaContext
+) -> None:
+    """GIVEN the record an earlier installation under the same stack name left behind, encrypted with
+    its retained key WHEN the new installation releases THEN it writes its own record under its own key
+    and neither reads nor replaces the earlier one."""
+    earlier_key = boto3.client("kms", region_name="us-east-1").create_key()["KeyMetadata"]["Arn"]
+    earlier = release_record(SOLUTION_STACK, EARLIER_STACK_UUID)
+    ssm.put_parameter(Name=earlier, Value='{"left": "by sam delete"}', Type="SecureString", KeyId=earlier_key)
+
+    result = release(load_event("record-release", "job"), s3, SOURCE, lambda_context)
+
+    assert result.status == "Succeeded"
+    assert read_record(ssm)["execution_id"] == EXECUTION_ID
+    described = {p["Name"]: p for p in ssm.describe_parameters()["Parameters"]}
+    assert set(described) == {RECORD, earlier}
+    assert described[RECORD]["KeyId"] == kms_key_arn
+    assert (described[earlier]["KeyId"], described[earlier]["Version"]) == (earlier_key, 1)
+    left = ssm.get_parameter(Name=earlier, WithDecryption=True)["Parameter"]["Value"]
+    assert left == '{"left": "by sam delete"}'
 
 
 def test_commit_id_falls_back_to_the_source_revision(

@@ -17,7 +17,7 @@ from local_aws import FakeLambdaContext
 from release_pipeline import artifacts, clients, releases
 from release_pipeline.errors import ConfigurationError, ReleaseRecordError, StackBusyError, StackStuckError
 from tests.support.events import load_event, load_function
-from tests.support.solution import REQUIRED_PARAMETERS, apply_environment, resolved
+from tests.support.solution import REQUIRED_PARAMETERS, apply_environment, release_record, resolved
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
@@ -31,7 +31,7 @@ APP = REQUIRED_PARAMETERS["ApplicationStackName"]
 STAGE_STACK = f"{APP}-stage"
 PIPELINE = "release-pipeline"
 SOLUTION = "release-solution"
-RECORD_PARAMETER = f"/{SOLUTION}/release/record"
+RECORD_PARAMETER = release_record(SOLUTION)
 ROLE_ARN = f"arn:aws:iam::{DEFAULT_ACCOUNT_ID}:role/release-solution-CloudFormationExecutionRole"
 BUCKET = "release-pipeline-artifacts"
 TEMPLATE_PATH = REQUIRED_PARAMETERS["TemplatePath"]

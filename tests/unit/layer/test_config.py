@@ -23,7 +23,7 @@ from release_pipeline.errors import BadInputError, ConfigurationError
 # The variables template.yaml sets for each function (the wiring contract).
 VARIABLES: dict[type[Any], dict[str, str]] = {
     ArtifactCheckConfig: {
-        "RELEASE_RECORD_PARAMETER": "/release-pipeline/release/record",
+        "RELEASE_RECORD_PARAMETER": "/release-pipeline/release/5b7e9a10-3c2d-4f10-9a4e-0a1b2c3d4e5f/record",
         "STAGE_PARAMETERS": '{"Env": "stage"}',
         "TEMPLATE_PATH": "infra/app.yaml",
     },
@@ -44,7 +44,7 @@ VARIABLES: dict[type[Any], dict[str, str]] = {
         "DRIFT_POLICY": "NOTIFY",
     },
     RecordReleaseConfig: {
-        "RELEASE_RECORD_PARAMETER": "/release-pipeline/release/record",
+        "RELEASE_RECORD_PARAMETER": "/release-pipeline/release/5b7e9a10-3c2d-4f10-9a4e-0a1b2c3d4e5f/record",
         "ARTIFACT_BUCKET": "release-pipeline-artifacts",
         "KMS_KEY_ARN": "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
         "STAGE_PARAMETERS": "{}",
@@ -59,7 +59,7 @@ VARIABLES: dict[type[Any], dict[str, str]] = {
         "SECONDARY_REGION": "eu-west-1",
         "PRIMARY_STACK_NAME": "demo-app",
         "SECONDARY_STACK_NAME": "demo-app",
-        "RELEASE_RECORD_PARAMETER": "/release-pipeline/release/record",
+        "RELEASE_RECORD_PARAMETER": "/release-pipeline/release/5b7e9a10-3c2d-4f10-9a4e-0a1b2c3d4e5f/record",
         "CLOUDFORMATION_ROLE_ARN": "arn:aws:iam::123456789012:role/release-pipeline-cfn",
         "CHANGE_SET_PREFIX": "pipeline-",
         "WATCHED_STAGES": "Stage,DeploySecondary,DeployPrimary",
@@ -143,7 +143,7 @@ def test_artifact_check_config_values() -> None:
     config = ArtifactCheckConfig.from_env(VARIABLES[ArtifactCheckConfig])
 
     assert config == ArtifactCheckConfig(
-        release_record_parameter="/release-pipeline/release/record",
+        release_record_parameter="/release-pipeline/release/5b7e9a10-3c2d-4f10-9a4e-0a1b2c3d4e5f/record",
         stage_parameters={"Env": "stage"},
         template_path="infra/app.yaml",
     )

@@ -518,7 +518,7 @@ def set_artifact_check_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in {
         "POWERTOOLS_SERVICE_NAME": "artifact-check",
         "SOLUTION_STACK_NAME": "release-pipeline",
-        "RELEASE_RECORD_PARAMETER": "/release-pipeline/release/record",
+        "RELEASE_RECORD_PARAMETER": "/release-pipeline/release/5b7e9a10-3c2d-4f10-9a4e-0a1b2c3d4e5f/record",
         "STAGE_PARAMETERS": '{"Env": "stage"}',
         "TEMPLATE_PATH": TEMPLATE_PATH,
     }.items():

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.usefixtures("aws")
 
 REGION = "us-east-1"
-PARAMETER = "/release-pipeline/release/record"
+PARAMETER = "/release-pipeline/release/5b7e9a10-3c2d-4f10-9a4e-0a1b2c3d4e5f/record"
 
 RECORD = ReleaseRecord(
     bucket="release-pipeline-artifacts",
