@@ -210,19 +210,21 @@ def test_record_release_needs_only_its_policy(
         assert names == []
 
 
-@pytest.mark.parametrize("drop", [None, "cloudformation:DescribeChangeSet"])
+@pytest.mark.parametrize("drop", [None, "cloudformation:DescribeChangeSet", "cloudformation:DeleteChangeSet"])
 def test_change_detection_needs_only_its_policy(
     accounts: Accounts, monkeypatch: pytest.MonkeyPatch, lambda_context: FakeLambdaContext, drop: str | None
 ) -> None:
+    """A first release of the primary and an empty change set on the secondary, which is removed."""
     resolved = resolved_template()
     user = accounts.function_user(resolved, "ChangeDetectionFunction", "change-detection", drop)
     env = resolved.function_environment("ChangeDetectionFunction")
     accounts.client("sns").create_topic(Name="release-notifications")
-    for region in (PRIMARY, SECONDARY):
+    accounts.client("cloudformation", SECONDARY).create_stack(StackName=APP, TemplateBody=APP_TEMPLATE)
+    for region, kind in ((PRIMARY, "CREATE"), (SECONDARY, "UPDATE")):
         accounts.client("cloudformation", region).create_change_set(
             StackName=APP,
             ChangeSetName=f"pipeline-{EXECUTION}",
-            ChangeSetType="CREATE",
+            ChangeSetType=kind,
             TemplateBody=APP_TEMPLATE,
         )
     event = load_event("change-detection", "job")
@@ -232,6 +234,7 @@ def test_change_detection_needs_only_its_policy(
     if drop is None:
         assert result.status == "Succeeded"
         assert result.output_variables["HasChanges"] == "true"
+        assert accounts.client("cloudformation", SECONDARY).list_change_sets(StackName=APP)["Summaries"] == []
     else:
         assert result.status == "Failed"
         assert not result.output_variables
@@ -314,6 +317,7 @@ def test_artifact_check_needs_only_its_policy(
         "cloudformation:DeleteStack",
         "cloudformation:GetTemplateSummary",
         "cloudformation:DescribeStackEvents",
+        "cloudformation:DeleteChangeSet",
         "sns:Publish",
     ],
 )
@@ -359,15 +363,34 @@ def test_stage_revert_needs_only_its_policy(
     assert {s["StackName"]: s["StackStatus"] for s in stacks if s["StackName"] == APP} == {APP: "DELETE_COMPLETE"}
 
 
-@pytest.mark.parametrize("drop", [None, "codepipeline:ListPipelineExecutions", "codepipeline:GetPipeline"])
+@pytest.mark.parametrize(
+    "drop",
+    [
+        None,
+        "codepipeline:ListPipelineExecutions",
+        "codepipeline:GetPipeline",
+        "cloudformation:DeleteChangeSet",
+        "cloudformation:DescribeStackEvents",
+    ],
+)
 def test_execution_gate_needs_only_its_policy(
     accounts: Accounts, monkeypatch: pytest.MonkeyPatch, lambda_context: FakeLambdaContext, drop: str | None
 ) -> None:
+    """An earlier, finished execution left a change set on the primary (removed); the secondary's last
+    update was rolled back (its events are read to see who started it)."""
     resolved = resolved_template()
     user = accounts.function_user(resolved, "ExecutionGateFunction", "execution-gate", drop)
     env = resolved.function_environment("ExecutionGateFunction")
     pipeline = accounts.client("codepipeline")
     solution.create_pipeline(accounts.client("iam"), pipeline, env["PIPELINE_NAME"], BUCKET, template=resolved)
+    earlier = pipeline.start_pipeline_execution(name=env["PIPELINE_NAME"])["pipelineExecutionId"]
+    local_aws.set_execution_status(env["PIPELINE_NAME"], earlier, "Failed")
+    for region in (PRIMARY, SECONDARY):
+        accounts.client("cloudformation", region).create_stack(StackName=APP, TemplateBody=APP_TEMPLATE)
+    accounts.client("cloudformation", PRIMARY).create_change_set(
+        StackName=APP, ChangeSetName=f"pipeline-{earlier}", TemplateBody=APP_TEMPLATE
+    )
+    next(s for s in cloudformation_backends[ACCOUNT][SECONDARY].stacks.values()).status = "UPDATE_ROLLBACK_COMPLETE"
     execution = pipeline.start_pipeline_execution(name=env["PIPELINE_NAME"])["pipelineExecutionId"]
     event = load_event("execution-gate", "job")
     event["CodePipeline.job"]["data"]["actionConfiguration"]["configuration"]["UserParameters"] = json.dumps(
@@ -377,3 +400,5 @@ def test_execution_gate_needs_only_its_policy(
     run_as(monkeypatch, user, env, lambda: handler(event, lambda_context))
     result = final_result(event)
     assert result.status == ("Succeeded" if drop is None else "Failed")
+    if drop is None:
+        assert accounts.client("cloudformation", PRIMARY).list_change_sets(StackName=APP)["Summaries"] == []

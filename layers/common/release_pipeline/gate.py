@@ -18,6 +18,7 @@ otherwise fill up.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
@@ -37,9 +38,16 @@ RUNNING = frozenset({"InProgress", "Stopping"})
 MAX_PAGES = 20
 
 
-def earlier_running(pipeline: CodePipelineClient, pipeline_name: str, execution_id: str) -> list[str]:
-    """Executions that started before ``execution_id`` and are still running (``execution_id`` itself
-    must be among the pipeline's executions)."""
+@dataclass(frozen=True)
+class Executions:
+    """The pipeline's executions as the gate sees them from one of them."""
+
+    earlier_running: list[str]  # started before this one and still running, oldest listing order
+    keep: frozenset[str]  # executions whose change sets must stay: this one, running ones, later ones
+
+
+def executions_around(pipeline: CodePipelineClient, pipeline_name: str, execution_id: str) -> Executions:
+    """Where ``execution_id`` (which must be among the pipeline's executions) stands among the others."""
     summaries: list[ExecutionSummaryTypeDef] = []
     token: str | None = None
     for _ in range(MAX_PAGES):
@@ -56,14 +64,16 @@ def earlier_running(pipeline: CodePipelineClient, pipeline_name: str, execution_
     if mine is None or "startTime" not in mine:
         raise PipelineError(f"Execution {execution_id} is not among the executions of pipeline {pipeline_name}")
     started = mine["startTime"]
-    return [
-        summary["pipelineExecutionId"]
-        for summary in summaries
-        if summary.get("status") in RUNNING
-        and summary.get("pipelineExecutionId") != execution_id
-        and "startTime" in summary
-        and summary["startTime"] < started
-    ]
+    earlier_running, keep = [], {execution_id}
+    for summary in summaries:
+        other = summary.get("pipelineExecutionId", "")
+        running = summary.get("status") in RUNNING
+        earlier = "startTime" in summary and summary["startTime"] < started
+        if running and earlier and other != execution_id:
+            earlier_running.append(other)
+        if running or not earlier:
+            keep.add(other)
+    return Executions(earlier_running, frozenset(keep))
 
 
 def wait_for_turn(
@@ -74,27 +84,42 @@ def wait_for_turn(
     execution_id: str,
     polls: int,
 ) -> JobResult:
-    running = earlier_running(pipeline, config.pipeline_name, execution_id)
+    executions = executions_around(pipeline, config.pipeline_name, execution_id)
+    running = executions.earlier_running
     token = {"polls": polls + 1}
     if running:
         shown = ", ".join(running[:3]) + (f" and {len(running) - 3} more" if len(running) > 3 else "")
         return JobResult.keep_waiting(token, f"Waiting (check {polls + 1}) for earlier execution(s) to finish: {shown}")
-    stage = stacks.describe(cloudformation_for(config.stacks.regions.primary), config.stage_stack_name, config.region)
-    if stage.status is not None and stacks.is_busy(stage.status):
-        return JobResult.keep_waiting(
-            token, f"Waiting (check {polls + 1}) for stage stack {stage.name} ({stage.status}) to settle"
-        )
-    own = config.change_set_prefix + execution_id
+    primary = cloudformation_for(config.stacks.regions.primary)
+    checked = [(primary, stacks.describe(primary, config.stage_stack_name, config.region))]
+    checked += [
+        (cloudformation_for(region), stacks.describe(cloudformation_for(region), stack, region))
+        for _, region, stack in config.stacks.targets()
+    ]
+    for cfn, state in checked:
+        if state.status is not None and stacks.is_busy(state.status):
+            # A revert may still be changing the stage stack, or returning a Region to the release.
+            waiting = f"stack {state.name} in {state.region} ({state.status})"
+            return JobResult.keep_waiting(token, f"Waiting (check {polls + 1}) for {waiting} to settle")
+        if state.status in stacks.ROLLED_BACK_UPDATE and stacks.is_revert_token(
+            stacks.latest_request_token(cfn, state.name)
+        ):
+            raise PipelineError(
+                f"Stack {state.name} in {state.region} was being returned to the release after a failed deploy, and "
+                f"CloudFormation rolled that return back ({state.status}): it does not run the release. Fix it (its "
+                "events name the resource), update it to the release by hand, then retry this stage"
+            )
     removed = sum(
-        remove_earlier_change_sets(cloudformation_for(region), stack, config.change_set_prefix, own)
+        remove_earlier_change_sets(cloudformation_for(region), stack, config.change_set_prefix, executions.keep)
         for _, region, stack in config.stacks.targets()
     )
     cleaned = f"; removed {removed} change set(s) earlier executions left" if removed else ""
     return JobResult(summary=f"No earlier execution in progress: checking this change{cleaned}")
 
 
-def remove_earlier_change_sets(cfn: CloudFormationClient, stack: str, prefix: str, own: str) -> int:
-    """Delete the pipeline's change sets on ``stack`` other than ``own``; returns how many went."""
+def remove_earlier_change_sets(cfn: CloudFormationClient, stack: str, prefix: str, keep: frozenset[str]) -> int:
+    """Delete the pipeline's change sets on ``stack`` except those of the ``keep`` executions (this one,
+    running ones and later ones); returns how many went."""
     try:
         pages = list(cfn.get_paginator("list_change_sets").paginate(StackName=stack))
     except ClientError as error:
@@ -106,7 +131,7 @@ def remove_earlier_change_sets(cfn: CloudFormationClient, stack: str, prefix: st
         for page in pages
         for summary in page.get("Summaries", [])
         if summary.get("ChangeSetName", "").startswith(prefix)
-        and summary.get("ChangeSetName") != own
+        and summary["ChangeSetName"].removeprefix(prefix) not in keep
         and summary.get("ExecutionStatus") != "EXECUTE_IN_PROGRESS"
     ]
     return sum(stacks.delete_change_set(cfn, stack, name) for name in names)

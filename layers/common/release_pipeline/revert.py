@@ -22,6 +22,7 @@ finds a stack busy with this revert's own operation is a no-op. A stack busy wit
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -60,6 +61,7 @@ class StageEvent:
     execution_id: str
     stage: str
     state: str
+    event_id: str = ""  # EventBridge's id: the same on every delivery and retry of one event
 
     @classmethod
     def parse(cls, event: Mapping[str, Any]) -> StageEvent | None:
@@ -70,7 +72,9 @@ class StageEvent:
         values = [detail.get(key) for key in ("pipeline", "execution-id", "stage", "state")]
         if not all(isinstance(value, str) and value for value in values):
             return None
-        return cls(*values)  # type: ignore[arg-type]
+        event_id = event.get("id")
+        pipeline, execution_id, stage, state = (str(value) for value in values)
+        return cls(pipeline, execution_id, stage, state, event_id if isinstance(event_id, str) else "")
 
 
 @dataclass
@@ -127,15 +131,18 @@ def revert_stage(
         return RevertOutcome(ignored=f"stage {event.stage} of execution {failed_id} is {failed_status} again: retried")
     outcome = RevertOutcome()
     errors: list[Exception] = []
-    token = revert_token(event.execution_id)
+    token = revert_token(event)
 
-    def step(action: Callable[..., str], *args: Any) -> None:
+    def step(action: Callable[..., str], *args: Any) -> str | None:
         try:
-            outcome.actions.append(action(*args))
+            done = action(*args)
         except Exception as error:  # every step runs; the first error is raised below
             logger.exception("Revert step failed")
             outcome.actions.append(f"failed: {error}")
             errors.append(error)
+            return None
+        outcome.actions.append(done)
+        return done
 
     owner = latest.get(config.stage_name, (None, None))[0]
     if owner == event.execution_id:
@@ -150,21 +157,30 @@ def revert_stage(
     # a later execution has passed it.
     for role, region, stack in config.stacks.targets():
         step(remove_failed_creation, cloudformation_for(region), role, region, stack, config, token)
-    returned = regions_to_return(event, config, latest)
-    for role, region, stack in returned:
-        step(return_to_release, cloudformation_for(region), ssm, s3, role, region, stack, config, token)
-    if event.stage in config.deploy_stages:
-        step(report_regions, sns, cloudformation_for, ssm, event, config, outcome.actions[:])
+    returned: dict[str, str] = {}
+    for role, region, stack in regions_to_return(event, config, latest):
+        done = step(return_to_release, cloudformation_for(region), ssm, s3, role, region, stack, config, token)
+        returned[role] = done if done is not None else f"NOT returned ({outcome.actions[-1]})"
+    if returned:
+        # A Retry of the failed deploy would now put the new version next to a Region that runs the
+        # release again: the execution's remaining change sets go, and the retry fails cleanly.
+        change_set = f"{config.change_set_prefix}{event.execution_id}"
+        for _, region, stack in config.stacks.targets():
+            step(remove_change_set, cloudformation_for(region), stack, region, change_set)
+    if event.stage in config.deploy_stages and event.state == "FAILED":
+        step(report_regions, sns, cloudformation_for, ssm, event, config, returned)
     if errors:
         raise errors[0]
     return outcome
 
 
-def revert_token(execution_id: str) -> str:
-    """The ClientRequestToken of every stack operation a revert of ``execution_id`` starts: a duplicate
-    delivery of the event recognises the operation as its own (CloudFormation shows the token on the
-    stack's events) instead of taking a busy stack for a failure."""
-    return f"stage-revert-{execution_id}"[:128]
+def revert_token(event: StageEvent) -> str:
+    """The ClientRequestToken of every stack operation the revert of ``event`` starts. EventBridge
+    gives an event the same id on every delivery and Lambda on every retry, so a duplicate recognises
+    the operation as its own (CloudFormation shows the token on the stack's events) instead of taking a
+    busy stack for a failure; another failure of the same execution (after a Retry) is a new event."""
+    key = event.event_id or event.execution_id
+    return stacks.REVERT_TOKEN_PREFIX + re.sub(r"[^a-zA-Z0-9-]", "-", key)[: 128 - len(stacks.REVERT_TOKEN_PREFIX)]
 
 
 def _busy(cfn: CloudFormationClient, state: stacks.StackState, token: str) -> str:
@@ -302,17 +318,19 @@ def return_to_release(
     config: StageRevertConfig,
     token: str,
 ) -> str:
-    """Bring a production stack that this execution updated back to the release, after a later Region
-    failed: the Regions then run one version again. Its parameters keep their current values (the
-    Region's parameter set is the solution's, not the release's)."""
+    """Start bringing a production stack that this execution updated back to the release, after a later
+    Region failed: the Regions then run one version again. Its parameters keep their current values
+    (the Region's parameter set is the solution's, not the release's). CloudFormation updates in the
+    background: the update is started here and not waited for (Lambda's two retries of an event span
+    about three minutes, less than many updates); a return CloudFormation rolls back is caught by the
+    next execution's gate."""
     state = stacks.describe(cfn, stack, region)
     if not state.exists:
         return f"{role} stack {stack} in {region} does not exist: nothing to return"
     ours = stacks.latest_request_token(cfn, stack) == token
     if state.status is not None and stacks.is_busy(state.status):
         if ours:
-            # The return this revert started is still running: the retry Lambda makes confirms it.
-            raise StackBusyError(f"{role} stack {stack} in {region} is still returning to the release ({state.status})")
+            return f"{role} stack {stack} in {region} is already returning to the release ({state.status})"
         raise StackBusyError(f"{role} stack {stack} in {region} is {state.status}; retry when it settles")
     if ours and state.status in stacks.ROLLED_BACK_UPDATE:
         raise StackStuckError(
@@ -321,8 +339,8 @@ def return_to_release(
         )
     record = releases.read_record(ssm, config.release_record_parameter)
     if record is None:
-        if state.last_updated is None:
-            # Created by this execution (a first release) and never updated: the release is nothing.
+        if not stacks.was_updated(cfn, stack):
+            # Created by this execution (a first release) and never updated since: the release is nothing.
             cfn.delete_stack(StackName=stack, RoleARN=config.cloudformation_role_arn, ClientRequestToken=token)
             return f"removing {role} stack {stack} in {region}: this first release failed in another Region"
         raise StackStuckError(
@@ -350,18 +368,20 @@ def return_to_release(
         if stacks.is_no_updates(error):
             return f"{role} stack {stack} in {region} already runs release {record.execution_id}"
         raise
-    # CloudFormation answers at once and updates in the background: a return still running is confirmed
-    # by the retry Lambda makes of this event; one that was rolled back fails into the alarm.
     after = stacks.describe(cfn, stack, region)
-    if after.status is not None and stacks.is_busy(after.status):
-        raise StackBusyError(f"{role} stack {stack} in {region} started returning to release {record.execution_id}")
     if after.status in stacks.ROLLED_BACK_UPDATE:
         raise StackStuckError(
             f"returning {role} stack {stack} in {region} to release {record.execution_id} failed: CloudFormation "
             f"rolled the return back ({after.status}). It still runs this execution's change: fix the cause, then "
             "update it by hand"
         )
-    return f"returned {role} stack {stack} in {region} to release {record.execution_id} ({after.status})"
+    return f"returning {role} stack {stack} in {region} to release {record.execution_id} ({after.status})"
+
+
+def remove_change_set(cfn: CloudFormationClient, stack: str, region: str, change_set: str) -> str:
+    if stacks.delete_change_set(cfn, stack, change_set):
+        return f"deleted change set {change_set} of {stack} in {region}: a Retry could no longer deploy it alone"
+    return f"no change set {change_set} left on {stack} in {region}"
 
 
 def report_regions(
@@ -370,11 +390,12 @@ def report_regions(
     ssm: SSMClient,
     event: StageEvent,
     config: StageRevertConfig,
-    actions: list[str],
+    returned: Mapping[str, str],
 ) -> str:
-    """After a failed production deploy, tell the topic what each Region runs now."""
+    """After a failed production deploy, tell the topic what each Region runs, from what happened."""
     record = releases.read_record(ssm, config.release_record_parameter)
     released = f"release {record.execution_id} (commit {record.commit_id})" if record else "no release yet"
+    failed_role = config.deploy_roles[event.stage]
     lines = [
         f"Execution {event.execution_id} failed at {event.stage}. The release record is unchanged: {released}.",
         "",
@@ -382,10 +403,14 @@ def report_regions(
     ]
     for role, region, stack in config.stacks.targets():
         state = stacks.describe(cloudformation_for(region), stack, region)
-        runs = version_of(state.status, released)
-        lines.append(f"- {role} {stack} in {region}: {state.status or 'no stack'} ({runs})")
-    lines += ["", "What the revert did:", *[f"- {action}" for action in actions]]
-    subject = f"{config.pipeline_name}: {event.stage} failed, production returned to the release"
+        if role in returned:
+            runs = returned[role]
+        elif role == failed_role:
+            runs = version_of(state.status, released)
+        else:
+            runs = f"not changed by this execution: {released}" if state.exists else "runs nothing"
+        lines.append(f"- {role} {stack} in {region}: {state.status or 'no stack'}: {runs}")
+    subject = f"{event.stage} failed: what each Region runs ({config.pipeline_name})"
     notifications.publish_report(sns, config.topic_arn, subject, lines)
     return f"reported each Region's version to {config.topic_arn}"
 
@@ -393,14 +418,17 @@ def report_regions(
 _VERSION_BY_STATUS = {
     "UPDATE_ROLLBACK_COMPLETE": "CloudFormation rolled the failed update back: it runs {released}",
     "UPDATE_ROLLBACK_IN_PROGRESS": "CloudFormation is rolling the failed update back to {released}",
-    "UPDATE_IN_PROGRESS": "being returned to {released}",
-    "DELETE_IN_PROGRESS": "being removed: {released}",
+    "UPDATE_ROLLBACK_FAILED": "CloudFormation could not roll the failed update back: fix it by hand",
+    "DELETE_IN_PROGRESS": "its creation failed; being removed: it runs nothing",
     "ROLLBACK_COMPLETE": "its creation failed: it runs nothing",
+    "ROLLBACK_IN_PROGRESS": "its creation failed: it runs nothing",
     "REVIEW_IN_PROGRESS": "never deployed: it runs nothing",
 }
 
 
 def version_of(status: str | None, released: str) -> str:
+    """What a stack whose deploy just failed runs, from its status."""
     if status is None:
-        return "runs nothing"
-    return _VERSION_BY_STATUS.get(status, "runs {released}").format(released=released)
+        return "its creation failed and it was removed: it runs nothing"
+    unexpected = "status not expected after a failed deploy: check its events"
+    return _VERSION_BY_STATUS.get(status, unexpected).format(released=released)

@@ -7,7 +7,6 @@ matched in exactly one function here.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
@@ -62,7 +61,6 @@ class StackState:
     region: str
     status: str | None  # None: the stack does not exist
     stack_id: str | None = None
-    last_updated: datetime | None = None  # None: never updated since it was created
 
     @property
     def exists(self) -> bool:
@@ -84,7 +82,6 @@ def describe(cfn: CloudFormationClient, name: str, region: str) -> StackState:
         region=region,
         status=stack["StackStatus"],
         stack_id=stack.get("StackId"),
-        last_updated=stack.get("LastUpdatedTime"),
     )
 
 
@@ -104,6 +101,26 @@ def delete_change_set(cfn: CloudFormationClient, stack: str, name: str) -> bool:
             return False
         raise
     return True
+
+
+def was_updated(cfn: CloudFormationClient, name: str) -> bool:
+    """Whether the stack was ever updated after its creation: a stack-level UPDATE_* event on the newest
+    page of its events (a history longer than one page counts as updated)."""
+    page = cfn.describe_stack_events(StackName=name)
+    for event in page.get("StackEvents", []):
+        stack_level = event.get("ResourceType") == "AWS::CloudFormation::Stack"
+        if stack_level and event.get("ResourceStatus", "").startswith("UPDATE_"):
+            return True
+    return bool(page.get("NextToken"))
+
+
+# The ClientRequestToken prefix of every stack operation stage-revert starts.
+REVERT_TOKEN_PREFIX = "stage-revert-"  # noqa: S105 - a request token, not a secret
+
+
+def is_revert_token(token: str | None) -> bool:
+    """Whether a stack operation was started by stage-revert."""
+    return bool(token) and str(token).startswith(REVERT_TOKEN_PREFIX)
 
 
 def latest_request_token(cfn: CloudFormationClient, name: str) -> str | None:

@@ -274,3 +274,60 @@ def test_a_first_release_placeholder_keeps_no_stale_change_set(lambda_context: F
     assert change_sets_on(REGION) == []
     cfn = boto3.client("cloudformation", region_name=REGION)
     assert cfn.describe_stacks(StackName=APP)["Stacks"][0]["StackStatus"] == "REVIEW_IN_PROGRESS"
+
+
+@pytest.mark.usefixtures("env")
+def test_a_retried_older_execution_never_removes_a_later_running_executions_change_sets(
+    lambda_context: FakeLambdaContext,
+) -> None:
+    """GIVEN A failed at CheckChanges and B (started later) waits for its approval WHEN a person retries
+    A's CheckChanges THEN A's gate keeps B's reviewed change sets (B may still deploy them)."""
+    older, later = executions("InProgress", "InProgress")
+    backend = codepipeline_backends[ACCOUNT][REGION].pipelines[PIPELINE]
+    backend.executions[older].status = "InProgress"  # retried
+    boto3.client("cloudformation", region_name=REGION).create_stack(StackName=APP, TemplateBody=APP_TEMPLATE)
+    review(REGION, later)
+
+    result = run(gate_event(older), lambda_context)
+
+    assert result.status == "Succeeded"
+    assert change_sets_on(REGION) == [f"pipeline-{later}"]
+
+
+@pytest.mark.usefixtures("env")
+def test_the_gate_waits_while_a_production_stack_is_returning_to_the_release(
+    lambda_context: FakeLambdaContext,
+) -> None:
+    (mine,) = executions("InProgress")
+    boto3.client("cloudformation", region_name=SECONDARY).create_stack(StackName=APP, TemplateBody=APP_TEMPLATE)
+    next(iter(cloudformation_backends[ACCOUNT][SECONDARY].stacks.values())).status = "UPDATE_IN_PROGRESS"
+
+    result = run(gate_event(mine), lambda_context)
+
+    assert result.continuation_token is not None
+    assert f"{APP} in {SECONDARY} (UPDATE_IN_PROGRESS)" in (result.execution_details or {})["summary"]
+
+
+@pytest.mark.usefixtures("env")
+def test_a_return_to_the_release_that_was_rolled_back_fails_the_next_change_naming_the_stack(
+    lambda_context: FakeLambdaContext,
+) -> None:
+    """GIVEN stage-revert's return of the secondary was rolled back by CloudFormation (the Region still
+    runs the failed execution's change) THEN the next execution fails at the gate, saying so, before
+    any change set is computed against that Region; a rollback of the pipeline's own deploy does not."""
+    mine, again = executions("InProgress", "InProgress")
+    cfn = boto3.client("cloudformation", region_name=SECONDARY)
+    cfn.create_stack(StackName=APP, TemplateBody=APP_TEMPLATE)
+    local_aws.fail_resource(APP, SECONDARY, "Topic", "limit", account_id=ACCOUNT)
+    cfn.update_stack(StackName=APP, TemplateBody=CHANGED_TEMPLATE, ClientRequestToken="stage-revert-5b1f2c3d")
+
+    result = run(gate_event(mine), lambda_context)
+
+    assert result.status == "Failed"
+    message = (result.failure_details or {})["message"]
+    assert f"{APP} in {SECONDARY}" in message
+    assert "rolled that return back" in message
+    codepipeline_backends[ACCOUNT][REGION].pipelines[PIPELINE].executions[mine].status = "Failed"
+    local_aws.fail_resource(APP, SECONDARY, "Topic", "limit", account_id=ACCOUNT)
+    cfn.update_stack(StackName=APP, TemplateBody=CHANGED_TEMPLATE, ClientRequestToken="pipeline-deploy")
+    assert run(gate_event(again), lambda_context).status == "Succeeded"

@@ -689,7 +689,7 @@ def test_a_production_stack_whose_first_creation_failed_is_removed(
     assert any("its first creation failed (ROLLBACK_COMPLETE)" in action for action in result["actions"])
     [message] = inbox()
     assert "DeploySecondary" in message["Subject"]
-    assert f"secondary {APP} in {SECONDARY}: no stack (runs nothing)" in message["Message"]
+    assert f"secondary {APP} in {SECONDARY}: no stack: its creation failed and it was removed" in message["Message"]
 
 
 @pytest.mark.parametrize("status_now", ["UPDATE_ROLLBACK_COMPLETE", "UPDATE_COMPLETE", "CREATE_COMPLETE"])
@@ -735,15 +735,77 @@ def test_a_failed_primary_deploy_returns_the_secondary_to_the_release(
     assert status(APP, PRIMARY) == "UPDATE_ROLLBACK_COMPLETE"  # CloudFormation's rollback, not touched
     assert template_of(APP, PRIMARY) == json.loads(RELEASED_TEMPLATE)
     assert ssm.get_parameter(Name=RECORD_PARAMETER, WithDecryption=True)["Parameter"] == record_before
-    assert any(
-        action.startswith(f"returned secondary stack {APP} in {SECONDARY} to release {RELEASED_EXECUTION}")
-        for action in result["actions"]
-    )
+    returning = f"returning secondary stack {APP} in {SECONDARY} to release {RELEASED_EXECUTION}"
+    assert any(action.startswith(returning) for action in result["actions"])
     [message] = inbox()
     text = message["Message"]
     assert f"release {RELEASED_EXECUTION}" in text
-    assert f"primary {APP} in {PRIMARY}: UPDATE_ROLLBACK_COMPLETE (CloudFormation rolled the failed update back" in text
-    assert f"secondary {APP} in {SECONDARY}: UPDATE_COMPLETE (runs release {RELEASED_EXECUTION}" in text
+    assert f"primary {APP} in {PRIMARY}: UPDATE_ROLLBACK_COMPLETE: CloudFormation rolled the failed update back" in text
+    assert f"secondary {APP} in {SECONDARY}: UPDATE_COMPLETE: {returning}" in text
+
+
+def test_after_a_return_the_failed_executions_change_sets_go_so_a_retry_cannot_split_the_regions(
+    environment: Callable[[str], None], lambda_context: FakeLambdaContext, topic: Callable[[], Inbox]
+) -> None:
+    """GIVEN DeployPrimary failed before its change set ran (the reviewed change set is still there) and
+    the secondary is returned to the release THEN the primary's change set is deleted: a Retry of
+    DeployPrimary would otherwise put the new version next to a secondary that runs the release."""
+    environment(DELETE)
+    topic()
+    record_release()
+    for region in (PRIMARY, SECONDARY):
+        deploy(APP, region)
+    cfn(SECONDARY).update_stack(StackName=APP, TemplateBody=NEW_TEMPLATE, Parameters=env("prod"))
+    change_set(APP, PRIMARY, THIS_CHANGE_SET)
+    change_set(APP, PRIMARY, OTHER_CHANGE_SET)
+
+    result = load_function("stage-revert").lambda_handler(
+        deploy_failed("DeployPrimary", earlier_succeeded=("DeploySecondary",)), lambda_context
+    )
+
+    assert change_sets_of(APP, PRIMARY) == [OTHER_CHANGE_SET]
+    assert template_of(APP, PRIMARY) == json.loads(RELEASED_TEMPLATE)
+    assert any(f"deleted change set {THIS_CHANGE_SET} of {APP} in {PRIMARY}" in a for a in result["actions"])
+
+
+def test_the_report_never_says_a_region_runs_the_release_when_its_return_failed(
+    environment: Callable[[str], None], lambda_context: FakeLambdaContext, topic: Callable[[], Inbox]
+) -> None:
+    environment(DELETE)
+    inbox = topic()
+    record_release(template=json.dumps({**json.loads(RELEASED_TEMPLATE), "Description": "x" * 60_000}))
+    for region in (PRIMARY, SECONDARY):
+        deploy(APP, region)
+    cfn(SECONDARY).update_stack(StackName=APP, TemplateBody=NEW_TEMPLATE, Parameters=env("prod"))
+
+    with pytest.raises(StackStuckError, match="cannot be passed inline"):
+        load_function("stage-revert").lambda_handler(
+            deploy_failed("DeployPrimary", earlier_succeeded=("DeploySecondary",)), lambda_context
+        )
+
+    [message] = inbox()
+    line = next(line for line in message["Message"].splitlines() if line.startswith("- secondary"))
+    assert "NOT returned" in line
+    assert "runs release" not in line
+    assert template_of(APP, SECONDARY) == json.loads(NEW_TEMPLATE)
+
+
+def test_a_second_failure_of_a_retried_execution_is_a_new_revert_not_a_duplicate(
+    environment: Callable[[str], None], lambda_context: FakeLambdaContext
+) -> None:
+    """GIVEN the first failure's revert left its token on the stage stack, and the Stage was retried and
+    failed again (a new event, same execution) WHEN the stage stack is busy with another operation
+    THEN it is not mistaken for this revert's own: the revert raises for a retry."""
+    environment(RETAIN)
+    record_release()
+    deploy(STAGE_STACK, template=NEW_TEMPLATE, value="stage-next")
+    revert("stage-failed", lambda_context)
+    set_status(STAGE_STACK, PRIMARY, "UPDATE_IN_PROGRESS")
+    second_failure = load_event("stage-revert", "stage-failed")
+    second_failure["id"] = "5b1f2c3d-0002-4000-8000-000000000002"
+
+    with pytest.raises(StackBusyError, match="UPDATE_IN_PROGRESS"):
+        load_function("stage-revert").lambda_handler(second_failure, lambda_context)
 
 
 def test_a_secondary_this_execution_did_not_update_is_not_returned(

@@ -49,11 +49,12 @@ def test_a_stopped_deploy_returns_nothing() -> None:
     ("status", "says"),
     [
         ("UPDATE_ROLLBACK_COMPLETE", "CloudFormation rolled the failed update back: it runs release R"),
-        ("UPDATE_IN_PROGRESS", "being returned to release R"),
+        ("UPDATE_ROLLBACK_FAILED", "CloudFormation could not roll the failed update back: fix it by hand"),
         ("ROLLBACK_COMPLETE", "its creation failed: it runs nothing"),
-        ("UPDATE_COMPLETE", "runs release R"),
-        (None, "runs nothing"),
+        (None, "its creation failed and it was removed: it runs nothing"),
+        # a status a failed deploy never leaves is never read as "runs the release"
+        ("UPDATE_COMPLETE", "status not expected after a failed deploy: check its events"),
     ],
 )
-def test_the_report_says_what_each_status_means(status: str | None, says: str) -> None:
+def test_the_report_says_what_the_failed_regions_status_means(status: str | None, says: str) -> None:
     assert revert.version_of(status, "release R") == says

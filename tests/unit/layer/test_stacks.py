@@ -6,12 +6,13 @@ import json
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 import local_aws
-from release_pipeline import clients
+from release_pipeline import clients, stacks
 from release_pipeline.stacks import (
     EMPTY_CHANGE_SET_REASON,
     StackState,
@@ -231,3 +232,22 @@ def test_console_url_encodes_reserved_characters() -> None:
 
     assert url.endswith("#/stacks/stackinfo?stackId=a%26b%3Dc%20d%23e")
     assert parse_qs(urlsplit(url).fragment.partition("?")[2]) == {"stackId": ["a&b=c d#e"]}
+
+
+@pytest.mark.parametrize("code", ["ChangeSetNotFound", "InvalidChangeSetStatus"])
+def test_a_change_set_that_is_gone_or_executing_is_nothing_to_delete(code: str) -> None:
+    """DeleteChangeSet answers InvalidChangeSetStatus for a change set being executed or executed: there
+    is nothing left to delete, and the caller must not report a deletion."""
+    cfn = boto3.client("cloudformation", region_name="us-east-1")
+    stubber = Stubber(cfn)
+    stubber.add_client_error("delete_change_set", service_error_code=code, http_status_code=400)
+    with stubber:
+        assert stacks.delete_change_set(cfn, "app", "pipeline-1") is False
+
+
+def test_any_other_delete_change_set_error_is_raised() -> None:
+    cfn = boto3.client("cloudformation", region_name="us-east-1")
+    stubber = Stubber(cfn)
+    stubber.add_client_error("delete_change_set", service_error_code="AccessDenied", http_status_code=403)
+    with stubber, pytest.raises(ClientError):
+        stacks.delete_change_set(cfn, "app", "pipeline-1")

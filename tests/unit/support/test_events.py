@@ -24,7 +24,14 @@ INVOKE_EVENTS = [
     ("execution-gate", "continuation"),
     ("record-release", "job"),
 ]
-STAGE_EVENTS = ["stage-failed", "stage-stopped", "stage-succeeded", "other-pipeline", "other-stage"]
+STAGE_EVENTS = [
+    "stage-failed",
+    "stage-stopped",
+    "stage-succeeded",
+    "other-pipeline",
+    "other-stage",
+    "deploy-primary-failed",
+]
 CUSTOM_RESOURCE_EVENTS = ["create", "update", "update-same-region", "delete"]
 
 
