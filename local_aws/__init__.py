@@ -16,6 +16,7 @@ the reference):
 - :mod:`local_aws.s3`: bucket policies evaluated over TLS.
 - :mod:`local_aws.awslambda`: the 4 KB limit on environment variables, a Lambda context, handler loading.
 - :mod:`local_aws.iam`: principals that hold one policy, as moto checks it.
+- :mod:`local_aws.clock`: the time CodePipeline's timeouts are measured on, which a scenario advances.
 
 Test state lives on moto's backends (see :mod:`local_aws.core`): moto's reset (``mock_aws`` start and
 stop, ``POST /moto-api/reset`` on a server) forgets it with everything else.
@@ -32,7 +33,7 @@ from moto.codepipeline.responses import CodePipelineResponse
 from moto.events.responses import EventsHandler
 from moto.s3.models import FakeBucket
 
-from local_aws import awslambda, cloudformation, codepipeline, events, s3
+from local_aws import awslambda, clock, cloudformation, codepipeline, events, s3
 from local_aws.awslambda import EnvironmentTooLarge, FakeLambdaContext, check_environment_size
 from local_aws.cloudformation import (
     CHANGE_SETS_PER_STACK,
@@ -65,6 +66,7 @@ __all__ = [
     "FakeLambdaContext",
     "JobResult",
     "check_environment_size",
+    "clock",
     "fail_change_set",
     "fail_detection",
     "fail_resource",

@@ -38,6 +38,7 @@ import yaml
 from botocore.exceptions import ClientError
 
 import local_aws
+from local_aws import clock
 from local_aws.awslambda import FakeLambdaContext, load_handler
 from rehearsal.pipeline import Action, Variables, WiringError
 
@@ -50,7 +51,11 @@ SUCCEEDED, FAILED, SKIPPED = "Succeeded", "Failed", "Skipped"
 MAX_CONTINUATIONS = 200
 CONTINUATION_PAUSE_SECONDS = 0.05
 STACK_WAIT_SECONDS = 120
+# CodePipeline's defaults (https://docs.aws.amazon.com/codepipeline/latest/userguide/limits.html), measured
+# on the emulator's clock: an approval without TimeoutInMinutes waits 7 days; a Lambda invoke action that
+# keeps continuing is ended after 24 hours.
 APPROVAL_TIMEOUT = timedelta(days=7)
+LAMBDA_ACTION_LIMIT = timedelta(hours=24)
 _EXCLUDED = {".git", "__pycache__", ".DS_Store", ".aws-sam"}
 
 
@@ -59,7 +64,9 @@ class Reporter(Protocol):
 
 
 class Decider(Protocol):
-    def __call__(self, action: Action, custom_data: str, link: str) -> tuple[bool, str]: ...
+    """The approver: (True, who) approves, (False, who) rejects, (None, why) leaves it open."""
+
+    def __call__(self, action: Action, custom_data: str, link: str) -> tuple[bool | None, str]: ...
 
 
 @dataclass(frozen=True)
@@ -93,6 +100,7 @@ class Execution:
     invocations: list[tuple[str, float]] = field(default_factory=list)  # (function logical id, seconds)
     show_logs: bool = False
     last_logs: list[str] = field(default_factory=list)
+    retry_mode: str | None = None  # how a failed stage is retried: "all" or "failed" actions
 
     def region(self, action: Action) -> str:
         """The Region the action runs in: its own, or the pipeline's."""
@@ -660,7 +668,13 @@ def run_lambda(execution: Execution, action: Action) -> Outcome:
     if key_arn:
         data["encryptionKey"] = {"id": key_arn, "type": "KMS"}
     token: str | None = None
+    started = clock.now()
     for attempt in range(1, MAX_CONTINUATIONS + 1):
+        if clock.now() - started >= LAMBDA_ACTION_LIMIT:
+            raise ActionFailed(
+                f"{function.logical_id} was still continuing after {LAMBDA_ACTION_LIMIT}: CodePipeline ends a "
+                "Lambda invoke action after 24 hours"
+            )
         job_id = str(uuid.uuid4())
         job_data = dict(data, continuationToken=token) if token else data
         event = {"CodePipeline.job": {"id": job_id, "accountId": solution.account_id, "data": job_data}}
@@ -724,6 +738,7 @@ def run_manual_approval(execution: Execution, action: Action) -> Outcome:
     console = (
         f"https://console.aws.amazon.com/codesuite/codepipeline/pipelines/{solution.pipeline_name}/view?region={region}"
     )
+    timeout = timedelta(minutes=action.timeout_minutes) if action.timeout_minutes else APPROVAL_TIMEOUT
     if config.get("NotificationArn"):
         token = str(uuid.uuid4())
         message = {
@@ -734,7 +749,7 @@ def run_manual_approval(execution: Execution, action: Action) -> Outcome:
                 "stageName": action.stage,
                 "actionName": action.name,
                 "token": token,
-                "expires": (datetime.now(UTC) + APPROVAL_TIMEOUT).strftime("%Y-%m-%dT%H:%MZ"),
+                "expires": (clock.now() + timeout).strftime("%Y-%m-%dT%H:%MZ"),
                 "externalEntityLink": link,
                 "approvalReviewLink": f"{console}#/{action.stage}/{action.name}/approve/{token}",
                 "customData": custom_data,
@@ -746,6 +761,11 @@ def run_manual_approval(execution: Execution, action: Action) -> Outcome:
             Message=json.dumps(message),
         )
     approved, who = execution.decide(action, custom_data, link)
+    if approved is None:
+        # Nobody decides: the approval expires after its timeout, and the action fails like a rejection.
+        clock.advance(timeout)
+        minutes = int(timeout.total_seconds() // 60)
+        raise ActionFailed(f"timed out: no decision within {minutes} minutes (TimeoutInMinutes), {who}")
     if approved:
         return Outcome(SUCCEEDED, f"approved by {who}")
     raise ActionFailed(f"rejected by {who}")

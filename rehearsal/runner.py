@@ -29,6 +29,8 @@ from rehearsal.solution import Solution
 # A rehearsal retries a failing asynchronous invocation at once (Lambda waits a minute, then two);
 # at most this many attempts, whatever the function's EventInvokeConfig allows.
 MAX_TARGET_ATTEMPTS = 3
+# RetryStageExecution's retry modes, as the console names them.
+RETRY_MODES = {"all": "all actions", "failed": "failed actions"}
 
 
 @dataclass
@@ -61,7 +63,8 @@ class ExecutionResult:
     failure: str = ""
 
     def stage(self, name: str) -> StageResult | None:
-        return next((s for s in self.stages if s.name == name), None)
+        """The stage's latest attempt."""
+        return next((s for s in reversed(self.stages) if s.name == name), None)
 
     def action(self, stage: str, name: str) -> Outcome | None:
         found = self.stage(stage)
@@ -79,7 +82,10 @@ def run_execution(
     decide: Decider,
     console: Console,
     show_logs: bool = False,
+    retry: str | None = None,
 ) -> ExecutionResult:
+    """Run one execution; ``retry`` ("all" or "failed") retries the first stage that fails once, as a
+    person would from the console (RetryStageExecution with ALL_ACTIONS or FAILED_ACTIONS)."""
     admin = solution.admin("codepipeline")
     execution_id = admin.start_pipeline_execution(name=pipeline.name)["pipelineExecutionId"]
     _set_execution(solution, pipeline, execution_id, "InProgress")
@@ -93,18 +99,28 @@ def run_execution(
         source_dir=source_dir,
         revision_label=revision,
         show_logs=show_logs,
+        retry_mode=retry,
     )
     console.execution_started(pipeline.name, execution_id, revision)
     result = ExecutionResult(execution_id, revision, SUCCEEDED, [], [], {}, execution.invocations)
-    for stage in pipeline.stages:
-        stage_result = _run_stage(execution, pipeline, stage, console, result.deliveries)
+    index, earlier_attempt = 0, None
+    while index < len(pipeline.stages):
+        stage = pipeline.stages[index]
+        stage_result = _run_stage(execution, pipeline, stage, console, result.deliveries, earlier_attempt)
         result.stages.append(stage_result)
         if stage_result.status == FAILED:
-            result.status = FAILED
-            result.failure = f"{stage.name}: {stage_result.reason}"
             _set_execution(solution, pipeline, execution_id, "Failed")
             result.deliveries.extend(_emit(solution, execution, pipeline, stage.name, "FAILED", console))
+            if retry in RETRY_MODES and earlier_attempt is None:
+                # A person chooses Retry on the failed stage: the same execution, id and variables.
+                console.line(f"retry of stage {stage.name} ({RETRY_MODES[retry]}) in execution {execution_id}")
+                _set_execution(solution, pipeline, execution_id, "InProgress")
+                earlier_attempt = stage_result
+                continue
+            result.status = FAILED
+            result.failure = f"{stage.name}: {stage_result.reason}"
             break
+        index, earlier_attempt = index + 1, None
     else:
         _set_execution(solution, pipeline, execution_id, "Succeeded")
     result.variables = {k: dict(v) for k, v in variables.values.items()}
@@ -126,10 +142,22 @@ def _set_stage(solution: Solution, pipeline: Pipeline, stage: str, execution_id:
 
 
 def _run_stage(
-    execution: Execution, pipeline: Pipeline, stage: Stage, console: Console, deliveries: list[Delivery]
+    execution: Execution,
+    pipeline: Pipeline,
+    stage: Stage,
+    console: Console,
+    deliveries: list[Delivery],
+    earlier_attempt: StageResult | None = None,
 ) -> StageResult:
+    """Run ``stage``; with ``earlier_attempt`` it is a retry (entry conditions are not evaluated again),
+    and in "failed actions" mode the actions that succeeded in it are not run again."""
     solution = execution.solution
-    for condition in stage.before_entry:
+    done = (
+        {action.name for action, outcome in earlier_attempt.actions if outcome.status == SUCCEEDED}
+        if earlier_attempt is not None and execution.retry_mode == "failed"
+        else set()
+    )
+    for condition in () if earlier_attempt is not None else stage.before_entry:
         met, reason = _condition_met(execution, stage, condition)
         if not met:
             if condition.result == "SKIP":
@@ -144,6 +172,8 @@ def _run_stage(
     result = StageResult(stage.name, SUCCEEDED)
     for group in stage.run_orders():
         for action in group:
+            if action.name in done:
+                continue
             outcome = _run_action(execution, action, console)
             result.actions.append((action, outcome))
             if outcome.status == FAILED:

@@ -44,6 +44,7 @@ FAILS_LINT = ROOT / "examples" / "changes" / "fails-lint"
 PRIMARY_REGION = "us-east-1"
 SECONDARY_REGION = "eu-west-1"
 SOLUTION_STACK = "release-solution"
+RUNNING = frozenset({"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE"})
 PARAMETER_FILES = {"StageParameters": "stage", "PrimaryParameters": "primary", "SecondaryParameters": "secondary"}
 
 
@@ -52,13 +53,20 @@ class Commit:
     label: str
     overlay: Path | None = None
     approve: bool = True
+    # After the execution fails, a person retries the failed stage ("all" or "failed" actions) and
+    # decides the retried approval with ``retry_approve``.
+    retry: str | None = None
+    retry_approve: bool = True
+    # Nobody decides: the approval stays open until it times out (the emulator's clock moves on).
+    leave_open: bool = False
     # Something that happens in AWS before this commit is pushed (drift made by hand, for example).
     before: Callable[[Solution], str] | None = None
     # First (before ``before``), the solution is deleted as `sam delete` deletes it and installed again
     # under the same stack name: a new stack id, so a new key, artifact buckets and pipeline.
     reinstall: bool = False
     # How its execution must end: "decided" (released if approved, rejected otherwise), "skipped" (no
-    # production change: the gated stages skip), or "fails at <Stage>" (before any approval).
+    # production change: the gated stages skip), "fails at <Stage>" (before any approval), or
+    # "approved, fails at <Stage>" (a production deploy fails after the approval).
     expect: str = "decided"
 
 
@@ -70,6 +78,10 @@ class Scenario:
     drift_policy: str = "NOTIFY"
     # What the last commit's execution must show, beyond the common checks.
     last_check: Callable[[ExecutionResult, Pipeline], list[str]] | None = None
+    # Set up the emulator once the solution is installed (a lower change-set limit, for example).
+    setup: Callable[[Solution], str] | None = None
+    # What the whole run must show, beyond the common checks (given the run's steps and messages).
+    run_check: Callable[[list[Step], list[dict[str, str]]], list[str]] | None = None
 
 
 def _drift_by_hand(solution: Solution) -> str:
@@ -123,6 +135,74 @@ def _drift_blocked(result: ExecutionResult, pipeline: Pipeline) -> list[str]:
     return problems
 
 
+def _bucket_name_taken(solution: Solution) -> str:
+    """The primary stack's first creation will fail: its data bucket's name is taken (the example's
+    DataBucket), so CloudFormation rolls the new stack back to ROLLBACK_COMPLETE."""
+    stack = solution.template.parameters["ApplicationStackName"]
+    reason = "example-data already exists in another account (S3 bucket names are global)"
+    local_aws.fail_resource(stack, solution.primary_region, "DataBucket", reason, account_id=solution.account_id)
+    return f"made to fail: the first creation of {stack} in {solution.primary_region} fails at DataBucket ({reason})"
+
+
+def _queue_quota_reached(solution: Solution) -> str:
+    """The primary stack's next update will fail where the change adds the example's WorkQueue, so
+    CloudFormation rolls it back to UPDATE_ROLLBACK_COMPLETE; the secondary has already run the change."""
+    stack = solution.template.parameters["ApplicationStackName"]
+    reason = "Resource handler returned message: Service quota exceeded (HandlerErrorCode: ServiceLimitExceeded)"
+    local_aws.fail_resource(stack, solution.primary_region, "WorkQueue", reason, account_id=solution.account_id)
+    return f"made to fail: the next update of {stack} in {solution.primary_region} fails at WorkQueue ({reason})"
+
+
+def _retried_with_the_reviewed_change_sets(steps: list[Step], messages: list[dict[str, str]]) -> list[str]:
+    """The rejection reverted the Stage, the retry asked again, and the deploys executed the change
+    sets reviewed before the rejection (the revert kept them)."""
+    result = steps[-1].result
+    stages = [(stage.name, stage.status) for stage in result.stages]
+    problems = []
+    if ("Stage", FAILED) not in stages or stages.count(("Stage", SUCCEEDED)) != 1:
+        problems.append(f"the Stage must fail once (rejected), then succeed once when retried: {stages}")
+    if not any(d.stage == "Stage" and d.state == "FAILED" and d.outcome == "delivered" for d in result.deliveries):
+        problems.append("the rejection did not reach stage-revert before the retry")
+    for stage in ("DeploySecondary", "DeployPrimary"):
+        outcome = result.action(stage, "ExecuteChangeSet") if result.stage(stage) else None
+        if outcome is None or f"pipeline-{result.execution_id}" not in outcome.summary:
+            problems.append(f"{stage} must execute the change set reviewed before the rejection: {outcome}")
+    return problems
+
+
+def _approval_timed_out(steps: list[Step], messages: list[dict[str, str]]) -> list[str]:
+    result = steps[-1].result
+    stage = result.stage("Stage")
+    if stage is None or stage.status != FAILED or "timed out" not in stage.reason:
+        return [f"the open approval must time out and fail the Stage: {stage}"]
+    if not any(d.stage == "Stage" and d.state == "FAILED" and d.outcome == "delivered" for d in result.deliveries):
+        return ["the timed-out Stage was not reverted (no FAILED event reached stage-revert)"]
+    return []
+
+
+UNCHANGED_PUSHES = 5
+CHANGE_SET_LIMIT = 3
+
+
+def _low_change_set_limit(solution: Solution) -> str:
+    local_aws.set_change_set_limit(CHANGE_SET_LIMIT)
+    return (
+        f"each production stack may hold {CHANGE_SET_LIMIT} change sets (AWS: {local_aws.CHANGE_SETS_PER_STACK}), "
+        f"so {UNCHANGED_PUSHES} unchanged pushes would pass the limit if empty change sets stayed"
+    )
+
+
+def _regions_reported(steps: list[Step], messages: list[dict[str, str]]) -> list[str]:
+    """After the failed deploy, the topic says what each Region runs."""
+    reports = [m for m in messages if "failed: what each Region runs" in m["subject"]]
+    if not reports:
+        return ["no message told what each Region runs after the failed deploy"]
+    text = reports[-1]["message"]
+    wanted = ("The release record is unchanged", "primary", "secondary")
+    missing = [word for word in wanted if word not in text]
+    return [f"the failed-deploy report lacks {missing}: {text[:300]}"] if missing else []
+
+
 SCENARIOS: dict[str, Scenario] = {
     scenario.name: scenario
     for scenario in (
@@ -174,6 +254,51 @@ SCENARIOS: dict[str, Scenario] = {
             drift_policy="BLOCK",
             last_check=_drift_blocked,
         ),
+        Scenario(
+            "retry",
+            "a release, then a change that is rejected, retried (Retry of the Stage, all actions) and approved",
+            (Commit("first release"), Commit("second change", SECOND_CHANGE, approve=False, retry="all")),
+            run_check=_retried_with_the_reviewed_change_sets,
+        ),
+        Scenario(
+            "approval-timeout",
+            "a release, then a change whose approval nobody decides: it times out and is reverted like a rejection",
+            (Commit("first release"), Commit("second change", SECOND_CHANGE, approve=False, leave_open=True)),
+            run_check=_approval_timed_out,
+        ),
+        Scenario(
+            "failed-first-release",
+            "a first release whose primary stack fails to create (ROLLBACK_COMPLETE), then the next change",
+            (
+                Commit("first release", before=_bucket_name_taken, expect="approved, fails at DeployPrimary"),
+                Commit("second change", SECOND_CHANGE),
+            ),
+            run_check=_regions_reported,
+        ),
+        Scenario(
+            "failed-update",
+            "a release, then a change the secondary runs but whose primary update fails and rolls back",
+            (
+                Commit("first release"),
+                Commit(
+                    "second change",
+                    SECOND_CHANGE,
+                    before=_queue_quota_reached,
+                    expect="approved, fails at DeployPrimary",
+                ),
+            ),
+            run_check=_regions_reported,
+        ),
+        Scenario(
+            "unchanged-pushes",
+            f"a release, then {UNCHANGED_PUSHES} pushes that change nothing, with a change-set limit of "
+            f"{CHANGE_SET_LIMIT} per stack",
+            (
+                Commit("first release"),
+                *(Commit(f"unchanged push {n}", expect="skipped") for n in range(1, UNCHANGED_PUSHES + 1)),
+            ),
+            setup=_low_change_set_limit,
+        ),
     )
 }
 
@@ -207,6 +332,7 @@ class Step:
     production_at_approval: dict[str, Any] | None
     production_after: dict[str, Any]
     template: str = ""  # hash of the commit's application template, as deployed stacks are compared
+    approvals: int = 0  # approvals asked (a retried Stage asks again)
     note: str = ""
 
 
@@ -287,8 +413,11 @@ def deployed(solution: Solution, name: str, region: str) -> dict[str, Any] | Non
         return None
     body = cfn.get_template(StackName=name)["TemplateBody"]
     text = body if isinstance(body, str) else json.dumps(body, sort_keys=True)
+    status = stack["StackStatus"]
     return {
-        "status": stack["StackStatus"],
+        # A stack that runs its template, however it got there (created, updated, or an update rolled
+        # back by CloudFormation), is compared by what it runs, not by how it got there.
+        "status": "running" if status in RUNNING else status,
         "template": hashlib.sha256(text.encode()).hexdigest()[:16],
         "parameters": sorted((p["ParameterKey"], p.get("ParameterValue", "")) for p in stack.get("Parameters", [])),
     }
@@ -320,6 +449,8 @@ def run(options: Options, emulator: Emulator, console: Console | None = None) ->
     # drift function's continuation token is followed as CodePipeline follows it.
     local_aws.set_detection_progress(1)
     report.solution = solution
+    if scenario.setup is not None:
+        console.line(scenario.setup(solution))
     pipeline = load(solution.template)
     check(pipeline, set(solution.artifact_stores), solution.primary_region)
     console.line(
@@ -434,7 +565,7 @@ def _play(
     at_approval: list[dict[str, Any]] = []
     decisions: list[bool] = []
 
-    def decide(action: Action, custom_data: str, link: str) -> tuple[bool, str]:
+    def decide(action: Action, custom_data: str, link: str) -> tuple[bool | None, str]:
         at_approval.append(production(solution))
         console.approval_requested(action, custom_data, link)
         if ask:
@@ -443,13 +574,20 @@ def _play(
                 answer = options.ask("    approve or reject? [a/r] ").strip().lower()
             decision = answer.startswith("a")
             who = "you, at the terminal"
+        elif commit.leave_open and not decisions:
+            decisions.append(False)  # never approved
+            return None, "nobody decided"
+        elif decisions and commit.retry:
+            decision, who = commit.retry_approve, f"{decided_by} (after the retry)"
         else:
             decision = approve
             who = decided_by
         decisions.append(decision)
         return decision, who
 
-    result = run_execution(solution, pipeline, source_dir=tree, revision=commit.label, decide=decide, console=console)
+    result = run_execution(
+        solution, pipeline, source_dir=tree, revision=commit.label, decide=decide, console=console, retry=commit.retry
+    )
     return Step(
         commit=commit,
         source=tree,
@@ -460,6 +598,7 @@ def _play(
         production_at_approval=at_approval[-1] if at_approval else None,
         production_after=production(solution),
         template=template_hash(tree, options.template_path),
+        approvals=len(decisions),
     )
 
 
@@ -567,7 +706,9 @@ def verify(report: Report, solution: Solution, pipeline: Pipeline) -> list[str]:
         problems.append(f"{report.state['dead_letters']} stage event(s) ended in the dead-letter queue")
     if report.steps and report.scenario.last_check:
         problems.extend(report.scenario.last_check(report.steps[-1].result, pipeline))
-    approvals = sum(1 for step in report.steps if step.approved is not None)
+    if report.scenario.run_check:
+        problems.extend(report.scenario.run_check(report.steps, report.state.get("messages", [])))
+    approvals = sum(step.approvals for step in report.steps)
     asked = sum(1 for m in report.state.get("messages", []) if m["subject"].startswith("APPROVAL NEEDED"))
     if asked != approvals:
         problems.append(f"{approvals} approval(s) were asked but {asked} approval notification(s) were sent")
@@ -683,6 +824,10 @@ def _outcome_problems(step: Step, pipeline: Pipeline) -> list[str]:
         ran = sorted(gated - {stage.name for stage in result.stages if stage.status == SKIPPED})
         if result.status != SUCCEEDED or step.approved is not None or ran:
             problems.append(f"{label}: must change nothing and skip {sorted(gated)}, but {got}; ran {ran}")
+    elif expect.startswith("approved, fails at "):
+        stage_name = expect.removeprefix("approved, fails at ")
+        if failed_stage != stage_name or step.approved is not True:
+            problems.append(f"{label}: must be approved, then fail at {stage_name}, but {got}")
     elif expect.startswith("fails at "):
         stage_name = expect.removeprefix("fails at ")
         if failed_stage != stage_name or step.approved is not None:
@@ -735,7 +880,8 @@ def _review_change_set_problems(solution: Solution, app: str, step: Step, *, pas
                 f"'{step.commit.label}': change set {name} is still on {app} in {region} after a later execution "
                 "passed the execution gate"
             )
-        if not passed_gate_since and not present and changes.get(f"{role}HasChanges") == "true":
+        executed = _status(step.result, f"Deploy{role}") is not None  # its deploy stage ran: gone by design
+        if not passed_gate_since and not present and not executed and changes.get(f"{role}HasChanges") == "true":
             problems.append(
                 f"'{step.commit.label}': the reviewed change set {name} on {app} in {region} is gone: "
                 "a Retry could not deploy it"

@@ -239,6 +239,85 @@ def test_drift_under_block_stops_before_approval(rehearsal: Rehearsal, mode: str
     assert [d.outcome for d in second.result.deliveries] == ["delivered"]
 
 
+# ------------------------------------------------------------------------- real AWS failure paths
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_failed_first_release_is_removed_and_the_next_change_deploys_cleanly(rehearsal: Rehearsal, mode: str) -> None:
+    """The primary's first creation fails (ROLLBACK_COMPLETE, a stack CloudFormation will only delete):
+    stage-revert removes it and the secondary this execution created, and the next commit deploys."""
+    report = rehearsal.play("failed-first-release", mode)
+
+    assert_expected(report)
+    failed, second = report.steps
+    assert failed.approved is True
+    assert failed.result.status == FAILED
+    assert "ROLLBACK_COMPLETE" in failed.result.failure
+    assert failed.production_after == {PRIMARY_REGION: None, SECONDARY_REGION: None}
+    assert [d.outcome for d in failed.result.deliveries] == ["delivered"]
+    assert second.result.status == SUCCEEDED
+    assert stacks(report)[PRIMARY_REGION][APP] == "CREATE_COMPLETE"
+    assert_release(report, second)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_failed_primary_update_returns_the_secondary_to_the_release(rehearsal: Rehearsal, mode: str) -> None:
+    """The secondary runs the change, the primary's update fails and CloudFormation rolls it back: the
+    secondary returns to the release, the record is unchanged, and the topic says what each Region runs."""
+    report = rehearsal.play("failed-update", mode)
+
+    assert_expected(report)
+    first, second = report.steps
+    assert second.approved is True
+    assert second.result.stage("DeploySecondary").status == SUCCEEDED  # type: ignore[union-attr]
+    assert "UPDATE_ROLLBACK_COMPLETE" in second.result.failure
+    for region in (PRIMARY_REGION, SECONDARY_REGION):
+        assert second.production_after[region]["template"] == first.template
+    assert stacks(report)[PRIMARY_REGION][APP] == "UPDATE_ROLLBACK_COMPLETE"
+    assert_release(report, first)
+    (report_message,) = [m for m in report.state["messages"] if "what each Region runs" in m["subject"]]
+    assert f"release {first.result.execution_id}" in report_message["message"]
+    assert "returning secondary stack" in report_message["message"]
+
+
+def test_unchanged_pushes_never_fill_a_stack_with_change_sets(rehearsal: Rehearsal) -> None:
+    report = rehearsal.play("unchanged-pushes", "delete")
+
+    assert_expected(report)
+    assert [step.result.status for step in report.steps] == [SUCCEEDED] * len(report.steps)
+    assert report.solution is not None
+    for region in (PRIMARY_REGION, SECONDARY_REGION):
+        cfn = report.solution.admin("cloudformation", region)
+        assert cfn.list_change_sets(StackName=APP)["Summaries"] == []
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_rejected_change_retried_and_approved_deploys_what_was_reviewed(rehearsal: Rehearsal, mode: str) -> None:
+    report = rehearsal.play("retry", mode)
+
+    assert_expected(report)
+    _, second = report.steps
+    assert second.approvals == 2
+    assert second.approved is True
+    assert second.result.status == SUCCEEDED
+    assert_untouched_before_approval(second)
+    assert_release(report, second)
+    assert_stage_stack(report, mode, second)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_an_approval_nobody_decides_times_out_and_is_reverted(rehearsal: Rehearsal, mode: str) -> None:
+    report = rehearsal.play("approval-timeout", mode)
+
+    assert_expected(report)
+    first, second = report.steps
+    assert second.result.status == FAILED
+    assert "timed out: no decision within 720 minutes" in second.result.failure
+    assert_untouched_before_approval(second)
+    assert_release(report, first)
+    assert_stage_stack(report, mode, first)
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_reinstall_releases_with_a_record_of_its_own_and_leaves_the_earlier_one(
     rehearsal: Rehearsal, mode: str

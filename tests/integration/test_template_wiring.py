@@ -482,3 +482,26 @@ def test_the_regional_store_may_tag_what_its_stack_tags(resolved: ResolvedTempla
         tagging = {p for p in schema["handlers"]["create"]["permissions"] if "Tag" in p.split(":")[1]}
         assert tagging <= granted, f"{resource_type}: {tagging - granted}"
     assert {"s3:PutBucketTagging", "kms:TagResource"} <= granted
+
+
+# CodePipeline ends a Lambda invoke action that keeps continuing after 24 hours; the execution gate
+# waits in one (https://docs.aws.amazon.com/codepipeline/latest/userguide/limits.html).
+LAMBDA_ACTION_MINUTES = 24 * 60
+# What an execution does between entering Stage and leaving Release besides the approval: the stage
+# stack, drift detection and two production deploys. The gate of the next execution waits through it.
+STAGE_AND_DEPLOY_BUDGET_MINUTES = 6 * 60
+
+
+@pytest.mark.parametrize("value", ["5", "720", "1080"])
+def test_no_allowed_approval_timeout_lets_an_approval_outlive_the_gate_behind_it(value: str) -> None:
+    """GIVEN any ApprovalTimeoutInMinutes the template accepts THEN the approval expires while an execution
+    queued behind it can still wait in the execution gate, with time left for the stage and the deploys;
+    CodePipeline's default (7 days) would not."""
+    parameter = solution.solution_template()["Parameters"]["ApprovalTimeoutInMinutes"]
+    assert parameter["MaxValue"] + STAGE_AND_DEPLOY_BUDGET_MINUTES <= LAMBDA_ACTION_MINUTES
+    assert parameter["MinValue"] <= int(value) <= parameter["MaxValue"]
+    template = solution.resolved("Yes", ApprovalTimeoutInMinutes=value)
+    (approval,) = [a for _, a in actions(template) if a["ActionTypeId"]["Category"] == "Approval"]
+    assert int(approval["TimeoutInMinutes"]) == int(value)
+    check = next(stage for stage in stages(template) if stage["Name"] == "CheckChanges")
+    assert check["Actions"][0]["ActionTypeId"]["Provider"] == "Lambda"  # the gate: a 24-hour action

@@ -1,0 +1,54 @@
+"""The emulator's clock: AWS's time as the emulator's timeouts see it, which a scenario can advance.
+
+moto has no clock of its own: every operation completes at once and nothing ever expires. The
+timeouts the product must respect are CodePipeline's (a manual approval expires after its
+TimeoutInMinutes, 7 days by default; a Lambda invoke action that keeps returning continuation tokens is
+ended after 24 hours: https://docs.aws.amazon.com/codepipeline/latest/userguide/limits.html). The
+rehearsal measures them on this clock, and a scenario moves it forward with :func:`advance` instead of
+waiting. The offset lives in a backend of its own, so moto's reset puts the clock back to real time.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Final
+
+from moto.core.base_backend import BackendDict, BaseBackend
+from moto.core.models import DEFAULT_ACCOUNT_ID
+
+from local_aws.core import LOCK
+from local_aws.core import now as real_now
+
+__all__ = ["advance", "now"]
+
+
+class ClockBackend(BaseBackend):
+    """How far the emulator's clock runs ahead of real time (one instance: see :func:`_clock`)."""
+
+    def __init__(self, region_name: str, account_id: str) -> None:
+        super().__init__(region_name, account_id)
+        self.offset = timedelta(0)
+
+
+clock_backends: Final = BackendDict(
+    ClockBackend, "local_aws_clock", use_boto3_regions=False, additional_regions=["aws"]
+)
+
+
+def _clock() -> ClockBackend:
+    return clock_backends[DEFAULT_ACCOUNT_ID]["aws"]
+
+
+def now() -> datetime:
+    """The emulator's time (UTC)."""
+    with LOCK:
+        return real_now() + _clock().offset
+
+
+def advance(delta: timedelta) -> datetime:
+    """Move the clock forward by ``delta`` (never back); returns the new time."""
+    if delta < timedelta(0):
+        raise ValueError("the clock only moves forward")
+    with LOCK:
+        _clock().offset += delta
+    return now()
