@@ -638,6 +638,22 @@ def deploy_failed(stage: str, *, earlier_succeeded: tuple[str, ...] = ()) -> dic
     return stage_event(stage)
 
 
+def secondary_ran_the_change_and_primary_rolled_back(value: str = "prod") -> None:
+    """Both Regions ran the release; DeploySecondary then ran the new template, and DeployPrimary's
+    update failed and was rolled back by CloudFormation."""
+    for region in (PRIMARY, SECONDARY):
+        deploy(APP, region)
+    cfn(SECONDARY).update_stack(StackName=APP, TemplateBody=NEW_TEMPLATE, Parameters=env(value))
+    set_status(APP, PRIMARY, "UPDATE_ROLLBACK_COMPLETE")
+
+
+def revert_primary_failure(context: FakeLambdaContext) -> dict[str, Any]:
+    """stage-revert after DeployPrimary failed in this execution, DeploySecondary having succeeded."""
+    event = deploy_failed("DeployPrimary", earlier_succeeded=("DeploySecondary",))
+    result: dict[str, Any] = load_function("stage-revert").lambda_handler(event, context)
+    return result
+
+
 Inbox = Callable[[], list[dict[str, str]]]
 
 
@@ -725,9 +741,7 @@ def test_a_failed_primary_deploy_returns_the_secondary_to_the_release(
     ssm = boto3.client("ssm", region_name=PRIMARY)
     record_before = ssm.get_parameter(Name=RECORD_PARAMETER, WithDecryption=True)["Parameter"]
 
-    result = load_function("stage-revert").lambda_handler(
-        deploy_failed("DeployPrimary", earlier_succeeded=("DeploySecondary",)), lambda_context
-    )
+    result = revert_primary_failure(lambda_context)
 
     assert template_of(APP, SECONDARY) == json.loads(RELEASED_TEMPLATE)
     assert parameters_of(APP, SECONDARY) == {"Env": "prod-eu"}
@@ -759,9 +773,7 @@ def test_after_a_return_the_failed_executions_change_sets_go_so_a_retry_cannot_s
     change_set(APP, PRIMARY, THIS_CHANGE_SET)
     change_set(APP, PRIMARY, OTHER_CHANGE_SET)
 
-    result = load_function("stage-revert").lambda_handler(
-        deploy_failed("DeployPrimary", earlier_succeeded=("DeploySecondary",)), lambda_context
-    )
+    result = revert_primary_failure(lambda_context)
 
     assert change_sets_of(APP, PRIMARY) == [OTHER_CHANGE_SET]
     assert template_of(APP, PRIMARY) == json.loads(RELEASED_TEMPLATE)
@@ -779,9 +791,7 @@ def test_the_report_never_says_a_region_runs_the_release_when_its_return_failed(
     cfn(SECONDARY).update_stack(StackName=APP, TemplateBody=NEW_TEMPLATE, Parameters=env("prod"))
 
     with pytest.raises(StackStuckError, match="cannot be passed inline"):
-        load_function("stage-revert").lambda_handler(
-            deploy_failed("DeployPrimary", earlier_succeeded=("DeploySecondary",)), lambda_context
-        )
+        revert_primary_failure(lambda_context)
 
     [message] = inbox()
     line = next(line for line in message["Message"].splitlines() if line.startswith("- secondary"))
@@ -838,9 +848,7 @@ def test_a_failed_first_release_removes_the_secondary_it_created(
     deploy(APP, PRIMARY, template=NEW_TEMPLATE)
     set_status(APP, PRIMARY, "ROLLBACK_COMPLETE")
 
-    result = load_function("stage-revert").lambda_handler(
-        deploy_failed("DeployPrimary", earlier_succeeded=("DeploySecondary",)), lambda_context
-    )
+    result = revert_primary_failure(lambda_context)
 
     assert status(APP, PRIMARY) is None
     assert status(APP, SECONDARY) is None
@@ -855,16 +863,11 @@ def test_without_a_release_an_updated_secondary_is_left_and_the_revert_fails_for
     queue and its alarm, and nothing else is touched."""
     environment(DELETE)
     topic()
-    for region in (PRIMARY, SECONDARY):
-        deploy(APP, region)
-    cfn(SECONDARY).update_stack(StackName=APP, TemplateBody=NEW_TEMPLATE, Parameters=env("prod"))
-    set_status(APP, PRIMARY, "UPDATE_ROLLBACK_COMPLETE")
+    secondary_ran_the_change_and_primary_rolled_back()
     before = snapshot()
 
     with pytest.raises(StackStuckError, match="no release record to return it to"):
-        load_function("stage-revert").lambda_handler(
-            deploy_failed("DeployPrimary", earlier_succeeded=("DeploySecondary",)), lambda_context
-        )
+        revert_primary_failure(lambda_context)
 
     assert snapshot() == before
 
@@ -881,16 +884,11 @@ def test_a_return_that_cannot_start_fails_for_the_alarm_and_touches_nothing_else
     assert record is not None
     assert record.version_id is not None
     boto3.client("s3", region_name=PRIMARY).delete_object(Bucket=BUCKET, Key=record.key, VersionId=record.version_id)
-    for region in (PRIMARY, SECONDARY):
-        deploy(APP, region)
-    cfn(SECONDARY).update_stack(StackName=APP, TemplateBody=NEW_TEMPLATE, Parameters=env("prod"))
-    set_status(APP, PRIMARY, "UPDATE_ROLLBACK_COMPLETE")
+    secondary_ran_the_change_and_primary_rolled_back()
     before = snapshot()
 
     with pytest.raises(ReleaseRecordError, match="Cannot read the released template"):
-        load_function("stage-revert").lambda_handler(
-            deploy_failed("DeployPrimary", earlier_succeeded=("DeploySecondary",)), lambda_context
-        )
+        revert_primary_failure(lambda_context)
 
     assert snapshot() == before
 
