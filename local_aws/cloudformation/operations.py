@@ -20,7 +20,9 @@ ROLLBACK_COMPLETE. The emulator models what AWS documents:
   (https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_StackEvent.html).
 - UpdateStack accepts only a stack in an updatable status (:data:`UPDATABLE_STATUSES`).
 
-A test or scenario makes a resource fail with :func:`fail_resource`; nothing fails by itself.
+A test or scenario makes a resource fail with :func:`fail_resource`; nothing fails by itself. The
+failure is modelled where the product deploys: ExecuteChangeSet (the pipeline's production and stage
+change sets) and UpdateStack (stage-revert); CreateStack creates as moto does.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.core.responses import ActionResult
 
 from local_aws.cloudformation.models import (
+    CHANGE_SETS_PER_STACK,
     UPDATABLE_STATUSES,
     ResourceFailure,
     cfn_state,
@@ -75,8 +78,6 @@ def fail_resource(
 
 def set_change_set_limit(limit: int | None) -> None:
     """Change sets a stack may hold (None: AWS's 1,000), so a scenario reaches the limit in a few pushes."""
-    from local_aws.cloudformation.models import CHANGE_SETS_PER_STACK
-
     if limit is not None and limit < 1:
         raise ValueError("limit must be 1 or more")
     with LOCK:
