@@ -857,14 +857,16 @@ def _passed_gate(steps: list[Step]) -> bool:
     return any(_status(step.result, "CheckChanges") == SUCCEEDED for step in steps)
 
 
-def _change_set_names(solution: Solution, app: str, region: str) -> list[str]:
+def _change_sets(solution: Solution, app: str, region: str) -> list[dict[str, Any]]:
+    """The change set summaries on the production stack in ``region`` (none when it does not exist)."""
     cfn = solution.admin("cloudformation", region)
     try:
-        return [s["ChangeSetName"] for s in cfn.list_change_sets(StackName=app).get("Summaries", [])]
+        summaries: list[dict[str, Any]] = cfn.list_change_sets(StackName=app).get("Summaries", [])
     except ClientError as error:
         if not _missing(error):
             raise
         return []
+    return summaries
 
 
 def _review_change_set_problems(solution: Solution, app: str, step: Step, *, passed_gate_since: bool) -> list[str]:
@@ -874,7 +876,7 @@ def _review_change_set_problems(solution: Solution, app: str, step: Step, *, pas
     changes = step.result.variables.get("Changes", {})
     problems = []
     for region, role in ((solution.primary_region, "Primary"), (solution.secondary_region, "Secondary")):
-        present = name in _change_set_names(solution, app, region)
+        present = any(summary["ChangeSetName"] == name for summary in _change_sets(solution, app, region))
         if passed_gate_since and present:
             problems.append(
                 f"'{step.commit.label}': change set {name} is still on {app} in {region} after a later execution "
@@ -893,14 +895,7 @@ def _empty_change_sets(solution: Solution, app: str) -> list[str]:
     """Change sets that can never be executed (FAILED: nothing to change) left on production stacks."""
     problems = []
     for region in (solution.primary_region, solution.secondary_region):
-        cfn = solution.admin("cloudformation", region)
-        try:
-            summaries = cfn.list_change_sets(StackName=app).get("Summaries", [])
-        except ClientError as error:
-            if not _missing(error):
-                raise
-            continue
-        empty = [s["ChangeSetName"] for s in summaries if s.get("Status") == "FAILED"]
+        empty = [s["ChangeSetName"] for s in _change_sets(solution, app, region) if s.get("Status") == "FAILED"]
         if empty:
             problems.append(f"{len(empty)} empty change set(s) left on {app} in {region}: {', '.join(empty[:3])}")
     return problems

@@ -18,7 +18,7 @@ logger = Logger(log_uncaught_exceptions=True)
 def lambda_handler(job: Job, context: LambdaContext) -> JobResult:
     config = DriftDetectionConfig.from_env()
     return detect_drift(
-        cloudformation_for=clients.cloudformation,
+        cloudformation_for=clients.cloudformation_per_region(),
         sns=clients.sns(clients.home_region()),
         config=config,
         token=job.continuation_token,

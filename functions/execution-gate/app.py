@@ -23,7 +23,7 @@ def lambda_handler(job: Job, context: LambdaContext) -> JobResult:
     token = job.continuation_token or {}
     return wait_for_turn(
         pipeline=clients.codepipeline(config.region),
-        cloudformation_for=clients.cloudformation,
+        cloudformation_for=clients.cloudformation_per_region(),
         config=config,
         execution_id=execution_id(job.user_parameters),
         polls=int(token.get("polls", 0)),

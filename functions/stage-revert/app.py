@@ -23,7 +23,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     outcome = revert_stage(
         event=StageEvent.parse(event),
         config=config,
-        cloudformation_for=clients.cloudformation,
+        cloudformation_for=clients.cloudformation_per_region(),
         pipeline=clients.codepipeline(region),
         ssm=clients.ssm(region),
         s3=clients.s3(region),

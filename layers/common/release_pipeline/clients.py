@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -72,6 +73,19 @@ def _client(service: str, region: str, **kwargs: Any) -> Any:
 
 def cloudformation(region: str) -> CloudFormationClient:
     client: CloudFormationClient = _client("cloudformation", region)
+    return client
+
+
+def cloudformation_per_region() -> Callable[[str], CloudFormationClient]:
+    """CloudFormation clients for one invocation, made once per Region (a function that works in both
+    Regions asks for them step after step; making a client costs far more than reusing it)."""
+    made: dict[str, CloudFormationClient] = {}
+
+    def client(region: str) -> CloudFormationClient:
+        if region not in made:
+            made[region] = cloudformation(region)
+        return made[region]
+
     return client
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cache, partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -132,6 +133,8 @@ def revert_stage(
     outcome = RevertOutcome()
     errors: list[Exception] = []
     token = revert_token(event)
+    # The release record is read once, and only by the steps that need it (delete mode never does).
+    release = cache(partial(releases.read_record, ssm, config.release_record_parameter))
 
     def step(action: Callable[..., str], *args: Any) -> str | None:
         try:
@@ -146,7 +149,7 @@ def revert_stage(
 
     owner = latest.get(config.stage_name, (None, None))[0]
     if owner == event.execution_id:
-        step(restore_stage_stack, cloudformation_for(config.stacks.regions.primary), ssm, s3, config, token)
+        step(restore_stage_stack, cloudformation_for(config.stacks.regions.primary), release, s3, config, token)
     else:
         outcome.actions.append(
             f"stage stack {config.stage_stack_name} left as it is: execution {owner} has reached "
@@ -159,7 +162,7 @@ def revert_stage(
         step(remove_failed_creation, cloudformation_for(region), role, region, stack, config, token)
     returned: dict[str, str] = {}
     for role, region, stack in regions_to_return(event, config, latest):
-        done = step(return_to_release, cloudformation_for(region), ssm, s3, role, region, stack, config, token)
+        done = step(return_to_release, cloudformation_for(region), release, s3, role, region, stack, config, token)
         returned[role] = done if done is not None else f"NOT returned ({outcome.actions[-1]})"
     if returned:
         # A Retry of the failed deploy would now put the new version next to a Region that runs the
@@ -168,7 +171,7 @@ def revert_stage(
         for _, region, stack in config.stacks.targets():
             step(remove_change_set, cloudformation_for(region), stack, region, change_set)
     if event.stage in config.deploy_stages and event.state == "FAILED":
-        step(report_regions, sns, cloudformation_for, ssm, event, config, returned)
+        step(report_regions, sns, cloudformation_for, release, event, config, returned)
     if errors:
         raise errors[0]
     return outcome
@@ -206,15 +209,18 @@ def regions_to_return(
     ]
 
 
+Release = Callable[[], releases.ReleaseRecord | None]
+
+
 def restore_stage_stack(
-    cfn: CloudFormationClient, ssm: SSMClient, s3: S3Client, config: StageRevertConfig, token: str
+    cfn: CloudFormationClient, release: Release, s3: S3Client, config: StageRevertConfig, token: str
 ) -> str:
     """Delete mode: delete the stage stack. Retain mode: revert it to the release, or delete it when
     nothing was released yet."""
     primary = config.stacks.regions.primary
     if config.delete_stage_stack:
         return delete_stack(cfn, config.stage_stack_name, primary, config, token)
-    record = releases.read_record(ssm, config.release_record_parameter)
+    record = release()
     if record is None:
         return delete_stack(cfn, config.stage_stack_name, primary, config, token) + " (nothing released yet)"
     return revert_to_release(cfn, s3, record, config, token)
@@ -228,8 +234,13 @@ def delete_stack(cfn: CloudFormationClient, name: str, region: str, config: Stag
         return f"stage stack {name} is already being deleted"
     if state.status is not None and stacks.is_busy(state.status):
         return "stage stack " + _busy(cfn, state, token)
-    cfn.delete_stack(StackName=name, RoleARN=config.cloudformation_role_arn, ClientRequestToken=token)
+    start_delete(cfn, name, config, token)
     return f"deleting stage stack {name} (was {state.status})"
+
+
+def start_delete(cfn: CloudFormationClient, stack: str, config: StageRevertConfig, token: str) -> None:
+    """Delete a stack with the CloudFormation execution role, under this revert's request token."""
+    cfn.delete_stack(StackName=stack, RoleARN=config.cloudformation_role_arn, ClientRequestToken=token)
 
 
 def revert_to_release(
@@ -304,13 +315,13 @@ def remove_failed_creation(
     if state.status not in stacks.FAILED_CREATION:
         kept = " (its reviewed change sets are kept for a retry)" if state.status == stacks.PLACEHOLDER else ""
         return f"{role} stack {stack} in {region} left as it is ({state.status}){kept}"
-    cfn.delete_stack(StackName=stack, RoleARN=config.cloudformation_role_arn, ClientRequestToken=token)
+    start_delete(cfn, stack, config, token)
     return f"removing {role} stack {stack} in {region}: its first creation failed ({state.status}), never released"
 
 
 def return_to_release(
     cfn: CloudFormationClient,
-    ssm: SSMClient,
+    release: Release,
     s3: S3Client,
     role: str,
     region: str,
@@ -337,11 +348,11 @@ def return_to_release(
             f"returning {role} stack {stack} in {region} to the release failed: CloudFormation rolled the return "
             f"back ({state.status}). It still runs this execution's change: fix the cause, then update it by hand"
         )
-    record = releases.read_record(ssm, config.release_record_parameter)
+    record = release()
     if record is None:
         if not stacks.was_updated(cfn, stack):
             # Created by this execution (a first release) and never updated since: the release is nothing.
-            cfn.delete_stack(StackName=stack, RoleARN=config.cloudformation_role_arn, ClientRequestToken=token)
+            start_delete(cfn, stack, config, token)
             return f"removing {role} stack {stack} in {region}: this first release failed in another Region"
         raise StackStuckError(
             f"{role} stack {stack} in {region} runs this execution's change but there is no release record "
@@ -353,7 +364,7 @@ def return_to_release(
             f"the released template of execution {record.execution_id} is over {TEMPLATE_BODY_LIMIT:,} bytes and "
             f"cannot be passed inline to {region}: update {role} stack {stack} to it by hand"
         )
-    current = set(stacks.parameters_of(cfn, stack))
+    current = set(state.parameters)
     wanted = {p["ParameterKey"] for p in cfn.get_template_summary(TemplateBody=body.decode()).get("Parameters", [])}
     try:
         cfn.update_stack(
@@ -387,13 +398,13 @@ def remove_change_set(cfn: CloudFormationClient, stack: str, region: str, change
 def report_regions(
     sns: SNSClient,
     cloudformation_for: Callable[[str], CloudFormationClient],
-    ssm: SSMClient,
+    release: Release,
     event: StageEvent,
     config: StageRevertConfig,
     returned: Mapping[str, str],
 ) -> str:
     """After a failed production deploy, tell the topic what each Region runs, from what happened."""
-    record = releases.read_record(ssm, config.release_record_parameter)
+    record = release()
     released = f"release {record.execution_id} (commit {record.commit_id})" if record else "no release yet"
     failed_role = config.deploy_roles[event.stage]
     lines = [

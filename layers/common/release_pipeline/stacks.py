@@ -6,7 +6,8 @@ matched in exactly one function here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
@@ -61,6 +62,7 @@ class StackState:
     region: str
     status: str | None  # None: the stack does not exist
     stack_id: str | None = None
+    parameters: Mapping[str, str] = field(default_factory=dict)  # the current values
 
     @property
     def exists(self) -> bool:
@@ -77,18 +79,10 @@ def describe(cfn: CloudFormationClient, name: str, region: str) -> StackState:
     if not stacks:
         return StackState(name=name, region=region, status=None)
     stack = stacks[0]
+    parameters = {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])}
     return StackState(
-        name=name,
-        region=region,
-        status=stack["StackStatus"],
-        stack_id=stack.get("StackId"),
+        name=name, region=region, status=stack["StackStatus"], stack_id=stack.get("StackId"), parameters=parameters
     )
-
-
-def parameters_of(cfn: CloudFormationClient, name: str) -> dict[str, str]:
-    """The stack's current parameter values."""
-    stack = cfn.describe_stacks(StackName=name)["Stacks"][0]
-    return {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", []) if "ParameterKey" in p}
 
 
 def delete_change_set(cfn: CloudFormationClient, stack: str, name: str) -> bool:

@@ -925,3 +925,21 @@ def test_a_stack_busy_with_someone_elses_operation_still_raises(
 
     with pytest.raises(StackBusyError, match="UPDATE_IN_PROGRESS"):
         revert("stage-failed", lambda_context)
+
+
+def test_the_release_record_is_read_once_however_many_steps_need_it(
+    environment: Callable[[str], None], lambda_context: FakeLambdaContext, topic: Callable[[], Inbox], calls: Calls
+) -> None:
+    """Retain mode after a failed DeployPrimary: the stage revert, the secondary's return and the report
+    all need the release; SSM is asked once."""
+    environment(RETAIN)
+    topic()
+    record_release()
+    deploy(STAGE_STACK, template=NEW_TEMPLATE, value="stage-next")
+    secondary_ran_the_change_and_primary_rolled_back()
+
+    revert_primary_failure(lambda_context)
+
+    assert template_of(STAGE_STACK) == json.loads(RELEASED_TEMPLATE)
+    assert template_of(APP, SECONDARY) == json.loads(RELEASED_TEMPLATE)
+    assert calls.count(("ssm", "GetParameter")) == 1
