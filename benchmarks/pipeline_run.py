@@ -1,6 +1,6 @@
 """Lambda time per pipeline run: every invoke function of one release, timed in-process against moto.
 
-Two releases go through the functions in pipeline order (gate, change detection, artifact check,
+Two releases go through the functions in pipeline order (gate, change detection, stage artifact,
 drift detection, record release): a first release onto empty production, then a change on top of it.
 Each function's warm handler time is the median of several runs. moto answers far faster than AWS,
 so read the figures as the functions' own cost and as shares of the run, not as AWS latency.
@@ -33,7 +33,7 @@ TEMPLATE_PATH = "app/template.yaml"
 FUNCTIONS = {
     "execution-gate": "ExecutionGateFunction",
     "change-detection": "ChangeDetectionFunction",
-    "artifact-check": "ArtifactCheckFunction",
+    "prepare-stage-artifact": "PrepareStageArtifactFunction",
     "drift-detection": "DriftDetectionFunction",
     "record-release": "RecordReleaseFunction",
 }

@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from release_pipeline import clients
 from release_pipeline.config import RecordReleaseConfig
 from release_pipeline.jobs import Job, JobResult, codepipeline_job
-from release_pipeline.release import record_release
+from release_pipeline.record_release import record_release
 
 logger = Logger(log_uncaught_exceptions=True)
 

@@ -33,7 +33,7 @@ pytestmark = pytest.mark.e2e
 JOBS = [
     ("ExecutionGateFunction", "execution-gate/job.json"),
     ("ChangeDetectionFunction", "change-detection/job.json"),
-    ("ArtifactCheckFunction", "artifact-check/job.json"),
+    ("PrepareStageArtifactFunction", "prepare-stage-artifact/job.json"),
     ("DriftDetectionFunction", "drift-detection/job.json"),
     ("RecordReleaseFunction", "record-release/job.json"),
 ]

@@ -287,22 +287,22 @@ def write_release(accounts: Accounts) -> None:
 
 
 @pytest.mark.parametrize("drop", [None, "ssm:GetParameter"])
-def test_artifact_check_needs_only_its_policy(
+def test_prepare_stage_artifact_needs_only_its_policy(
     accounts: Accounts, monkeypatch: pytest.MonkeyPatch, lambda_context: FakeLambdaContext, drop: str | None
 ) -> None:
     resolved = resolved_template("Yes")
-    user = accounts.function_user(resolved, "ArtifactCheckFunction", "artifact-check", drop)
+    user = accounts.function_user(resolved, "PrepareStageArtifactFunction", "prepare-stage-artifact", drop)
     write_release(accounts)
-    event = job_event("artifact-check", "job", pipeline_artifacts_user(accounts))
+    event = job_event("prepare-stage-artifact", "job", pipeline_artifacts_user(accounts))
     for artifact in event["CodePipeline.job"]["data"]["inputArtifacts"]:
         accounts.client("s3").put_object(
             Bucket=BUCKET, Key=artifact["location"]["s3Location"]["objectKey"], Body=source_zip()
         )
-    handler = load_function("artifact-check").lambda_handler
+    handler = load_function("prepare-stage-artifact").lambda_handler
     run_as(
         monkeypatch,
         user,
-        resolved.function_environment("ArtifactCheckFunction"),
+        resolved.function_environment("PrepareStageArtifactFunction"),
         lambda: handler(event, lambda_context),
     )
     result = final_result(event)

@@ -16,21 +16,21 @@ from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
 from local_aws.cloudformation import ResolvedTemplate
 from release_pipeline import changes, drift, regional_store, stage_artifact
 from release_pipeline.config import (
-    ArtifactCheckConfig,
     ChangeDetectionConfig,
     DriftDetectionConfig,
     ExecutionGateConfig,
+    PrepareStageArtifactConfig,
     RecordReleaseConfig,
     StageRevertConfig,
 )
 from release_pipeline.parameter_sets import PARAMETER_SET_ACTIONS
-from release_pipeline.release import SOURCE_ARTIFACT
+from release_pipeline.record_release import SOURCE_ARTIFACT
 from release_pipeline.revert import REVERT_STATES, STAGE_EVENT
 from tests.support import solution
 from tests.support.events import REPO_ROOT
 
 CONFIGS: dict[str, Any] = {
-    "ArtifactCheckFunction": ArtifactCheckConfig,
+    "PrepareStageArtifactFunction": PrepareStageArtifactConfig,
     "ChangeDetectionFunction": ChangeDetectionConfig,
     "DriftDetectionFunction": DriftDetectionConfig,
     "ExecutionGateFunction": ExecutionGateConfig,
@@ -157,11 +157,11 @@ def test_stages_after_check_changes_skip_on_the_right_variable(resolved: Resolve
         assert rule["Configuration"] == {"Variable": expected[stage["Name"]], "Operator": "EQ", "Value": "true"}
 
 
-def test_delete_mode_builds_the_stage_from_the_artifact_check_outputs() -> None:
+def test_delete_mode_builds_the_stage_from_the_prepare_stage_artifact_outputs() -> None:
     stage = stages(solution.resolved("Yes"))[3]
     names = [(a["Name"], a["RunOrder"]) for a in stage["Actions"]]
     prepare = stage["Actions"][0]
-    assert prepare["Configuration"]["FunctionName"] == "ArtifactCheckFunction"
+    assert prepare["Configuration"]["FunctionName"] == "PrepareStageArtifactFunction"
     outputs = [a["Name"] for a in prepare["OutputArtifacts"]]
     assert outputs == [stage_artifact.STAGE_SOURCE_ARTIFACT, stage_artifact.STAGE_CONFIG_ARTIFACT]
     deploy = stage["Actions"][1]["Configuration"]
@@ -174,7 +174,7 @@ def test_delete_mode_builds_the_stage_from_the_artifact_check_outputs() -> None:
     assert max(order for _, order in names[:-1]) < names[-1][1]
 
 
-def test_retain_mode_has_no_artifact_check_and_never_deletes_the_stage() -> None:
+def test_retain_mode_has_no_prepare_stage_artifact_and_never_deletes_the_stage() -> None:
     stage = stages(solution.resolved("No"))[3]
     assert [a["Name"] for a in stage["Actions"]] == ["UpdateStage", "DetectDrift", "Approve"]
     modes = [a["Configuration"].get("ActionMode") for _, a in actions(solution.resolved("No"))]

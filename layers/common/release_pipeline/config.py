@@ -139,8 +139,8 @@ class ProductionStacks:
 
 
 @dataclass(frozen=True)
-class ArtifactCheckConfig(_FromEnv):
-    FUNCTION = "artifact-check"
+class PrepareStageArtifactConfig(_FromEnv):
+    FUNCTION = "prepare-stage-artifact"
 
     release_record_parameter: str
     stage_parameters: dict[str, str]

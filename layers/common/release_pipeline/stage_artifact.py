@@ -1,4 +1,4 @@
-"""Artifact check (delete mode): prepare the artifact the temporary stage stack is created from.
+"""Prepare the stage artifact (delete mode): the artifact the temporary stage stack is created from.
 
 The stage stack is created from the last *released* source with the released stage parameters, so the
 new template is then proven as an update of what production runs. Before the first release, the
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_ssm import SSMClient
 
-    from release_pipeline.config import ArtifactCheckConfig
+    from release_pipeline.config import PrepareStageArtifactConfig
 
 SOURCE_ARTIFACT = "SourceOutput"
 STAGE_SOURCE_ARTIFACT = "StageSource"
@@ -30,8 +30,8 @@ def template_configuration(parameters: dict[str, str]) -> bytes:
     return json.dumps({"Parameters": parameters}, indent=2, sort_keys=True).encode()
 
 
-def prepare_stage_artifacts(
-    *, job: Job, job_s3: S3Client, release_s3: S3Client, ssm: SSMClient, config: ArtifactCheckConfig
+def prepare_stage_artifact(
+    *, job: Job, job_s3: S3Client, release_s3: S3Client, ssm: SSMClient, config: PrepareStageArtifactConfig
 ) -> JobResult:
     # Resolve every location first: a malformed job fails before anything is read or written.
     source_location = job.input_artifact(SOURCE_ARTIFACT)

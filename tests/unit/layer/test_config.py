@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 
 from release_pipeline.config import (
-    ArtifactCheckConfig,
     ChangeDetectionConfig,
     DriftDetectionConfig,
     ExecutionGateConfig,
+    PrepareStageArtifactConfig,
     ProductionStacks,
     RecordReleaseConfig,
     Regions,
@@ -22,7 +22,7 @@ from release_pipeline.errors import BadInputError, ConfigurationError
 
 # The variables template.yaml sets for each function (the wiring contract).
 VARIABLES: dict[type[Any], dict[str, str]] = {
-    ArtifactCheckConfig: {
+    PrepareStageArtifactConfig: {
         "RELEASE_RECORD_PARAMETER": "/release-pipeline/release/5b7e9a10-3c2d-4f10-9a4e-0a1b2c3d4e5f/record",
         "STAGE_PARAMETERS": '{"Env": "stage"}',
         "TEMPLATE_PATH": "infra/app.yaml",
@@ -78,14 +78,14 @@ VARIABLES: dict[type[Any], dict[str, str]] = {
 }
 CONFIGS = list(VARIABLES)
 FUNCTION_NAMES = {
-    ArtifactCheckConfig: "artifact-check",
+    PrepareStageArtifactConfig: "prepare-stage-artifact",
     ChangeDetectionConfig: "change-detection",
     DriftDetectionConfig: "drift-detection",
     RecordReleaseConfig: "record-release",
     StageRevertConfig: "stage-revert",
     ExecutionGateConfig: "execution-gate",
 }
-WITH_STAGE_PARAMETERS = [ArtifactCheckConfig, RecordReleaseConfig]
+WITH_STAGE_PARAMETERS = [PrepareStageArtifactConfig, RecordReleaseConfig]
 
 
 def environ(config: type[Any], **changes: str | None) -> dict[str, str]:
@@ -139,10 +139,10 @@ def test_from_env_reads_nothing_from_the_process_when_given_a_mapping(
         config.from_env({})
 
 
-def test_artifact_check_config_values() -> None:
-    config = ArtifactCheckConfig.from_env(VARIABLES[ArtifactCheckConfig])
+def test_prepare_stage_artifact_config_values() -> None:
+    config = PrepareStageArtifactConfig.from_env(VARIABLES[PrepareStageArtifactConfig])
 
-    assert config == ArtifactCheckConfig(
+    assert config == PrepareStageArtifactConfig(
         release_record_parameter="/release-pipeline/release/5b7e9a10-3c2d-4f10-9a4e-0a1b2c3d4e5f/record",
         stage_parameters={"Env": "stage"},
         template_path="infra/app.yaml",

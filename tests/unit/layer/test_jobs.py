@@ -45,12 +45,12 @@ Work = Callable[[Job, Any], JobResult]
 
 @pytest.fixture
 def context() -> FakeLambdaContext:
-    return FakeLambdaContext("artifact-check", aws_request_id=REQUEST_ID)
+    return FakeLambdaContext("prepare-stage-artifact", aws_request_id=REQUEST_ID)
 
 
 @pytest.fixture
 def event() -> dict[str, Any]:
-    return load_event("artifact-check", "job")
+    return load_event("prepare-stage-artifact", "job")
 
 
 def run(work: Work, event: dict[str, Any], context: FakeLambdaContext) -> dict[str, str]:
@@ -250,14 +250,14 @@ def test_error_without_a_message_still_fails_the_job(event: dict[str, Any], cont
 def test_malformed_event_with_a_job_id_fails_the_job(
     monkeypatch: pytest.MonkeyPatch, context: FakeLambdaContext
 ) -> None:
-    """GIVEN the real artifact-check handler and a job with no artifacts, credentials or key THEN the
+    """GIVEN the real prepare-stage-artifact handler and a job with no artifacts, credentials or key THEN the
     job fails with a message naming what is missing, and nothing is written."""
-    set_artifact_check_env(monkeypatch)
+    set_prepare_stage_artifact_env(monkeypatch)
     s3 = boto3.client("s3", region_name=REGION)
     s3.create_bucket(Bucket=ARTIFACT_BUCKET)
-    event = load_event("artifact-check", "malformed")
+    event = load_event("prepare-stage-artifact", "malformed")
 
-    load_function("artifact-check").lambda_handler(event, context)
+    load_function("prepare-stage-artifact").lambda_handler(event, context)
 
     message = failure_message(only_failure(job_id_of(event)))
     assert message in {
@@ -270,11 +270,11 @@ def test_malformed_event_with_a_job_id_fails_the_job(
 def test_missing_configuration_fails_the_real_handler_as_a_configuration_error(
     monkeypatch: pytest.MonkeyPatch, context: FakeLambdaContext
 ) -> None:
-    """GIVEN artifact-check deployed without its environment THEN the job fails (not hangs) as a
+    """GIVEN prepare-stage-artifact deployed without its environment THEN the job fails (not hangs) as a
     ConfigurationError naming every missing variable."""
-    event = load_event("artifact-check", "job")
+    event = load_event("prepare-stage-artifact", "job")
 
-    load_function("artifact-check").lambda_handler(event, context)
+    load_function("prepare-stage-artifact").lambda_handler(event, context)
 
     recorded = only_failure(job_id_of(event))
     assert recorded.failure_details is not None
@@ -295,10 +295,10 @@ def test_event_without_data_fails_the_job(context: FakeLambdaContext) -> None:
 def test_missing_input_artifact_fails_the_job_naming_it(
     monkeypatch: pytest.MonkeyPatch, context: FakeLambdaContext
 ) -> None:
-    set_artifact_check_env(monkeypatch)
-    event = load_event("artifact-check", "missing-input-artifact")
+    set_prepare_stage_artifact_env(monkeypatch)
+    event = load_event("prepare-stage-artifact", "missing-input-artifact")
 
-    load_function("artifact-check").lambda_handler(event, context)
+    load_function("prepare-stage-artifact").lambda_handler(event, context)
 
     message = failure_message(only_failure(job_id_of(event)))
     assert "no input artifact named 'SourceOutput'" in message
@@ -319,8 +319,8 @@ def test_event_without_a_job_id_raises_and_records_no_result(
     monkeypatch: pytest.MonkeyPatch, context: FakeLambdaContext, bad_event: dict[str, Any]
 ) -> None:
     """Without a job id there is no job to fail: the handler raises BadInputError and calls nothing."""
-    set_artifact_check_env(monkeypatch)
-    handler = load_function("artifact-check").lambda_handler
+    set_prepare_stage_artifact_env(monkeypatch)
+    handler = load_function("prepare-stage-artifact").lambda_handler
 
     with pytest.raises(BadInputError, match=r"CodePipeline\.job\.id is missing"):
         handler(bad_event, context)
@@ -481,12 +481,12 @@ def test_artifact_credentials_never_reach_the_logs(
     caplog: pytest.LogCaptureFixture,
     outcome: str,
 ) -> None:
-    """GIVEN the real artifact-check handler at DEBUG, asked to log events (POWERTOOLS_LOGGER_LOG_EVENT),
+    """GIVEN the real prepare-stage-artifact handler at DEBUG, asked to log events (POWERTOOLS_LOGGER_LOG_EVENT),
     WHEN it succeeds, fails or crashes THEN neither the secret key nor the session token is logged."""
-    set_artifact_check_env(monkeypatch)
+    set_prepare_stage_artifact_env(monkeypatch)
     monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "DEBUG")
     monkeypatch.setenv("POWERTOOLS_LOGGER_LOG_EVENT", "true")
-    event = load_event("artifact-check", "job")
+    event = load_event("prepare-stage-artifact", "job")
     data = event["CodePipeline.job"]["data"]
     data["artifactCredentials"].update(secretAccessKey=SECRET_ACCESS_KEY, sessionToken=SESSION_TOKEN)
     source_key = data["inputArtifacts"][0]["location"]["s3Location"]["objectKey"]
@@ -494,7 +494,7 @@ def test_artifact_credentials_never_reach_the_logs(
         put_source({"README.md": b"no template here"}, source_key)
     else:
         put_source({TEMPLATE_PATH: b"Resources: {}\n"}, source_key)
-    module = load_function("artifact-check")
+    module = load_function("prepare-stage-artifact")
     logs = LogCapture(caplog)
     logs.redirect(monkeypatch, jobs_module.logger, module.logger)
     if outcome == "unexpected-error":
@@ -514,9 +514,9 @@ def test_artifact_credentials_never_reach_the_logs(
     assert SESSION_TOKEN not in text
 
 
-def set_artifact_check_env(monkeypatch: pytest.MonkeyPatch) -> None:
+def set_prepare_stage_artifact_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in {
-        "POWERTOOLS_SERVICE_NAME": "artifact-check",
+        "POWERTOOLS_SERVICE_NAME": "prepare-stage-artifact",
         "SOLUTION_STACK_NAME": "release-pipeline",
         "RELEASE_RECORD_PARAMETER": "/release-pipeline/release/5b7e9a10-3c2d-4f10-9a4e-0a1b2c3d4e5f/record",
         "STAGE_PARAMETERS": '{"Env": "stage"}',
@@ -533,7 +533,7 @@ def test_a_job_still_running_near_the_lambda_timeout_is_failed_once(event: dict[
     """GIVEN 11 s left (the job is failed 10 s before the end) and work that takes longer than the
     one second that leaves WHEN the work finally succeeds THEN CodePipeline has exactly one result, the
     failure, and the late success was refused, not recorded as a second result."""
-    context = FakeLambdaContext("artifact-check", aws_request_id=REQUEST_ID, timeout_ms=11_000)
+    context = FakeLambdaContext("prepare-stage-artifact", aws_request_id=REQUEST_ID, timeout_ms=11_000)
 
     def slow(job: Job, context: Any) -> JobResult:
         time.sleep(1.6)
@@ -550,7 +550,7 @@ def test_a_job_still_running_near_the_lambda_timeout_is_failed_once(event: dict[
 
 @pytest.mark.usefixtures("aws")
 def test_a_job_that_finishes_in_time_leaves_no_timer_behind(event: dict[str, Any]) -> None:
-    context = FakeLambdaContext("artifact-check", aws_request_id=REQUEST_ID, timeout_ms=11_000)
+    context = FakeLambdaContext("prepare-stage-artifact", aws_request_id=REQUEST_ID, timeout_ms=11_000)
     run(returning(JobResult(summary="done")), event, context)
     time.sleep(1.3)
 

@@ -107,7 +107,7 @@ def test_load_handler_imports_app_py_afresh(tmp_path: Path) -> None:
 
 def test_fake_context_works_with_powertools_logger(capsys: pytest.CaptureFixture[str]) -> None:
     logger = Logger(service="test")
-    context = FakeLambdaContext("artifact-check", aws_request_id="req-1")
+    context = FakeLambdaContext("prepare-stage-artifact", aws_request_id="req-1")
 
     @logger.inject_lambda_context
     def handler(event: dict[str, Any], context: FakeLambdaContext) -> int:
@@ -118,6 +118,6 @@ def test_fake_context_works_with_powertools_logger(capsys: pytest.CaptureFixture
 
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert line["function_request_id"] == "req-1"
-    assert line["function_name"] == "artifact-check"
-    assert line["function_arn"] == "arn:aws:lambda:us-east-1:123456789012:function:artifact-check"
+    assert line["function_name"] == "prepare-stage-artifact"
+    assert line["function_arn"] == "arn:aws:lambda:us-east-1:123456789012:function:prepare-stage-artifact"
     assert 0 < remaining <= 60_000

@@ -55,7 +55,7 @@ def test_success_result_is_recorded_with_its_output_variables(codepipeline: Code
 
 
 def test_failure_result_is_recorded_with_its_details(codepipeline: CodePipelineClient) -> None:
-    job_id = job_id_of(load_event("artifact-check", "malformed"))
+    job_id = job_id_of(load_event("prepare-stage-artifact", "malformed"))
 
     codepipeline.put_job_failure_result(
         jobId=job_id, failureDetails={"type": "JobFailed", "message": "no input artifact", "externalExecutionId": "r"}

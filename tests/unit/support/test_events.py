@@ -13,9 +13,9 @@ from tests.support.events import continuation_of, job_id_of, load_event, load_fu
 
 JOB_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 INVOKE_EVENTS = [
-    ("artifact-check", "job"),
-    ("artifact-check", "missing-input-artifact"),
-    ("artifact-check", "malformed"),
+    ("prepare-stage-artifact", "job"),
+    ("prepare-stage-artifact", "missing-input-artifact"),
+    ("prepare-stage-artifact", "malformed"),
     ("change-detection", "job"),
     ("change-detection", "continuation"),
     ("drift-detection", "job"),
@@ -76,8 +76,8 @@ def test_continuation_events_carry_a_placeholder_token() -> None:
         assert "continuationToken" not in load_event(function, "job")["CodePipeline.job"]["data"]
 
 
-def test_artifact_check_job_has_the_contract_artifacts() -> None:
-    data = load_event("artifact-check", "job")["CodePipeline.job"]["data"]
+def test_prepare_stage_artifact_job_has_the_contract_artifacts() -> None:
+    data = load_event("prepare-stage-artifact", "job")["CodePipeline.job"]["data"]
 
     assert [a["name"] for a in data["inputArtifacts"]] == ["SourceOutput"]
     assert [a["name"] for a in data["outputArtifacts"]] == ["StageSource", "StageConfig"]
@@ -85,8 +85,11 @@ def test_artifact_check_job_has_the_contract_artifacts() -> None:
         "id": "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
         "type": "KMS",
     }
-    assert load_event("artifact-check", "missing-input-artifact")["CodePipeline.job"]["data"]["inputArtifacts"] == []
-    assert "inputArtifacts" not in load_event("artifact-check", "malformed")["CodePipeline.job"]["data"]
+    assert (
+        load_event("prepare-stage-artifact", "missing-input-artifact")["CodePipeline.job"]["data"]["inputArtifacts"]
+        == []
+    )
+    assert "inputArtifacts" not in load_event("prepare-stage-artifact", "malformed")["CodePipeline.job"]["data"]
 
 
 def test_record_release_user_parameters_name_the_source_commit() -> None:

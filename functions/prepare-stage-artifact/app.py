@@ -1,4 +1,4 @@
-"""artifact-check: prepare the stage stack's source and configuration from the last release."""
+"""prepare-stage-artifact: prepare the stage stack's source and configuration from the last release."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from release_pipeline import clients
-from release_pipeline.config import ArtifactCheckConfig
+from release_pipeline.config import PrepareStageArtifactConfig
 from release_pipeline.jobs import Job, JobResult, codepipeline_job
-from release_pipeline.stage_artifact import prepare_stage_artifacts
+from release_pipeline.stage_artifact import prepare_stage_artifact
 
 logger = Logger(log_uncaught_exceptions=True)
 
@@ -16,9 +16,9 @@ logger = Logger(log_uncaught_exceptions=True)
 @logger.inject_lambda_context(log_event=False)
 @codepipeline_job
 def lambda_handler(job: Job, context: LambdaContext) -> JobResult:
-    config = ArtifactCheckConfig.from_env()
+    config = PrepareStageArtifactConfig.from_env()
     region = clients.home_region()
-    return prepare_stage_artifacts(
+    return prepare_stage_artifact(
         job=job,
         job_s3=clients.s3(region, job.artifact_credentials),
         release_s3=clients.s3(region),

@@ -1,4 +1,4 @@
-"""artifact-check (delete mode): the stage artifacts come from the last release, or the current source
+"""prepare-stage-artifact (delete mode): the stage artifacts come from the last release, or the current source
 before the first release, with the matching stage parameters in a template-configuration file."""
 
 from __future__ import annotations
@@ -43,16 +43,16 @@ RELEASED_SOURCE = source_zip({TEMPLATE_PATH: "Resources: {Topic: {Type: AWS::SNS
 
 @pytest.fixture(autouse=True)
 def environment(monkeypatch: pytest.MonkeyPatch, artifact_bucket: str) -> dict[str, str]:
-    """ArtifactCheckFunction's variables exactly as template.yaml sets them."""
+    """PrepareStageArtifactFunction's variables exactly as template.yaml sets them."""
     solution = resolved(stack_name=SOLUTION_STACK, StageParameters=json.dumps(CURRENT_PARAMETERS))
-    environment = apply_environment(monkeypatch, "ArtifactCheckFunction", solution)
+    environment = apply_environment(monkeypatch, "PrepareStageArtifactFunction", solution)
     assert environment["RELEASE_RECORD_PARAMETER"] == RECORD
     assert environment["TEMPLATE_PATH"] == TEMPLATE_PATH
     return environment
 
 
 def invoke(event: dict[str, Any], context: FakeLambdaContext) -> local_aws.JobResult:
-    return run_job("artifact-check", event, context)
+    return run_job("prepare-stage-artifact", event, context)
 
 
 def put_release(s3: S3Client, ssm: SSMClient, kms_key_arn: str, body: bytes = RELEASED_SOURCE) -> str:
@@ -102,7 +102,7 @@ def test_no_release_stages_the_current_source_with_the_current_parameters(
 ) -> None:
     s3.put_object(Bucket=BUCKET, Key=SOURCE_KEY, Body=CURRENT_SOURCE)
 
-    result = invoke(load_event("artifact-check", "job"), lambda_context)
+    result = invoke(load_event("prepare-stage-artifact", "job"), lambda_context)
 
     assert result.status == "Succeeded"
     assert result.continuation_token is None
@@ -119,7 +119,7 @@ def test_release_record_stages_the_released_source_with_the_released_parameters(
     s3.put_object(Bucket=BUCKET, Key=SOURCE_KEY, Body=CURRENT_SOURCE)
     put_release(s3, ssm, kms_key_arn)
 
-    result = invoke(load_event("artifact-check", "job"), lambda_context)
+    result = invoke(load_event("prepare-stage-artifact", "job"), lambda_context)
 
     assert result.status == "Succeeded"
     assert result.output_variables == {"StageOrigin": "release"}
@@ -161,7 +161,7 @@ def test_record_left_by_an_earlier_installation_is_never_read(
 
     monkeypatch.setattr(releases, "read_record", spy)
 
-    result = invoke(load_event("artifact-check", "job"), lambda_context)
+    result = invoke(load_event("prepare-stage-artifact", "job"), lambda_context)
 
     assert result.status == "Succeeded"
     assert result.output_variables == {"StageOrigin": "source"}
@@ -180,7 +180,7 @@ def test_release_uses_the_recorded_version_of_the_released_source(
     put_release(s3, ssm, kms_key_arn)
     s3.put_object(Bucket=BUCKET, Key=releases.release_key(RELEASED_EXECUTION), Body=CURRENT_SOURCE)
 
-    result = invoke(load_event("artifact-check", "job"), lambda_context)
+    result = invoke(load_event("prepare-stage-artifact", "job"), lambda_context)
 
     assert result.status == "Succeeded"
     assert read(s3, STAGE_SOURCE_KEY) == RELEASED_SOURCE
@@ -194,7 +194,7 @@ def test_outputs_are_encrypted_with_the_jobs_kms_key(
     if released:
         put_release(s3, ssm, kms_key_arn)
 
-    result = invoke(load_event("artifact-check", "job"), lambda_context)
+    result = invoke(load_event("prepare-stage-artifact", "job"), lambda_context)
 
     assert result.status == "Succeeded"
     for key in OUTPUT_KEYS:
@@ -209,7 +209,7 @@ def test_template_missing_from_the_source_fails_naming_the_path(
 ) -> None:
     s3.put_object(Bucket=BUCKET, Key=SOURCE_KEY, Body=source_zip({"template.yaml": "Resources: {}\n"}))
 
-    result = invoke(load_event("artifact-check", "job"), lambda_context)
+    result = invoke(load_event("prepare-stage-artifact", "job"), lambda_context)
 
     assert_failed(result, repr(TEMPLATE_PATH))
     assert object_keys(s3) == {SOURCE_KEY}
@@ -221,7 +221,7 @@ def test_template_missing_from_the_released_source_fails(
     s3.put_object(Bucket=BUCKET, Key=SOURCE_KEY, Body=CURRENT_SOURCE)
     put_release(s3, ssm, kms_key_arn, body=source_zip({"elsewhere.yaml": "Resources: {}\n"}))
 
-    result = invoke(load_event("artifact-check", "job"), lambda_context)
+    result = invoke(load_event("prepare-stage-artifact", "job"), lambda_context)
 
     assert_failed(result, repr(TEMPLATE_PATH), RELEASED_EXECUTION)
     assert not object_keys(s3) & set(OUTPUT_KEYS)
@@ -230,7 +230,7 @@ def test_template_missing_from_the_released_source_fails(
 def test_missing_input_artifact_fails_naming_it(s3: S3Client, lambda_context: FakeLambdaContext) -> None:
     s3.put_object(Bucket=BUCKET, Key=SOURCE_KEY, Body=CURRENT_SOURCE)
 
-    result = invoke(load_event("artifact-check", "missing-input-artifact"), lambda_context)
+    result = invoke(load_event("prepare-stage-artifact", "missing-input-artifact"), lambda_context)
 
     assert_failed(result, "input artifact", "'SourceOutput'")
     assert object_keys(s3) == {SOURCE_KEY}
@@ -240,14 +240,14 @@ def test_malformed_event_fails_without_writing(s3: S3Client, lambda_context: Fak
     """GIVEN a job event with no artifacts and no artifact credentials WHEN checked THEN failure saying so."""
     s3.put_object(Bucket=BUCKET, Key=SOURCE_KEY, Body=CURRENT_SOURCE)
 
-    result = invoke(load_event("artifact-check", "malformed"), lambda_context)
+    result = invoke(load_event("prepare-stage-artifact", "malformed"), lambda_context)
 
     assert_failed(result, "no artifact credentials")
     assert object_keys(s3) == {SOURCE_KEY}
 
 
 def test_missing_source_object_fails_naming_it(s3: S3Client, lambda_context: FakeLambdaContext) -> None:
-    result = invoke(load_event("artifact-check", "job"), lambda_context)
+    result = invoke(load_event("prepare-stage-artifact", "job"), lambda_context)
 
     assert_failed(result, f"s3://{BUCKET}/{SOURCE_KEY} does not exist")
     assert object_keys(s3) == set()
@@ -261,7 +261,7 @@ def test_released_source_gone_fails_naming_it(
     version_id = put_release(s3, ssm, kms_key_arn)
     s3.delete_object(Bucket=BUCKET, Key=releases.release_key(RELEASED_EXECUTION), VersionId=version_id)
 
-    result = invoke(load_event("artifact-check", "job"), lambda_context)
+    result = invoke(load_event("prepare-stage-artifact", "job"), lambda_context)
 
     assert_failed(result, releases.release_key(RELEASED_EXECUTION), "does not exist")
     assert object_keys(s3) == {SOURCE_KEY}
@@ -281,7 +281,7 @@ def test_corrupt_or_unsafe_source_fails_without_writing(
 ) -> None:
     s3.put_object(Bucket=BUCKET, Key=SOURCE_KEY, Body=body)
 
-    result = invoke(load_event("artifact-check", "job"), lambda_context)
+    result = invoke(load_event("prepare-stage-artifact", "job"), lambda_context)
 
     assert_failed(result, expected, "source artifact")
     assert object_keys(s3) == {SOURCE_KEY}
@@ -298,7 +298,7 @@ def test_malformed_release_record_fails_without_writing(
     s3.put_object(Bucket=BUCKET, Key=SOURCE_KEY, Body=CURRENT_SOURCE)
     ssm.put_parameter(Name=RECORD, Value=value, Type="SecureString", KeyId=kms_key_arn)
 
-    result = invoke(load_event("artifact-check", "job"), lambda_context)
+    result = invoke(load_event("prepare-stage-artifact", "job"), lambda_context)
 
     assert_failed(result, RECORD, "malformed")
     assert object_keys(s3) == {SOURCE_KEY}
@@ -310,7 +310,7 @@ def test_stage_parameters_that_are_not_an_object_of_strings_fail_naming_them(
     s3.put_object(Bucket=BUCKET, Key=SOURCE_KEY, Body=CURRENT_SOURCE)
     monkeypatch.setenv("STAGE_PARAMETERS", json.dumps({"InstanceCount": 2}))
 
-    result = invoke(load_event("artifact-check", "job"), lambda_context)
+    result = invoke(load_event("prepare-stage-artifact", "job"), lambda_context)
 
     assert_failed(result, "STAGE_PARAMETERS")
     assert result.failure_details is not None
