@@ -98,7 +98,8 @@ def test_env_json_reaches_the_container_only_through_declared_variables(
         if spec["Type"] == "AWS::Serverless::Function"
     }
     assert set(env_json) == {"Parameters", *functions}
-    assert all(env_json[name]["SOLUTION_STACK_NAME"] == solution.stack_name for name in functions)
+    # resolved as CloudFormation would: the release record's name comes from the stack's name and id
+    assert env_json["StageRevertFunction"]["RELEASE_RECORD_PARAMETER"] == solution.release_record_parameter
 
 
 @pytest.mark.parametrize(("logical_id", "path"), JOBS)
