@@ -30,14 +30,15 @@ _FAKE_SETTINGS = {
     "AWS_SECURITY_TOKEN": "testing",
     "AWS_SESSION_TOKEN": "testing",
     "AWS_DEFAULT_REGION": _REGION,
+    "AWS_REGION": _REGION,  # Lambda sets it for every function: the Region the function runs in
 }
 
 
 @pytest.fixture(autouse=True)
 def aws_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Remove every AWS_* setting (profiles, endpoints, credentials), set fake credentials and
-    us-east-1, and point the config and credentials files at nothing. (local_aws's state lives on moto's
-    backends: mock_aws forgets it with everything else.)"""
+    us-east-1 (AWS_REGION too, as Lambda sets it), and point the config and credentials files at nothing.
+    (local_aws's state lives on moto's backends: mock_aws forgets it with everything else.)"""
     for name in list(os.environ):
         if name.startswith(_CLEARED_PREFIXES):
             monkeypatch.delenv(name)

@@ -19,7 +19,7 @@ def lambda_handler(job: Job, context: LambdaContext) -> JobResult:
     config = DriftDetectionConfig.from_env()
     return detect_drift(
         cloudformation_for=clients.cloudformation_per_region(),
-        sns=clients.sns(clients.home_region()),
+        sns=clients.sns(config.stacks.regions.primary),
         config=config,
         token=job.continuation_token,
     )

@@ -5,8 +5,8 @@ from __future__ import annotations
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from release_pipeline import clients, parameter_sets
-from release_pipeline.config import ExecutionGateConfig, execution_id
+from release_pipeline import clients
+from release_pipeline.config import ExecutionGateConfig
 from release_pipeline.gate import wait_for_turn
 from release_pipeline.jobs import Job, JobResult, codepipeline_job
 
@@ -17,14 +17,10 @@ logger = Logger(log_uncaught_exceptions=True)
 @codepipeline_job
 def lambda_handler(job: Job, context: LambdaContext) -> JobResult:
     config = ExecutionGateConfig.from_env()
-    if job.continuation_token is None:
-        # first invocation: a parameter set that is not a JSON object of strings fails here, by name
-        parameter_sets.check(clients.codepipeline(config.region), config.pipeline_name)
-    token = job.continuation_token or {}
     return wait_for_turn(
-        pipeline=clients.codepipeline(config.region),
+        pipeline=clients.codepipeline(config.stacks.regions.primary),
         cloudformation_for=clients.cloudformation_per_region(),
         config=config,
-        execution_id=execution_id(job.user_parameters),
-        polls=int(token.get("polls", 0)),
+        execution_id=job.execution_id,
+        token=job.continuation_token,
     )

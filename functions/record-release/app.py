@@ -6,7 +6,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from release_pipeline import clients
-from release_pipeline.config import RecordReleaseConfig
+from release_pipeline.config import RecordReleaseConfig, home_region
 from release_pipeline.jobs import Job, JobResult, codepipeline_job
 from release_pipeline.record_release import record_release
 
@@ -17,7 +17,7 @@ logger = Logger(log_uncaught_exceptions=True)
 @codepipeline_job
 def lambda_handler(job: Job, context: LambdaContext) -> JobResult:
     config = RecordReleaseConfig.from_env()
-    region = clients.home_region()
+    region = home_region()
     return record_release(
         job=job,
         job_s3=clients.s3(region, job.artifact_credentials),

@@ -14,7 +14,7 @@ from botocore.stub import Stubber
 from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
 
 from local_aws.cloudformation import ResolvedTemplate
-from release_pipeline import changes, drift, regional_store, stage_artifact
+from release_pipeline import changes, drift, jobs, regional_store, stage_artifact
 from release_pipeline.config import (
     ChangeDetectionConfig,
     DriftDetectionConfig,
@@ -23,8 +23,8 @@ from release_pipeline.config import (
     RecordReleaseConfig,
     StageRevertConfig,
 )
+from release_pipeline.jobs import SOURCE_ARTIFACT
 from release_pipeline.parameter_sets import PARAMETER_SET_ACTIONS
-from release_pipeline.record_release import SOURCE_ARTIFACT
 from release_pipeline.revert import REVERT_STATES, STAGE_EVENT
 from tests.support import solution
 from tests.support.events import REPO_ROOT
@@ -255,11 +255,11 @@ def test_the_approval_text_stays_within_codepipeline_limits_with_the_longest_sum
     stage = next(stage for stage in stages(resolved) if stage["Name"] == "Stage")
     approval = next(a for a in stage["Actions"] if a["ActionTypeId"]["Category"] == "Approval")
     longest = {
-        "Changes": "c" * changes.SUMMARY_VARIABLE_LIMIT,
-        "Drift": "d" * drift.SUMMARY_VARIABLE_LIMIT,
+        "Changes": "c" * jobs.SUMMARY_VARIABLE_LIMIT,
+        "Drift": "d" * jobs.SUMMARY_VARIABLE_LIMIT,
     }
     text = VARIABLE.sub(lambda m: longest[m.group(1)], approval["Configuration"]["CustomData"])
-    assert "c" * changes.SUMMARY_VARIABLE_LIMIT in text
+    assert "c" * jobs.SUMMARY_VARIABLE_LIMIT in text
     assert len(text) <= 1000
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import ClientError
 
 from release_pipeline.errors import ArtifactError
-from release_pipeline.jobs import S3Location
+from release_pipeline.values import S3Location
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

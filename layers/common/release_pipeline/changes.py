@@ -8,16 +8,17 @@ yet (a REVIEW_IN_PROGRESS placeholder) is always a change: the first release.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from release_pipeline import stacks
 from release_pipeline.errors import ChangeSetError
-from release_pipeline.jobs import JobResult, shorten
+from release_pipeline.jobs import SUMMARY_VARIABLE_LIMIT, JobResult
 from release_pipeline.notifications import publish_report
+from release_pipeline.values import shorten
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
@@ -30,8 +31,6 @@ PENDING = frozenset({"CREATE_PENDING", "CREATE_IN_PROGRESS", "DELETE_PENDING", "
 NOT_EXECUTABLE = frozenset({"EXECUTE_IN_PROGRESS", "EXECUTE_COMPLETE", "EXECUTE_FAILED", "OBSOLETE"})
 # Resource types whose change alters who may do what: flagged in the report for the reviewer.
 _PERMISSION_TYPE_SUFFIXES = ("Policy", "Permission", "Role", "User", "Group", "AccessKey")
-# The approval's CustomData holds both summaries and must stay under 1,000 characters.
-SUMMARY_VARIABLE_LIMIT = 300
 # The action's output variables, read by stage conditions and the approval as #{Changes.<name>}.
 OUTPUT_VARIABLES = ("HasChanges", "PrimaryHasChanges", "SecondaryHasChanges", "Summary", "ReviewUrl")
 
@@ -89,19 +88,9 @@ class RegionChanges:
 
 def read_change_set(cfn: CloudFormationClient, role: str, region: str, stack: str, name: str) -> RegionChanges:
     """Read one change set, following pagination of its changes."""
-    pages: list[DescribeChangeSetOutputTypeDef] = []
-    token: str | None = None
     try:
-        while True:
-            page = (
-                cfn.describe_change_set(StackName=stack, ChangeSetName=name, NextToken=token)
-                if token
-                else cfn.describe_change_set(StackName=stack, ChangeSetName=name)
-            )
-            pages.append(page)
-            token = page.get("NextToken")
-            if not token:
-                break
+        paginator = cfn.get_paginator("describe_change_set")
+        pages: list[DescribeChangeSetOutputTypeDef] = list(paginator.paginate(StackName=stack, ChangeSetName=name))
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code")
         if code == "ChangeSetNotFound" or stacks.is_missing_stack(error):
@@ -179,8 +168,9 @@ def detect_changes(
     sns: SNSClient,
     config: ChangeDetectionConfig,
     change_set_name: str,
-    attempt: int,
+    token: Mapping[str, Any] | None,
 ) -> JobResult:
+    attempt = int((token or {}).get("attempt", 0))
     results = [
         read_change_set(cloudformation_for(region), role, region, stack, change_set_name)
         for role, region, stack in config.stacks.targets()

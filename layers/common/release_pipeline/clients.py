@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.config import Config
 
-from release_pipeline.errors import ConfigurationError
+from release_pipeline.values import Credentials
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
@@ -36,14 +36,6 @@ _CONFIG = Config(
 )
 # S3 objects in the artifact buckets are encrypted with KMS, which requires Signature Version 4.
 _S3_CONFIG = _CONFIG.merge(Config(signature_version="s3v4"))
-
-
-def home_region() -> str:
-    """The Region the function runs in (set by Lambda as AWS_REGION)."""
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    if not region:
-        raise ConfigurationError("AWS_REGION is not set")
-    return region
 
 
 @cache
@@ -115,17 +107,3 @@ def sns(region: str) -> SNSClient:
 def ssm(region: str) -> SSMClient:
     client: SSMClient = _client("ssm", region)
     return client
-
-
-class Credentials:
-    """Temporary credentials, kept out of ``repr`` so they never reach a log line."""
-
-    __slots__ = ("access_key_id", "secret_access_key", "session_token")
-
-    def __init__(self, access_key_id: str, secret_access_key: str, session_token: str) -> None:
-        self.access_key_id = access_key_id
-        self.secret_access_key = secret_access_key
-        self.session_token = session_token
-
-    def __repr__(self) -> str:
-        return "Credentials(<redacted>)"

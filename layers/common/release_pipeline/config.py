@@ -6,27 +6,25 @@ variable. There are no silent defaults: a function whose template wiring is wron
 
 from __future__ import annotations
 
-import json
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Self
 
-from release_pipeline.errors import BadInputError, ConfigurationError
+from release_pipeline.errors import ConfigurationError
+from release_pipeline.parameter_sets import parse_parameters
 
-_EXECUTION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,99}")
+# Lambda sets AWS_REGION to the Region the function runs in; every function runs in the primary Region.
+# https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html#configuration-envvars-runtime
+HOME_REGION = "AWS_REGION"
 
 
-def execution_id(user_parameters: Mapping[str, object]) -> str:
-    """The pipeline execution id an action passes as UserParameters.executionId."""
-    value = user_parameters.get("executionId")
-    if not isinstance(value, str) or not _EXECUTION_ID.fullmatch(value):
-        raise BadInputError(
-            "UserParameters.executionId must be the pipeline execution id "
-            f"(#{{codepipeline.PipelineExecutionId}}); got {value!r}"
-        )
-    return value
+def home_region(environ: Mapping[str, str] | None = None) -> str:
+    """The Region the function runs in: the solution's primary Region."""
+    region = (os.environ if environ is None else environ).get(HOME_REGION, "").strip()
+    if not region:
+        raise ConfigurationError(f"{HOME_REGION} is not set")
+    return region
 
 
 class _Env:
@@ -78,19 +76,6 @@ class _Env:
             raise ConfigurationError(f"{function} configuration: " + "; ".join(self._problems))
 
 
-def parse_parameters(raw: str, what: str) -> dict[str, str]:
-    """Parse a parameter set: a JSON object whose values are all strings."""
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError as error:
-        raise ConfigurationError(f"{what} is not valid JSON: {error.msg} at position {error.pos}") from None
-    if not isinstance(value, dict) or not all(
-        isinstance(key, str) and isinstance(item, str) for key, item in value.items()
-    ):
-        raise ConfigurationError(f"{what} must be a JSON object whose values are all strings")
-    return value
-
-
 class _FromEnv:
     """``from_env`` for a configuration dataclass: read every variable, then fail once, naming them all."""
 
@@ -125,7 +110,7 @@ class ProductionStacks:
     @classmethod
     def read(cls, env: _Env) -> ProductionStacks:
         return cls(
-            regions=Regions(primary=env.text("PRIMARY_REGION"), secondary=env.text("SECONDARY_REGION")),
+            regions=Regions(primary=env.text(HOME_REGION), secondary=env.text("SECONDARY_REGION")),
             primary_stack=env.text("PRIMARY_STACK_NAME"),
             secondary_stack=env.text("SECONDARY_STACK_NAME"),
         )
@@ -163,9 +148,9 @@ class ChangeDetectionConfig(_FromEnv):
     change_set_prefix: str
     topic_arn: str
 
-    def change_set_name(self, user_parameters: Mapping[str, object]) -> str:
-        """This execution's change set: the prefix and the execution id from the action's UserParameters."""
-        return self.change_set_prefix + execution_id(user_parameters)
+    def change_set_name(self, execution_id: str) -> str:
+        """The change set CheckChanges made for pipeline execution ``execution_id``."""
+        return self.change_set_prefix + execution_id
 
     @classmethod
     def _read(cls, env: _Env) -> Self:
@@ -255,23 +240,20 @@ class StageRevertConfig(_FromEnv):
 @dataclass(frozen=True)
 class ExecutionGateConfig(_FromEnv):
     """The parameter sets are not in the environment (together they could pass Lambda's 4 KB limit):
-    the gate reads them from the pipeline's actions (``release_pipeline.parameter_sets``)."""
+    the gate's job reads them from the pipeline's actions (``release_pipeline.parameter_sets``)."""
 
     FUNCTION = "execution-gate"
 
     pipeline_name: str
     stage_stack_name: str
-    region: str
     stacks: ProductionStacks
     change_set_prefix: str
 
     @classmethod
     def _read(cls, env: _Env) -> Self:
-        stacks = ProductionStacks.read(env)
         return cls(
             pipeline_name=env.text("PIPELINE_NAME"),
             stage_stack_name=env.text("STAGE_STACK_NAME"),
-            region=stacks.regions.primary,
-            stacks=stacks,
+            stacks=ProductionStacks.read(env),
             change_set_prefix=env.text("CHANGE_SET_PREFIX"),
         )

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from release_pipeline import stacks
 from release_pipeline.errors import BadInputError, DriftBlockedError
-from release_pipeline.jobs import JobResult, shorten
+from release_pipeline.jobs import SUMMARY_VARIABLE_LIMIT, JobResult
 from release_pipeline.notifications import publish_report
+from release_pipeline.values import shorten
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
@@ -34,8 +35,6 @@ SENSITIVE_PROPERTY = re.compile(
     re.IGNORECASE,
 )
 VALUE_LIMIT = 200
-# The approval's CustomData holds both summaries and must stay under 1,000 characters.
-SUMMARY_VARIABLE_LIMIT = 300
 # The action's output variables, read by the approval as #{Drift.<name>}.
 OUTPUT_VARIABLES = ("DriftStatus", "Summary")
 
@@ -106,6 +105,7 @@ def follow(
 
 
 def _drifted_resources(cfn: CloudFormationClient, stack: str) -> tuple[str, ...]:
+    # botocore has no paginator for DescribeStackResourceDrifts: the NextToken loop is written out.
     lines: list[str] = []
     token: str | None = None
     while True:

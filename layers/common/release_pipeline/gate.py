@@ -17,13 +17,13 @@ otherwise fill up.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from release_pipeline import stacks
+from release_pipeline import parameter_sets, stacks
 from release_pipeline.errors import PipelineError
 from release_pipeline.jobs import JobResult
 
@@ -35,7 +35,9 @@ if TYPE_CHECKING:
     from release_pipeline.config import ExecutionGateConfig
 
 RUNNING = frozenset({"InProgress", "Stopping"})
-MAX_PAGES = 20
+# The newest executions the gate reads (ListPipelineExecutions lists newest first): a running execution
+# older than the newest 2,000 is long past the 24-hour limit of the action that started it.
+MAX_EXECUTIONS = 2000
 
 
 @dataclass(frozen=True)
@@ -48,18 +50,10 @@ class Executions:
 
 def executions_around(pipeline: CodePipelineClient, pipeline_name: str, execution_id: str) -> Executions:
     """Where ``execution_id`` (which must be among the pipeline's executions) stands among the others."""
-    summaries: list[ExecutionSummaryTypeDef] = []
-    token: str | None = None
-    for _ in range(MAX_PAGES):
-        page = (
-            pipeline.list_pipeline_executions(pipelineName=pipeline_name, maxResults=100, nextToken=token)
-            if token
-            else pipeline.list_pipeline_executions(pipelineName=pipeline_name, maxResults=100)
-        )
-        summaries.extend(page.get("pipelineExecutionSummaries", []))
-        token = page.get("nextToken")
-        if not token:
-            break
+    pages = pipeline.get_paginator("list_pipeline_executions").paginate(
+        pipelineName=pipeline_name, PaginationConfig={"PageSize": 100, "MaxItems": MAX_EXECUTIONS}
+    )
+    summaries: list[ExecutionSummaryTypeDef] = [s for page in pages for s in page.get("pipelineExecutionSummaries", [])]
     mine = next((s for s in summaries if s.get("pipelineExecutionId") == execution_id), None)
     if mine is None or "startTime" not in mine:
         raise PipelineError(f"Execution {execution_id} is not among the executions of pipeline {pipeline_name}")
@@ -82,16 +76,23 @@ def wait_for_turn(
     cloudformation_for: Callable[[str], CloudFormationClient],
     config: ExecutionGateConfig,
     execution_id: str,
-    polls: int,
+    token: Mapping[str, Any] | None,
 ) -> JobResult:
+    if token is None:
+        # First invocation: a parameter set that is not a JSON object of strings fails here, by name,
+        # before CheckChanges makes a change set from it.
+        parameter_sets.check(pipeline, config.pipeline_name)
+    polls = int((token or {}).get("polls", 0))
     executions = executions_around(pipeline, config.pipeline_name, execution_id)
     running = executions.earlier_running
-    token = {"polls": polls + 1}
+    next_token = {"polls": polls + 1}
     if running:
         shown = ", ".join(running[:3]) + (f" and {len(running) - 3} more" if len(running) > 3 else "")
-        return JobResult.keep_waiting(token, f"Waiting (check {polls + 1}) for earlier execution(s) to finish: {shown}")
+        return JobResult.keep_waiting(
+            next_token, f"Waiting (check {polls + 1}) for earlier execution(s) to finish: {shown}"
+        )
     primary = cloudformation_for(config.stacks.regions.primary)
-    checked = [(primary, stacks.describe(primary, config.stage_stack_name, config.region))]
+    checked = [(primary, stacks.describe(primary, config.stage_stack_name, config.stacks.regions.primary))]
     checked += [
         (cloudformation_for(region), stacks.describe(cloudformation_for(region), stack, region))
         for _, region, stack in config.stacks.targets()
@@ -100,7 +101,7 @@ def wait_for_turn(
         if state.status is not None and stacks.is_busy(state.status):
             # A revert may still be changing the stage stack, or returning a Region to the release.
             waiting = f"stack {state.name} in {state.region} ({state.status})"
-            return JobResult.keep_waiting(token, f"Waiting (check {polls + 1}) for {waiting} to settle")
+            return JobResult.keep_waiting(next_token, f"Waiting (check {polls + 1}) for {waiting} to settle")
         if state.status in stacks.ROLLED_BACK_UPDATE and stacks.is_revert_token(
             stacks.latest_request_token(cfn, state.name)
         ):

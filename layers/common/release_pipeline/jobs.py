@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -22,9 +23,9 @@ from aws_lambda_powertools.utilities.data_classes.code_pipeline_job_event import
 )
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
-from release_pipeline import clients
-from release_pipeline.clients import Credentials
+from release_pipeline import clients, config
 from release_pipeline.errors import ArtifactError, BadInputError, PipelineError
+from release_pipeline.values import Credentials, S3Location, shorten
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -35,24 +36,17 @@ logger = Logger()
 
 # CodePipeline's limits: a failure message of 5,000 characters, an execution summary of 2,048, and
 # output variables of 122,880 bytes in all. Values are kept short enough to be shown in an approval's
-# CustomData (1,000 characters for the whole field).
+# CustomData (1,000 characters for the whole field), which shows a Summary variable of each job.
 FAILURE_MESSAGE_LIMIT = 5000
 SUMMARY_LIMIT = 2048
 OUTPUT_VALUE_LIMIT = 800
 OUTPUT_VARIABLES_LIMIT = 122_880
+SUMMARY_VARIABLE_LIMIT = 300
 # How long before Lambda's timeout a job still running is failed, so it never ends without a result.
 TIMEOUT_GRACE_SECONDS = 10
-
-
-def shorten(text: str, limit: int) -> str:
-    """``text`` cut to ``limit`` characters, with an ellipsis when it was cut."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-@dataclass(frozen=True)
-class S3Location:
-    bucket: str
-    key: str
+# The pipeline's source artifact: the application repository at the commit being released.
+SOURCE_ARTIFACT = "SourceOutput"
+_EXECUTION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,99}")
 
 
 @dataclass(frozen=True)
@@ -69,13 +63,14 @@ class JobResult:
 
 
 class Job:
-    """A CodePipeline job event with the lookups the functions need, each failing with a clear error."""
+    """A CodePipeline job event, read through Powertools' :class:`CodePipelineJobEvent`, with the lookups
+    the functions need, each failing with a :class:`BadInputError` that names the missing field."""
 
     def __init__(self, event: Mapping[str, Any]) -> None:
-        self._event = CodePipelineJobEvent(dict(event))
         job = event.get("CodePipeline.job")
         if not isinstance(job, Mapping) or not isinstance(job.get("data"), Mapping):
             raise BadInputError("The event is not a CodePipeline job event (CodePipeline.job.data is missing)")
+        self._event = CodePipelineJobEvent(dict(event))
 
     @property
     def id(self) -> str:
@@ -96,54 +91,63 @@ class Job:
 
     @property
     def user_parameters(self) -> dict[str, Any]:
-        raw = self._event.data.action_configuration.configuration.raw_event.get("UserParameters")
-        if not raw:
-            return {}
         try:
-            value = json.loads(raw)
+            if not self._event.user_parameters:
+                return {}
+            value = self._event.decoded_user_parameters
+        except (KeyError, TypeError):
+            raise BadInputError("The job event has no actionConfiguration.configuration") from None
         except json.JSONDecodeError as error:
             raise BadInputError(f"The action's UserParameters are not valid JSON: {error.msg}") from None
         if not isinstance(value, dict):
             raise BadInputError("The action's UserParameters must be a JSON object")
         return value
 
-    def _artifact(self, artifacts: list[CodePipelineArtifact], kind: str, name: str) -> CodePipelineArtifact:
-        for artifact in artifacts:
-            if artifact.name == name:
-                return artifact
-        present = ", ".join(sorted(a.name for a in artifacts)) or "none"
-        raise ArtifactError(f"The job has no {kind} artifact named {name!r} (it has: {present})")
+    @property
+    def execution_id(self) -> str:
+        """The pipeline execution id the action passes as UserParameters.executionId."""
+        value = self.user_parameters.get("executionId")
+        if not isinstance(value, str) or not _EXECUTION_ID.fullmatch(value):
+            raise BadInputError(
+                "UserParameters.executionId must be the pipeline execution id "
+                f"(#{{codepipeline.PipelineExecutionId}}); got {value!r}"
+            )
+        return value
 
-    def _location(self, artifact: CodePipelineArtifact, kind: str) -> S3Location:
+    def _artifact(self, kind: str, name: str) -> CodePipelineArtifact:
+        try:
+            artifacts = self._event.data.input_artifacts if kind == "input" else self._event.data.output_artifacts
+            found = next((artifact for artifact in artifacts if artifact.name == name), None)
+            present = ", ".join(sorted(str(artifact.name) for artifact in artifacts)) or "none"
+        except (KeyError, TypeError, AttributeError):
+            found, present = None, "none"
+        if found is None:
+            raise ArtifactError(f"The job has no {kind} artifact named {name!r} (it has: {present})")
+        return found
+
+    def _location(self, kind: str, name: str) -> S3Location:
+        artifact = self._artifact(kind, name)
         try:
             location = artifact.location.s3_location
             return S3Location(bucket=location.bucket_name, key=location.object_key)
-        except (KeyError, TypeError):
-            raise ArtifactError(f"The {kind} artifact {artifact.name!r} has no S3 location") from None
+        except (KeyError, TypeError, AttributeError):
+            raise ArtifactError(f"The {kind} artifact {name!r} has no S3 location") from None
 
     def input_artifact(self, name: str) -> S3Location:
-        artifact = self._artifact(self._artifacts("inputArtifacts"), "input", name)
-        return self._location(artifact, "input")
+        return self._location("input", name)
 
     def input_revision(self, name: str) -> str | None:
-        return self._artifact(self._artifacts("inputArtifacts"), "input", name).revision
+        return self._artifact("input", name).revision
 
     def output_artifact(self, name: str) -> S3Location:
-        artifact = self._artifact(self._artifacts("outputArtifacts"), "output", name)
-        return self._location(artifact, "output")
-
-    def _artifacts(self, key: str) -> list[CodePipelineArtifact]:
-        raw = self._event.data.raw_event.get(key)
-        if not isinstance(raw, list):
-            return []
-        return [CodePipelineArtifact(item) for item in raw if isinstance(item, dict)]
+        return self._location("output", name)
 
     @property
     def artifact_credentials(self) -> Credentials:
-        raw: Any = self._event.data.raw_event.get("artifactCredentials")
         try:
-            return Credentials(raw["accessKeyId"], raw["secretAccessKey"], raw["sessionToken"])
-        except (KeyError, TypeError):
+            raw = self._event.data.artifact_credentials
+            return Credentials(raw.access_key_id, raw.secret_access_key, raw.session_token)
+        except (KeyError, TypeError, AttributeError):
             raise BadInputError("The job event has no artifact credentials") from None
 
     @property
@@ -166,7 +170,7 @@ def codepipeline_job(work: Handler) -> Callable[[dict[str, Any], LambdaContext],
             logger.error("Not a CodePipeline job event: no CodePipeline.job.id", extra={"keys": sorted(event)})
             raise BadInputError("Not a CodePipeline job event: CodePipeline.job.id is missing")
         logger.append_keys(job_id=job_id)
-        pipeline = clients.codepipeline(clients.home_region())
+        pipeline = clients.codepipeline(config.home_region())
         deadline = _report_before_timeout(pipeline, job_id, context)
         try:
             result = work(Job(event), context)

@@ -9,9 +9,9 @@ CheckChanges, naming the set, before any change set is made from it.
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
-from release_pipeline.config import parse_parameters
 from release_pipeline.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -23,6 +23,19 @@ PARAMETER_SET_ACTIONS = {
     "SecondaryChangeSet": "SecondaryParameters",
     "UpdateStage": "StageParameters",
 }
+
+
+def parse_parameters(raw: str, what: str) -> dict[str, str]:
+    """Parse a parameter set: a JSON object whose values are all strings."""
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise ConfigurationError(f"{what} is not valid JSON: {error.msg} at position {error.pos}") from None
+    if not isinstance(value, dict) or not all(
+        isinstance(key, str) and isinstance(item, str) for key, item in value.items()
+    ):
+        raise ConfigurationError(f"{what} must be a JSON object whose values are all strings")
+    return value
 
 
 def check(pipeline: CodePipelineClient, pipeline_name: str) -> dict[str, dict[str, str]]:

@@ -6,17 +6,15 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from release_pipeline import artifacts, releases
-from release_pipeline import config as config_module
 from release_pipeline.errors import BadInputError
-from release_pipeline.jobs import Job, JobResult, S3Location
+from release_pipeline.jobs import SOURCE_ARTIFACT, Job, JobResult
+from release_pipeline.values import S3Location
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_ssm import SSMClient
 
     from release_pipeline.config import RecordReleaseConfig
-
-SOURCE_ARTIFACT = "SourceOutput"
 
 
 def record_release(
@@ -28,9 +26,8 @@ def record_release(
     config: RecordReleaseConfig,
     now: datetime | None = None,
 ) -> JobResult:
-    parameters = job.user_parameters
-    execution_id = config_module.execution_id(parameters)
-    commit_id = parameters.get("commitId") or job.input_revision(SOURCE_ARTIFACT)
+    execution_id = job.execution_id
+    commit_id = job.user_parameters.get("commitId") or job.input_revision(SOURCE_ARTIFACT)
     if commit_id is not None and not isinstance(commit_id, str):
         raise BadInputError("UserParameters.commitId must be a string")
     data = artifacts.download(job_s3, job.input_artifact(SOURCE_ARTIFACT), what="source artifact")

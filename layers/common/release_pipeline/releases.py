@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Self
 from botocore.exceptions import ClientError
 
 from release_pipeline.errors import ReleaseRecordError
-from release_pipeline.jobs import S3Location
+from release_pipeline.values import S3Location
 
 if TYPE_CHECKING:
     from mypy_boto3_ssm import SSMClient

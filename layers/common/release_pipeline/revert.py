@@ -30,11 +30,12 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.data_classes.event_bridge_event import EventBridgeEvent
 from botocore.exceptions import ClientError
 
 from release_pipeline import artifacts, notifications, releases, stacks
 from release_pipeline.errors import ArtifactError, ReleaseRecordError, StackBusyError, StackStuckError
-from release_pipeline.jobs import S3Location
+from release_pipeline.values import S3Location
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
@@ -66,14 +67,21 @@ class StageEvent:
 
     @classmethod
     def parse(cls, event: Mapping[str, Any]) -> StageEvent | None:
-        """The stage state change in ``event``, or ``None`` when it is not one."""
-        detail = event.get("detail")
-        if event.get("detail-type") != STAGE_EVENT or not isinstance(detail, Mapping):
+        """The stage state change in ``event``, read through Powertools' :class:`EventBridgeEvent`, or
+        ``None`` when it is not one."""
+        if not isinstance(event, Mapping):
+            return None
+        bridge = EventBridgeEvent(dict(event))
+        try:
+            detail_type, detail = bridge.detail_type, bridge.detail
+        except KeyError:
+            return None
+        if detail_type != STAGE_EVENT or not isinstance(detail, Mapping):
             return None
         values = [detail.get(key) for key in ("pipeline", "execution-id", "stage", "state")]
         if not all(isinstance(value, str) and value for value in values):
             return None
-        event_id = event.get("id")
+        event_id = bridge.get("id")  # the data class's get_id raises when it is missing
         pipeline, execution_id, stage, state = (str(value) for value in values)
         return cls(pipeline, execution_id, stage, state, event_id if isinstance(event_id, str) else "")
 

@@ -11,7 +11,7 @@ import json
 from typing import TYPE_CHECKING
 
 from release_pipeline import artifacts, releases
-from release_pipeline.jobs import Job, JobResult
+from release_pipeline.jobs import SOURCE_ARTIFACT, Job, JobResult
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -19,7 +19,6 @@ if TYPE_CHECKING:
 
     from release_pipeline.config import PrepareStageArtifactConfig
 
-SOURCE_ARTIFACT = "SourceOutput"
 STAGE_SOURCE_ARTIFACT = "StageSource"
 STAGE_CONFIG_ARTIFACT = "StageConfig"
 CONFIGURATION_FILE = "template-configuration.json"

@@ -12,7 +12,7 @@ import pytest
 from release_pipeline import artifacts
 from release_pipeline.artifacts import Archive, build_zip, download, upload
 from release_pipeline.errors import ArtifactError
-from release_pipeline.jobs import S3Location
+from release_pipeline.values import S3Location
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -15,10 +15,9 @@ from release_pipeline.config import (
     RecordReleaseConfig,
     Regions,
     StageRevertConfig,
-    execution_id,
-    parse_parameters,
+    home_region,
 )
-from release_pipeline.errors import BadInputError, ConfigurationError
+from release_pipeline.errors import ConfigurationError
 
 # The variables template.yaml sets for each function (the wiring contract).
 VARIABLES: dict[type[Any], dict[str, str]] = {
@@ -28,7 +27,7 @@ VARIABLES: dict[type[Any], dict[str, str]] = {
         "TEMPLATE_PATH": "infra/app.yaml",
     },
     ChangeDetectionConfig: {
-        "PRIMARY_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
         "SECONDARY_REGION": "eu-west-1",
         "PRIMARY_STACK_NAME": "demo-app",
         "SECONDARY_STACK_NAME": "demo-app",
@@ -36,7 +35,7 @@ VARIABLES: dict[type[Any], dict[str, str]] = {
         "TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:release-pipeline",
     },
     DriftDetectionConfig: {
-        "PRIMARY_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
         "SECONDARY_REGION": "eu-west-1",
         "PRIMARY_STACK_NAME": "demo-app",
         "SECONDARY_STACK_NAME": "demo-app",
@@ -55,7 +54,7 @@ VARIABLES: dict[type[Any], dict[str, str]] = {
         "STAGE_NAME": "Stage",
         "DELETE_STAGE_STACK": "Yes",
         "STAGE_STACK_NAME": "demo-app-stage",
-        "PRIMARY_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
         "SECONDARY_REGION": "eu-west-1",
         "PRIMARY_STACK_NAME": "demo-app",
         "SECONDARY_STACK_NAME": "demo-app",
@@ -69,7 +68,7 @@ VARIABLES: dict[type[Any], dict[str, str]] = {
     ExecutionGateConfig: {
         "PIPELINE_NAME": "pipeline-release-solution",
         "STAGE_STACK_NAME": "demo-app-stage",
-        "PRIMARY_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
         "SECONDARY_REGION": "eu-west-1",
         "PRIMARY_STACK_NAME": "demo-app",
         "SECONDARY_STACK_NAME": "demo-app",
@@ -160,7 +159,7 @@ def test_record_release_config_values() -> None:
 def test_change_detection_config_builds_this_executions_change_set_name() -> None:
     config = ChangeDetectionConfig.from_env(VARIABLES[ChangeDetectionConfig])
 
-    name = config.change_set_name({"executionId": "0f1e2d3c-4b5a-6978-8695-a4b3c2d1e0f9"})
+    name = config.change_set_name("0f1e2d3c-4b5a-6978-8695-a4b3c2d1e0f9")
 
     assert name == "pipeline-0f1e2d3c-4b5a-6978-8695-a4b3c2d1e0f9"
     assert config.stacks == ProductionStacks(
@@ -174,11 +173,21 @@ def test_change_detection_config_builds_this_executions_change_set_name() -> Non
     )
 
 
-def test_change_set_name_needs_a_valid_execution_id() -> None:
-    config = ChangeDetectionConfig.from_env(VARIABLES[ChangeDetectionConfig])
+def test_the_primary_region_is_the_region_the_function_runs_in() -> None:
+    """GIVEN Lambda's AWS_REGION WHEN a configuration is read THEN it is the primary Region: one source."""
+    env = environ(ChangeDetectionConfig, AWS_REGION="eu-central-1")
 
-    with pytest.raises(BadInputError, match="executionId"):
-        config.change_set_name({})
+    assert ChangeDetectionConfig.from_env(env).stacks.regions.primary == "eu-central-1"
+    assert home_region(env) == "eu-central-1"
+
+
+@pytest.mark.parametrize("value", [None, "", "  "])
+def test_a_missing_home_region_is_a_configuration_error(value: str | None) -> None:
+    env = environ(ExecutionGateConfig, AWS_REGION=value)
+
+    with pytest.raises(ConfigurationError, match=r"^AWS_REGION is not set$"):
+        home_region(env)
+    assert "AWS_REGION is not set" in config_error(ExecutionGateConfig, env)
 
 
 # ---------------------------------------------------------------------------------- stage parameters
@@ -221,13 +230,6 @@ def test_empty_object_is_no_stage_parameters(config: type[Any]) -> None:
     assert config.from_env(environ(config, STAGE_PARAMETERS=" {} ")).stage_parameters == {}
 
 
-def test_parse_parameters_names_the_parameter_set_and_the_json_error() -> None:
-    with pytest.raises(ConfigurationError, match=r"^PrimaryParameters is not valid JSON: .* at position 1$"):
-        parse_parameters("{oops}", "PrimaryParameters")
-
-    assert parse_parameters('{"A": "1", "Ü": "ß"}', "PrimaryParameters") == {"A": "1", "Ü": "ß"}
-
-
 # ----------------------------------------------------------------------------------------- choices
 
 
@@ -263,56 +265,6 @@ def test_bad_delete_stage_stack_is_refused(value: str) -> None:
     message = config_error(StageRevertConfig, environ(StageRevertConfig, DELETE_STAGE_STACK=value))
 
     assert message == f"stage-revert configuration: DELETE_STAGE_STACK must be one of Yes, No, not {value!r}"
-
-
-# ------------------------------------------------------------------------------------- execution id
-
-
-@pytest.mark.parametrize(
-    "value",
-    ["0f1e2d3c-4b5a-6978-8695-a4b3c2d1e0f9", "a", "A" * 100],
-)
-def test_execution_id_is_accepted(value: str) -> None:
-    assert execution_id({"executionId": value, "commitId": "abc"}) == value
-
-
-@pytest.mark.parametrize(
-    "value",
-    [
-        None,
-        "",
-        "#{codepipeline.PipelineExecutionId}",
-        "-starts-with-a-dash",
-        "has space",
-        "../../etc",
-        "a/b",
-        "A" * 101,
-        "0f1e2d3c\n",
-        42,
-        ["0f1e2d3c"],
-    ],
-    ids=[
-        "missing",
-        "empty",
-        "unresolved-variable",
-        "leading-dash",
-        "space",
-        "dots",
-        "slash",
-        "too-long",
-        "newline",
-        "number",
-        "list",
-    ],
-)
-def test_bad_execution_id_is_bad_input(value: object) -> None:
-    parameters: dict[str, object] = {} if value is None else {"executionId": value}
-
-    with pytest.raises(BadInputError) as error:
-        execution_id(parameters)
-
-    assert "UserParameters.executionId must be the pipeline execution id" in str(error.value)
-    assert not isinstance(error.value, ConfigurationError)
 
 
 def test_watched_stages_are_read_as_a_list() -> None:

@@ -422,6 +422,63 @@ def test_job_that_already_has_a_result_gets_no_second_one(
     assert len(results) == 2
 
 
+# ------------------------------------------------------------------------------------- execution id
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["0f1e2d3c-4b5a-6978-8695-a4b3c2d1e0f9", "a", "A" * 100],
+)
+def test_execution_id_is_accepted(event: dict[str, Any], value: str) -> None:
+    with_user_parameters(event, {"executionId": value, "commitId": "abc"})
+
+    assert Job(event).execution_id == value
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        "",
+        "#{codepipeline.PipelineExecutionId}",
+        "-starts-with-a-dash",
+        "has space",
+        "../../etc",
+        "a/b",
+        "A" * 101,
+        "0f1e2d3c\n",
+        42,
+        ["0f1e2d3c"],
+    ],
+    ids=[
+        "missing",
+        "empty",
+        "unresolved-variable",
+        "leading-dash",
+        "space",
+        "dots",
+        "slash",
+        "too-long",
+        "newline",
+        "number",
+        "list",
+    ],
+)
+def test_bad_execution_id_is_bad_input(event: dict[str, Any], value: object) -> None:
+    with_user_parameters(event, {} if value is None else {"executionId": value})
+
+    with pytest.raises(BadInputError) as error:
+        _ = Job(event).execution_id
+
+    assert "UserParameters.executionId must be the pipeline execution id" in str(error.value)
+    assert not isinstance(error.value, ConfigurationError)
+
+
+def with_user_parameters(event: dict[str, Any], parameters: dict[str, object]) -> None:
+    configuration = event["CodePipeline.job"]["data"]["actionConfiguration"]["configuration"]
+    configuration["UserParameters"] = json.dumps(parameters)
+
+
 # ------------------------------------------------------------------------------------- credentials
 
 

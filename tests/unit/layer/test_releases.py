@@ -10,8 +10,8 @@ import boto3
 import pytest
 
 from release_pipeline.errors import ReleaseRecordError
-from release_pipeline.jobs import S3Location
 from release_pipeline.releases import ReleaseRecord, read_record, release_key, write_record
+from release_pipeline.values import S3Location
 
 if TYPE_CHECKING:
     from mypy_boto3_ssm import SSMClient
