@@ -40,6 +40,7 @@ from botocore.exceptions import ClientError
 import local_aws
 from local_aws import clock
 from local_aws.awslambda import FakeLambdaContext, load_handler
+from local_aws.cloudformation import NO_CHANGES_REASON
 from rehearsal.pipeline import Action, Variables, WiringError
 
 if TYPE_CHECKING:
@@ -387,11 +388,16 @@ def run_cloudformation(execution: Execution, action: Action) -> Outcome:
         raise ActionFailed(f"{error.response['Error']['Code']}: {error.response['Error']['Message']}") from error
 
 
+def missing_stack(error: ClientError) -> bool:
+    """CloudFormation's answer for a stack that does not exist (a ValidationError, not a NotFound)."""
+    return "does not exist" in error.response["Error"]["Message"]
+
+
 def _stack(cfn: Any, name: str) -> dict[str, Any] | None:
     try:
         stacks = cfn.describe_stacks(StackName=name)["Stacks"]
     except ClientError as error:
-        if "does not exist" in error.response["Error"]["Message"]:
+        if missing_stack(error):
             return None
         raise
     return stacks[0] if stacks else None
@@ -503,7 +509,7 @@ def _change_set_replace(execution: Execution, action: Action, config: dict[str, 
         time.sleep(0.1)
     if described["Status"] == "FAILED":
         reason = described.get("StatusReason", "")
-        if reason.startswith("The submitted information didn't contain changes"):
+        if reason == NO_CHANGES_REASON:
             return Outcome(SUCCEEDED, f"{change_set} on {name} in {region}: no changes")
         raise ActionFailed(f"change set {change_set} on {name} FAILED: {reason}")
     changes = len(described.get("Changes", []))

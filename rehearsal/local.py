@@ -27,6 +27,7 @@ import local_aws
 from rehearsal.actions import zip_folder
 from rehearsal.emulator import Emulator
 from rehearsal.paths import ROOT
+from rehearsal.pipeline import change_set_name
 from rehearsal.report import Console
 from rehearsal.scenarios import Options, materialize, run, solution_parameters
 from rehearsal.solution import Solution
@@ -58,7 +59,7 @@ def seed(emulator: Emulator, options: Options | None = None) -> tuple[Solution, 
         values = json.loads(parameters.get(key, "{}"))
         solution.admin("cloudformation", stack_region).create_change_set(
             StackName=app,
-            ChangeSetName=f"pipeline-{execution_id}",
+            ChangeSetName=change_set_name(execution_id),
             ChangeSetType="UPDATE",
             TemplateBody=body,
             Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in values.items()],

@@ -19,6 +19,13 @@ VARIABLE = re.compile(r"#\{([A-Za-z0-9@_-]+)\.([A-Za-z0-9@_.-]+)\}")
 # Namespaces CodePipeline provides itself.
 BUILT_IN_NAMESPACES = frozenset({"codepipeline"})
 CODEPIPELINE_VARIABLES = frozenset({"PipelineExecutionId"})
+# template.yaml names each execution's reviewed change sets pipeline-#{codepipeline.PipelineExecutionId}.
+CHANGE_SET_PREFIX = "pipeline-"
+
+
+def change_set_name(execution_id: str) -> str:
+    """The change set CheckChanges makes on each production stack for ``execution_id``."""
+    return CHANGE_SET_PREFIX + execution_id
 
 
 class WiringError(Exception):

@@ -30,10 +30,10 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 import local_aws
-from rehearsal.actions import FAILED, SKIPPED, SUCCEEDED, commit_id
+from rehearsal.actions import FAILED, SKIPPED, SUCCEEDED, commit_id, missing_stack
 from rehearsal.emulator import Emulator
 from rehearsal.paths import ROOT
-from rehearsal.pipeline import Action, Pipeline, check, load
+from rehearsal.pipeline import Action, Pipeline, change_set_name, check, load
 from rehearsal.report import Console, summary
 from rehearsal.runner import ExecutionResult, run_execution
 from rehearsal.solution import Leftovers, Solution, install, uninstall
@@ -165,7 +165,7 @@ def _retried_with_the_reviewed_change_sets(steps: list[Step], messages: list[dic
         problems.append("the rejection did not reach stage-revert before the retry")
     for stage in ("DeploySecondary", "DeployPrimary"):
         outcome = result.action(stage, "ExecuteChangeSet") if result.stage(stage) else None
-        if outcome is None or f"pipeline-{result.execution_id}" not in outcome.summary:
+        if outcome is None or change_set_name(result.execution_id) not in outcome.summary:
             problems.append(f"{stage} must execute the change set reviewed before the rejection: {outcome}")
     return problems
 
@@ -406,7 +406,7 @@ def deployed(solution: Solution, name: str, region: str) -> dict[str, Any] | Non
     try:
         stack = cfn.describe_stacks(StackName=name)["Stacks"][0]
     except ClientError as error:
-        if not _missing(error):
+        if not missing_stack(error):
             raise
         return None
     if stack["StackStatus"] in {"REVIEW_IN_PROGRESS", "DELETE_COMPLETE"}:
@@ -800,11 +800,6 @@ def _rejected_at_approval(result: ExecutionResult) -> bool:
     return action.category == "Approval" and outcome.status == FAILED
 
 
-def _missing(error: ClientError) -> bool:
-    """CloudFormation's answer for a stack that does not exist (a ValidationError, not a NotFound)."""
-    return "does not exist" in error.response["Error"]["Message"]
-
-
 def _outcome_problems(step: Step, pipeline: Pipeline) -> list[str]:
     """How the step's execution ended, against how its commit must end."""
     label, result = f"'{step.commit.label}'", step.result
@@ -846,7 +841,7 @@ def _exists(solution: Solution, name: str) -> bool:
     try:
         status = cfn.describe_stacks(StackName=name)["Stacks"][0]["StackStatus"]
     except ClientError as error:
-        if not _missing(error):
+        if not missing_stack(error):
             raise
         return False
     return bool(status != "DELETE_COMPLETE")
@@ -863,7 +858,7 @@ def _change_sets(solution: Solution, app: str, region: str) -> list[dict[str, An
     try:
         summaries: list[dict[str, Any]] = cfn.list_change_sets(StackName=app).get("Summaries", [])
     except ClientError as error:
-        if not _missing(error):
+        if not missing_stack(error):
             raise
         return []
     return summaries
@@ -872,7 +867,7 @@ def _change_sets(solution: Solution, app: str, region: str) -> list[dict[str, An
 def _review_change_set_problems(solution: Solution, app: str, step: Step, *, passed_gate_since: bool) -> list[str]:
     """A rejected or failed execution's reviewed change sets stay for a Retry until a later execution
     passes the execution gate, which removes them."""
-    name = f"pipeline-{step.result.execution_id}"
+    name = change_set_name(step.result.execution_id)
     changes = step.result.variables.get("Changes", {})
     problems = []
     for region, role in ((solution.primary_region, "Primary"), (solution.secondary_region, "Secondary")):

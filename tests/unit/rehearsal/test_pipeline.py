@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from local_aws.cloudformation import ResolvedTemplate
-from rehearsal.pipeline import Variables, WiringError, check, load
+from rehearsal.pipeline import Variables, WiringError, change_set_name, check, load
 from tests.support import solution
 
 REGIONS = {"us-east-1", "eu-west-1"}
@@ -43,6 +43,11 @@ def test_template_yaml_pipeline_passes_the_checks_in_both_modes(delete_stage: st
     (approve,) = [a for a in pipeline.stages[3].actions if a.category == "Approval"]
     assert approve.run_order == 4
     assert pipeline.action("DeploySecondary.ExecuteChangeSet").region == "eu-west-1"
+    for name in ("CheckChanges.PrimaryChangeSet", "CheckChanges.SecondaryChangeSet"):
+        # the rehearsal's name for a reviewed change set is the one the template gives it
+        assert pipeline.action(name).configuration["ChangeSetName"] == change_set_name(
+            "#{codepipeline.PipelineExecutionId}"
+        )
 
 
 def test_an_action_in_a_region_without_an_artifact_store_is_refused() -> None:
