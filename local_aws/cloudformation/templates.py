@@ -14,8 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from cfnlint.decode import cfn_yaml
+from samtranslator.policy_template_processor.processor import PolicyTemplatesProcessor
 
 _NO_VALUE = object()
+# SAM's policy templates (a function's ``- CodePipelineLambdaExecutionPolicy: {}``), as the SAM transform
+# expands them: https://docs.aws.amazon.com/serverless-application-model/latest/developerguide/serverless-policy-templates.html
+_POLICY_TEMPLATES = PolicyTemplatesProcessor(PolicyTemplatesProcessor.get_default_policy_templates_json())
 _SUB = re.compile(r"\$\{([^}!][^}]*)\}")
 
 
@@ -74,8 +78,9 @@ class ResolvedTemplate:
         return {name: str(value) for name, value in {**self.resolve(globals_env), **own}.items()}
 
     def function_policy(self, logical_id: str) -> dict[str, Any]:
-        """The function's inline policy statements (SAM's Policies) as one IAM policy document."""
-        return self._policy(logical_id, lambda policy: policy)
+        """The function's inline policy statements and SAM policy templates (SAM's Policies) as one IAM
+        policy document."""
+        return self._policy(logical_id, _sam_policy)
 
     def role_policy(self, logical_id: str) -> dict[str, Any]:
         """An AWS::IAM::Role's inline policies (Policies[].PolicyDocument) as one IAM policy document."""
@@ -126,6 +131,17 @@ class ResolvedTemplate:
     def _if(self, value: list[Any]) -> Any:
         name, when_true, when_false = value
         return self.resolve(when_true if self.conditions[name] else when_false)
+
+
+def _sam_policy(policy: dict[str, Any]) -> dict[str, Any]:
+    """A SAM Policies entry as a policy document: an inline statement list as written, a policy template
+    (``{"<TemplateName>": {<parameters>}}``) expanded by SAM's own processor."""
+    if len(policy) == 1:
+        ((name, parameters),) = policy.items()
+        if _POLICY_TEMPLATES.has(name):
+            document: dict[str, Any] = _POLICY_TEMPLATES.convert(name, parameters)
+            return document
+    return policy
 
 
 def _get_att(resolver: ResolvedTemplate, value: Any) -> str:

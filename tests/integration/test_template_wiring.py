@@ -181,6 +181,27 @@ def test_retain_mode_has_no_prepare_stage_artifact_and_never_deletes_the_stage()
     assert "DELETE_ONLY" not in modes
 
 
+JOB_RESULTS = {"codepipeline:PutJobSuccessResult", "codepipeline:PutJobFailureResult"}
+
+
+def test_only_the_functions_the_pipeline_invokes_may_report_job_results(resolved: ResolvedTemplate) -> None:
+    """SAM's CodePipelineLambdaExecutionPolicy: the two job-result actions, on "*" (the job APIs support no
+    resource-level permissions), and nothing else; a function no pipeline action invokes holds neither."""
+    delete_mode = solution.resolved("Yes")  # every action present (retain mode has no PrepareStageArtifact)
+    invoked = {
+        a["Configuration"]["FunctionName"] for _, a in actions(delete_mode) if a["ActionTypeId"]["Provider"] == "Lambda"
+    }
+    assert invoked
+    for function in resolved.resources_of_type("AWS::Serverless::Function"):
+        statements = resolved.function_policy(function)["Statement"]
+        reporting = [s for s in statements if JOB_RESULTS & set(_as_list(s["Action"]))]
+        if function in invoked:
+            (statement,) = reporting
+            assert statement == {"Effect": "Allow", "Action": sorted(JOB_RESULTS, reverse=True), "Resource": "*"}
+        else:
+            assert reporting == [], function
+
+
 def test_stage_revert_rule_matches_the_stage_the_function_expects(resolved: ResolvedTemplate) -> None:
     rule = resolved.resource("StageFailedRule")["Properties"]
     env = environment(resolved, "StageRevertFunction")
