@@ -449,16 +449,15 @@ DOCUMENTED_TRUST_KEYS = {"codebuild.amazonaws.com": {"aws:SourceAccount", "aws:S
 
 def test_trust_policy_conditions_use_only_keys_the_service_is_documented_to_set(resolved: ResolvedTemplate) -> None:
     roles = resolved.resources_of_type("AWS::IAM::Role")
-    assert {"CloudFormationExecutionRole", "PipelineRole", "CfnLintRole", "CfnNagRole"} <= set(roles)
+    assert {"CloudFormationExecutionRole", "PipelineRole", "ValidationRole"} <= set(roles)
     for name, role in roles.items():
         for statement in role["Properties"]["AssumeRolePolicyDocument"]["Statement"]:
             services = _as_list(statement["Principal"].get("Service", []))
             keys = {key for operator in statement.get("Condition", {}).values() for key in operator}
             for service in services:
                 assert keys <= DOCUMENTED_TRUST_KEYS.get(service, set()), f"{name}: {keys} for {service}"
-    for name in ("CfnLintRole", "CfnNagRole"):
-        (statement,) = roles[name]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
-        assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": "123456789012"}}
+    (statement,) = roles["ValidationRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": "123456789012"}}
     for function in resolved.resources_of_type("AWS::Serverless::Function").values():
         assert "AssumeRolePolicyDocument" not in function["Properties"]  # SAM's Lambda trust, no condition
 
@@ -466,7 +465,8 @@ def test_trust_policy_conditions_use_only_keys_the_service_is_documented_to_set(
 def test_codebuild_roles_hold_the_key_actions_codebuild_documents(resolved: ResolvedTemplate) -> None:
     """https://docs.aws.amazon.com/codebuild/latest/userguide/setting-up-kms.html"""
     documented = {"kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*"}
-    for role, project in (("CfnLintRole", "CfnLintProject"), ("CfnNagRole", "CfnNagProject")):
+    for project in ("CfnLintProject", "CfnNagProject"):
+        role = resolved.resource(project)["Properties"]["ServiceRole"].removesuffix(".Arn")
         key = resolved.resource(project)["Properties"]["EncryptionKey"]
         granted = {
             action
@@ -476,6 +476,20 @@ def test_codebuild_roles_hold_the_key_actions_codebuild_documents(resolved: Reso
             if action.startswith("kms:")
         }
         assert granted == documented, role
+        # the logs it may write: only its project's log group, where each project has its own streams
+        logs = resolved.resource(project)["Properties"]["LogsConfig"]["CloudWatchLogs"]
+        writable = {
+            resource
+            for statement in resolved.role_policy(role)["Statement"]
+            if "logs:PutLogEvents" in _as_list(statement["Action"])
+            for resource in _as_list(statement["Resource"])
+        }
+        assert writable == {f"{logs['GroupName']}.Arn"}, project
+    streams = [
+        resolved.resource(project)["Properties"]["LogsConfig"]["CloudWatchLogs"]["StreamName"]
+        for project in ("CfnLintProject", "CfnNagProject")
+    ]
+    assert len(set(streams)) == 2
 
 
 def test_the_regional_store_may_tag_what_its_stack_tags(resolved: ResolvedTemplate) -> None:
