@@ -9,9 +9,10 @@ or ``make emulator``). Everything is answered in AWS's documented shapes (botoco
 the reference):
 
 - :mod:`local_aws.codepipeline`: job results (``PutJobSuccessResult``, ``PutJobFailureResult``),
-  ``GetPipelineState``, execution status.
+  ``GetPipelineState``, execution status and start time.
 - :mod:`local_aws.cloudformation`: change sets as AWS makes them, drift detection, templates resolved
-  for their parameters.
+  for their parameters; the stack and change set statuses moto never holds (it finishes every operation
+  at once), set with ``set_stack_status`` and ``set_change_set_status``.
 - :mod:`local_aws.events`: ``TestEventPattern``.
 - :mod:`local_aws.s3`: bucket policies evaluated over TLS.
 - :mod:`local_aws.awslambda`: the 4 KB limit on environment variables, a Lambda context, handler loading.
@@ -45,7 +46,9 @@ from local_aws.cloudformation import (
     inject_drift,
     set_change_set_limit,
     set_change_set_page_size,
+    set_change_set_status,
     set_detection_progress,
+    set_stack_status,
 )
 from local_aws.codepipeline import (
     OUTPUT_VARIABLES_MAX_BYTES,
@@ -75,8 +78,10 @@ __all__ = [
     "job_results",
     "set_change_set_limit",
     "set_change_set_page_size",
+    "set_change_set_status",
     "set_detection_progress",
     "set_execution_status",
+    "set_stack_status",
     "set_stage_execution",
 ]
 

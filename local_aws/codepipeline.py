@@ -5,7 +5,8 @@
   for the same job id is rejected with ``InvalidJobStateException`` (a re-invocation after a
   continuation token is a new job with a new id, as in AWS).
 - ``GetPipelineState``: the stages a test or the rehearsal set with :func:`set_stage_execution`.
-- :func:`set_execution_status`: an execution's status, which moto sets to Succeeded at once.
+- :func:`set_execution_status`: an execution's status, which moto sets to Succeeded at once, and its
+  start time.
 
 State (:class:`CodePipelineState`) is kept on ``codepipeline_backends[account][region]``.
 """
@@ -18,6 +19,7 @@ import json
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
 from moto.codepipeline.models import codepipeline_backends
@@ -249,11 +251,16 @@ def set_execution_status(
     execution_id: str,
     status: str,
     *,
+    started_at: datetime | None = None,
     region: str = "us-east-1",
     account_id: str = DEFAULT_ACCOUNT_ID,
 ) -> None:
     """Set an execution's status (InProgress, Succeeded, Failed, Stopped...) as ListPipelineExecutions
-    and GetPipelineExecution report it; moto marks every execution Succeeded as soon as it starts."""
+    and GetPipelineExecution report it; moto marks every execution Succeeded as soon as it starts. With
+    ``started_at`` (timezone-aware), also its start time: moto stamps each start with the current time to
+    the millisecond, so executions started one after another in a test can tie."""
+    if started_at is not None and started_at.utcoffset() is None:
+        raise ValueError("started_at must be timezone-aware")
     if status not in _EXECUTION_STATUSES:
         raise ValueError(f"status must be one of {sorted(_EXECUTION_STATUSES)}, not {status!r}")
     backend = codepipeline_backends[account_id][region]
@@ -263,7 +270,10 @@ def set_execution_status(
     if execution is None:
         raise ValueError(f"pipeline {pipeline} has no execution {execution_id}")
     execution.status = status
-    execution.last_update_time = utcnow()
+    if started_at is not None:
+        # moto keeps naive UTC times (moto.core.utils.utcnow).
+        execution.start_time = started_at.astimezone(UTC).replace(tzinfo=None)
+    execution.last_update_time = max(utcnow(), execution.start_time)
 
 
 def get_pipeline_state(self: CodePipelineResponse) -> str:

@@ -15,10 +15,10 @@ from collections.abc import Callable
 from typing import Final
 
 from local_aws.cloudformation import change_sets, drift, operations
-from local_aws.cloudformation.change_sets import fail_change_set, set_change_set_page_size
+from local_aws.cloudformation.change_sets import fail_change_set, set_change_set_page_size, set_change_set_status
 from local_aws.cloudformation.drift import fail_detection, inject_drift, set_detection_progress
 from local_aws.cloudformation.models import CHANGE_SETS_PER_STACK, DRIFT_CHECKABLE_STATUSES, NO_CHANGES_REASON
-from local_aws.cloudformation.operations import fail_resource, set_change_set_limit
+from local_aws.cloudformation.operations import STACK_STATUSES, fail_resource, set_change_set_limit, set_stack_status
 from local_aws.cloudformation.templates import ResolvedTemplate, load_template
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "DRIFT_CHECKABLE_STATUSES",
     "NO_CHANGES_REASON",
     "RESPONSES",
+    "STACK_STATUSES",
     "ResolvedTemplate",
     "fail_change_set",
     "fail_detection",
@@ -34,7 +35,9 @@ __all__ = [
     "load_template",
     "set_change_set_limit",
     "set_change_set_page_size",
+    "set_change_set_status",
     "set_detection_progress",
+    "set_stack_status",
 ]
 
 RESPONSES: Final[dict[str, Callable[..., object]]] = {

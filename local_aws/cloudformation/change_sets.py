@@ -2,7 +2,8 @@
 ``ListChangeSets``, ``ExecuteChangeSet``, ``DeleteChangeSet``) because moto 5.2.5 raises "No updates
 are to be performed" for an unchanged UPDATE change set, defaults ChangeSetType to CREATE, creates a
 second stack of the same name for a CREATE change set on a REVIEW_IN_PROGRESS stack, looks change sets
-up by name across all stacks, and never updates a stack's parameters on execution.
+up by name across all stacks, and never updates a stack's parameters on execution. moto also makes
+every change set at once: :func:`set_change_set_status` shows one as still being made.
 """
 
 from __future__ import annotations
@@ -68,6 +69,37 @@ def fail_change_set(
     change_set.execution_status = "UNAVAILABLE"
     change_set.status_reason = reason
     extras_of(change_set).changes = []
+
+
+# What DescribeChangeSet shows while CloudFormation makes a change set and once it has made it: the
+# ExecutionStatus is UNAVAILABLE until the Status is CREATE_COMPLETE, then AVAILABLE
+# (https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_DescribeChangeSet.html).
+_MAKING_STATUSES: Final = {
+    "CREATE_PENDING": "UNAVAILABLE",
+    "CREATE_IN_PROGRESS": "UNAVAILABLE",
+    "CREATE_COMPLETE": "AVAILABLE",
+}
+
+
+def set_change_set_status(
+    stack_name: str,
+    change_set_name: str,
+    region: str,
+    status: str,
+    *,
+    account_id: str = DEFAULT_ACCOUNT_ID,
+) -> None:
+    """Show an existing change set as still being made (``CREATE_PENDING``, ``CREATE_IN_PROGRESS``) or as
+    made (``CREATE_COMPLETE``), with the ExecutionStatus that goes with it; moto makes every change set
+    at once. A FAILED change set stays failed (see :func:`fail_change_set`)."""
+    if status not in _MAKING_STATUSES:
+        raise ValueError(f"status must be one of {sorted(_MAKING_STATUSES)}, not {status!r}")
+    with LOCK:
+        change_set = find_change_set(cfn_backend(account_id, region), change_set_name, stack_name)
+        if change_set.status not in _MAKING_STATUSES:
+            raise ValueError(f"change set {change_set_name} is {change_set.status}: it cannot be made again")
+        change_set.status = status
+        change_set.execution_status = _MAKING_STATUSES[status]
 
 
 def set_change_set_page_size(size: int | None) -> None:

@@ -22,7 +22,9 @@ ROLLBACK_COMPLETE. The emulator models what AWS documents:
 
 A test or scenario makes a resource fail with :func:`fail_resource`; nothing fails by itself. The
 failure is modelled where the product deploys: ExecuteChangeSet (the pipeline's production and stage
-change sets) and UpdateStack (stage-revert); CreateStack creates as moto does.
+change sets) and UpdateStack (stage-revert); CreateStack creates as moto does. A status that no call
+reaches here, because moto finishes every operation at once (``UPDATE_IN_PROGRESS`` while an operation
+runs, ``DELETE_FAILED``...), is set with :func:`set_stack_status`.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, Final
 
+import botocore.session
+from botocore.model import StringShape
 from moto.cloudformation.exceptions import ValidationError
 from moto.cloudformation.models import CloudFormationBackend, Event, Stack
 from moto.cloudformation.responses import CloudFormationResponse
@@ -41,6 +45,7 @@ from local_aws.cloudformation.models import (
     CHANGE_SETS_PER_STACK,
     UPDATABLE_STATUSES,
     ResourceFailure,
+    cfn_backend,
     cfn_state,
     effective_parameters,
     live_stack,
@@ -51,7 +56,18 @@ from local_aws.cloudformation.models import (
 )
 from local_aws.core import LOCK, is_true, now
 
-__all__ = ["fail_resource", "set_change_set_limit"]
+__all__ = ["STACK_STATUSES", "fail_resource", "set_change_set_limit", "set_stack_status"]
+
+
+def _enum(service: str, shape_name: str) -> frozenset[str]:
+    shape = botocore.session.get_session().get_service_model(service).shape_for(shape_name)
+    assert isinstance(shape, StringShape), shape
+    return frozenset(shape.enum)
+
+
+# Every StackStatus CloudFormation reports (botocore's service model, the API reference's enum:
+# https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_Stack.html).
+STACK_STATUSES: Final = _enum("cloudformation", "StackStatus")
 
 _MOTO_RESPONSES: Final[dict[str, Callable[..., ActionResult]]] = {
     name: getattr(CloudFormationResponse, name) for name in ("create_stack", "update_stack", "delete_stack")
@@ -74,6 +90,25 @@ def fail_resource(
     with LOCK:
         failing = cfn_state(account_id, region).failing.setdefault(stack_name, {})
         failing[logical_id] = ResourceFailure(reason=reason, remaining=times)
+
+
+def set_stack_status(
+    stack_name: str,
+    region: str,
+    status: str,
+    *,
+    account_id: str = DEFAULT_ACCOUNT_ID,
+) -> None:
+    """Put the live stack ``stack_name`` (a name or a stack id) in ``status``, as DescribeStacks and
+    ListStacks then report it and every operation then finds it. Only CloudFormation's own statuses,
+    and not ``DELETE_COMPLETE``: a stack is deleted with DeleteStack."""
+    if status not in STACK_STATUSES or status == "DELETE_COMPLETE":
+        raise ValueError(f"status must be one of {sorted(STACK_STATUSES - {'DELETE_COMPLETE'})}, not {status!r}")
+    with LOCK:
+        stack = live_stack(cfn_backend(account_id, region), stack_name)
+        if stack is None:
+            raise ValueError(f"no stack {stack_name} in {account_id}/{region}")
+        stack.status = status
 
 
 def set_change_set_limit(limit: int | None) -> None:
