@@ -12,10 +12,8 @@ from typing import Any
 
 import pytest
 
-import local_aws
-from local_aws import FakeLambdaContext
 from local_aws.cloudformation import ResolvedTemplate, load_template
-from tests.support.events import REPO_ROOT, job_id_of, load_function
+from tests.support.events import REPO_ROOT
 
 TEMPLATE = REPO_ROOT / "template.yaml"
 # The parameters template.yaml has no default for.
@@ -100,17 +98,6 @@ def source_zip(files: Mapping[str, str]) -> bytes:
         for name, text in files.items():
             archive.writestr(name, text)
     return buffer.getvalue()
-
-
-def run_job(function: str, event: dict[str, Any], context: FakeLambdaContext) -> local_aws.JobResult:
-    """Run functions/<function>'s real handler on a job event and return the job's only result (exactly
-    one, accepted, and no other job touched by the call)."""
-    earlier = len(local_aws.job_results())
-    load_function(function).lambda_handler(event, context)
-    results = local_aws.job_results()[earlier:]
-    assert [r.job_id for r in results] == [job_id_of(event)], results
-    assert results[0].accepted
-    return results[0]
 
 
 def create_pipeline(

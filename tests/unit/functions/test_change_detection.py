@@ -9,13 +9,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import boto3
 import pytest
-from moto.cloudformation.models import cloudformation_backends
-from moto.core.models import DEFAULT_ACCOUNT_ID
-from moto.sns.models import sns_backends
 
 import local_aws
 from local_aws import FakeLambdaContext
-from tests.support.events import continuation_of, job_id_of, load_event, load_function
+from tests.support.events import continuation_of, job_id_of, load_event
+from tests.support.jobs import run_job
+from tests.support.notifications import Inbox
 from tests.support.solution import REQUIRED_PARAMETERS, apply_environment, resolved
 
 if TYPE_CHECKING:
@@ -63,6 +62,12 @@ def topic_arn(aws: None) -> str:
     return boto3.client("sns", region_name=PRIMARY).create_topic(Name="release-pipeline-notifications")["TopicArn"]
 
 
+@pytest.fixture
+def inbox(topic_arn: str) -> Inbox:
+    """What the notification topic's subscribers receive."""
+    return Inbox(topic_arn)
+
+
 @pytest.fixture(autouse=True)
 def environment(monkeypatch: pytest.MonkeyPatch, topic_arn: str) -> dict[str, str]:
     """ChangeDetectionFunction's variables exactly as template.yaml sets them."""
@@ -100,18 +105,7 @@ def deploy_and_propose(primary: dict[str, Any], secondary: dict[str, Any]) -> tu
 
 
 def invoke(event: dict[str, Any], context: FakeLambdaContext) -> local_aws.JobResult:
-    """Run the real handler and return the job's only result (exactly one for this job id)."""
-    load_function("change-detection").lambda_handler(event, context)
-    results = local_aws.job_results(job_id_of(event))
-    assert len(results) == 1, results
-    assert results[0].accepted
-    return results[0]
-
-
-def notifications(topic_arn: str) -> list[tuple[str, str | None]]:
-    """(message, subject) of every message published to the topic."""
-    topic = sns_backends[DEFAULT_ACCOUNT_ID][PRIMARY].topics[topic_arn]
-    return [(message, subject) for _, message, subject, *_ in topic.sent_notifications]
+    return run_job("change-detection", event, context)
 
 
 def assert_final_outputs(result: local_aws.JobResult) -> dict[str, str]:
@@ -147,14 +141,7 @@ def review_link(url: str) -> tuple[str, str, str]:
     return parse_qs(parts.query)["region"][0], fields["stackId"][0], fields["changeSetId"][0]
 
 
-def set_change_set_status(region: str, status: str) -> None:
-    """Put this execution's change set in ``status``, as CloudFormation shows it while it is created."""
-    backend = cloudformation_backends[DEFAULT_ACCOUNT_ID][region]
-    (change_set,) = [c for c in backend.change_sets.values() if c.change_set_name == CHANGE_SET]
-    change_set.status = status
-
-
-def test_changes_in_both_regions_are_reported_and_published(topic_arn: str, lambda_context: FakeLambdaContext) -> None:
+def test_changes_in_both_regions_are_reported_and_published(inbox: Inbox, lambda_context: FakeLambdaContext) -> None:
     (primary_change_set, primary_stack), (secondary_change_set, _) = deploy_and_propose(
         CHANGED, {**PRODUCTION, "AppRole": ROLE}
     )
@@ -168,7 +155,7 @@ def test_changes_in_both_regions_are_reported_and_published(topic_arn: str, lamb
     assert f"primary {PRIMARY}: +1 ~1 -1" in outputs["Summary"]
     assert f"secondary {SECONDARY}: +1 ~0 -0" in outputs["Summary"]
     assert review_link(outputs["ReviewUrl"]) == (PRIMARY, primary_stack, primary_change_set)
-    ((report, subject),) = notifications(topic_arn)
+    ((report, subject),) = inbox.messages()
     assert subject is not None
     assert STACK in subject
     primary_part, secondary_part = report.split(f"stack {STACK} in {SECONDARY}")
@@ -190,7 +177,7 @@ def test_changes_in_both_regions_are_reported_and_published(topic_arn: str, lamb
     ]
 
 
-def test_primary_unchanged_and_secondary_changed(topic_arn: str, lambda_context: FakeLambdaContext) -> None:
+def test_primary_unchanged_and_secondary_changed(inbox: Inbox, lambda_context: FakeLambdaContext) -> None:
     """GIVEN the primary change set FAILED as empty (AWS's reason) and the secondary one has changes
     THEN only the secondary Region has changes, the report is sent and the review link is the secondary's."""
     _, (secondary_change_set, secondary_stack) = deploy_and_propose(PRODUCTION, CHANGED)
@@ -207,10 +194,10 @@ def test_primary_unchanged_and_secondary_changed(topic_arn: str, lambda_context:
     assert f"primary {PRIMARY}: no changes" in outputs["Summary"]
     assert f"secondary {SECONDARY}: +1 ~1 -1" in outputs["Summary"]
     assert review_link(outputs["ReviewUrl"]) == (SECONDARY, secondary_stack, secondary_change_set)
-    assert len(notifications(topic_arn)) == 1
+    assert len(inbox.messages()) == 1
 
 
-def test_no_changes_in_either_region_sends_nothing(topic_arn: str, lambda_context: FakeLambdaContext) -> None:
+def test_no_changes_in_either_region_sends_nothing(inbox: Inbox, lambda_context: FakeLambdaContext) -> None:
     deploy_and_propose(PRODUCTION, PRODUCTION)
 
     result = invoke(load_event("change-detection", "job"), lambda_context)
@@ -220,10 +207,10 @@ def test_no_changes_in_either_region_sends_nothing(topic_arn: str, lambda_contex
     assert outputs["PrimaryHasChanges"] == "false"
     assert outputs["SecondaryHasChanges"] == "false"
     assert outputs["Summary"] == f"primary {PRIMARY}: no changes; secondary {SECONDARY}: no changes"
-    assert notifications(topic_arn) == []
+    assert inbox.messages() == []
 
 
-def test_a_change_to_outputs_only_is_still_a_change(topic_arn: str, lambda_context: FakeLambdaContext) -> None:
+def test_a_change_to_outputs_only_is_still_a_change(inbox: Inbox, lambda_context: FakeLambdaContext) -> None:
     """GIVEN a new template that changes only an output WHEN the change set is complete with no resource
     change THEN the change still counts (it must be deployed and recorded), and the summary says why."""
     deploy(PRIMARY)
@@ -240,12 +227,12 @@ def test_a_change_to_outputs_only_is_still_a_change(topic_arn: str, lambda_conte
     assert outputs["PrimaryHasChanges"] == "true"
     assert outputs["SecondaryHasChanges"] == "false"
     assert "no resource changes" in outputs["Summary"]
-    assert len(notifications(topic_arn)) == 1
+    assert len(inbox.messages()) == 1
 
 
 @pytest.mark.parametrize("failed_region", [PRIMARY, SECONDARY])
 def test_change_set_failed_for_another_reason_fails_with_cloudformations_reason(
-    topic_arn: str, lambda_context: FakeLambdaContext, failed_region: str
+    inbox: Inbox, lambda_context: FakeLambdaContext, failed_region: str
 ) -> None:
     reason = "Parameters: [DbPassword] must have values"
     deploy_and_propose(CHANGED, CHANGED)
@@ -254,11 +241,11 @@ def test_change_set_failed_for_another_reason_fails_with_cloudformations_reason(
     result = invoke(load_event("change-detection", "job"), lambda_context)
 
     assert_failed(result, reason, failed_region, "FAILED")
-    assert notifications(topic_arn) == []
+    assert inbox.messages() == []
     assert all(r.status == "Failed" for r in local_aws.job_results())
 
 
-def test_first_release_counts_as_a_change(topic_arn: str, lambda_context: FakeLambdaContext) -> None:
+def test_first_release_counts_as_a_change(inbox: Inbox, lambda_context: FakeLambdaContext) -> None:
     """GIVEN neither production stack exists and CREATE change sets made REVIEW_IN_PROGRESS placeholders
     THEN both Regions have changes and the summary says first release."""
     propose(PRIMARY, CHANGED, "CREATE")
@@ -273,11 +260,11 @@ def test_first_release_counts_as_a_change(topic_arn: str, lambda_context: FakeLa
     assert outputs["SecondaryHasChanges"] == "true"
     assert f"primary {PRIMARY}: +2 ~0 -0 [first release]" in outputs["Summary"]
     assert f"secondary {SECONDARY}: +2 ~0 -0 [first release]" in outputs["Summary"]
-    ((report, _),) = notifications(topic_arn)
+    ((report, _),) = inbox.messages()
     assert "first release" in report
 
 
-def test_first_release_of_the_secondary_only(topic_arn: str, lambda_context: FakeLambdaContext) -> None:
+def test_first_release_of_the_secondary_only(inbox: Inbox, lambda_context: FakeLambdaContext) -> None:
     """GIVEN the primary runs unchanged and the secondary stack is new THEN only the secondary changes."""
     deploy(PRIMARY)
     propose(PRIMARY, PRODUCTION)
@@ -291,12 +278,12 @@ def test_first_release_of_the_secondary_only(topic_arn: str, lambda_context: Fak
     assert outputs["HasChanges"] == "true"
     assert "[first release]" in outputs["Summary"].split(";")[1]
     assert "[first release]" not in outputs["Summary"].split(";")[0]
-    assert len(notifications(topic_arn)) == 1
+    assert len(inbox.messages()) == 1
 
 
 @pytest.mark.parametrize("missing_region", [PRIMARY, SECONDARY])
 def test_change_set_not_found_fails_saying_so(
-    topic_arn: str, lambda_context: FakeLambdaContext, missing_region: str
+    inbox: Inbox, lambda_context: FakeLambdaContext, missing_region: str
 ) -> None:
     deploy(PRIMARY)
     deploy(SECONDARY)
@@ -307,19 +294,19 @@ def test_change_set_not_found_fails_saying_so(
     result = invoke(load_event("change-detection", "job"), lambda_context)
 
     assert_failed(result, CHANGE_SET, missing_region, "does not exist")
-    assert notifications(topic_arn) == []
+    assert inbox.messages() == []
 
 
 def test_stack_not_found_fails_saying_the_change_set_does_not_exist(
-    topic_arn: str, lambda_context: FakeLambdaContext
+    inbox: Inbox, lambda_context: FakeLambdaContext
 ) -> None:
     result = invoke(load_event("change-detection", "job"), lambda_context)
 
     assert_failed(result, CHANGE_SET, "does not exist")
-    assert notifications(topic_arn) == []
+    assert inbox.messages() == []
 
 
-def test_every_page_of_changes_is_counted(topic_arn: str, lambda_context: FakeLambdaContext) -> None:
+def test_every_page_of_changes_is_counted(inbox: Inbox, lambda_context: FakeLambdaContext) -> None:
     """GIVEN DescribeChangeSet returns one change per page THEN every change is counted and reported."""
     many = {f"Queue{n}": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": f"q{n}"}} for n in range(30)}
     deploy_and_propose({**CHANGED, **many}, PRODUCTION)
@@ -332,19 +319,19 @@ def test_every_page_of_changes_is_counted(topic_arn: str, lambda_context: FakeLa
 
     outputs = assert_final_outputs(result)
     assert f"primary {PRIMARY}: +31 ~1 -1" in outputs["Summary"]
-    ((report, _),) = notifications(topic_arn)
+    ((report, _),) = inbox.messages()
     for n in range(30):
         assert "Add" in report_line(report, f"Queue{n}")
 
 
 @pytest.mark.parametrize("pending_status", ["CREATE_PENDING", "CREATE_IN_PROGRESS"])
 def test_change_set_still_being_created_continues_then_finishes(
-    topic_arn: str, lambda_context: FakeLambdaContext, pending_status: str
+    inbox: Inbox, lambda_context: FakeLambdaContext, pending_status: str
 ) -> None:
     """GIVEN the secondary change set is still being created WHEN invoked THEN a continuation token and no
     output variables; WHEN re-invoked after it is created THEN the final result with the outputs."""
     deploy_and_propose(CHANGED, CHANGED)
-    set_change_set_status(SECONDARY, pending_status)
+    local_aws.set_change_set_status(STACK, CHANGE_SET, SECONDARY, pending_status)
     first_event = load_event("change-detection", "job")
 
     first = invoke(first_event, lambda_context)
@@ -352,8 +339,8 @@ def test_change_set_still_being_created_continues_then_finishes(
     assert first.status == "Succeeded"
     assert first.continuation_token is not None
     assert first.output_variables == {}
-    assert notifications(topic_arn) == []
-    set_change_set_status(SECONDARY, "CREATE_COMPLETE")
+    assert inbox.messages() == []
+    local_aws.set_change_set_status(STACK, CHANGE_SET, SECONDARY, "CREATE_COMPLETE")
     again = continuation_of(load_event("change-detection", "continuation"), first.continuation_token)
     assert job_id_of(again) != job_id_of(first_event)
 
@@ -363,7 +350,7 @@ def test_change_set_still_being_created_continues_then_finishes(
     assert outputs["HasChanges"] == "true"
     assert outputs["SecondaryHasChanges"] == "true"
     assert f"secondary {SECONDARY}: +1 ~1 -1" in outputs["Summary"]
-    assert len(notifications(topic_arn)) == 1
+    assert len(inbox.messages()) == 1
     assert len(local_aws.job_results()) == 2
 
 
@@ -383,7 +370,7 @@ def test_sample_continuation_event_finishes_with_the_outputs(topic_arn: str, lam
     ids=["unresolved-variable", "missing", "not-json"],
 )
 def test_bad_execution_id_fails_before_reading_anything(
-    topic_arn: str, lambda_context: FakeLambdaContext, user_parameters: str
+    inbox: Inbox, lambda_context: FakeLambdaContext, user_parameters: str
 ) -> None:
     deploy_and_propose(CHANGED, CHANGED)
     event = load_event("change-detection", "job")
@@ -392,7 +379,7 @@ def test_bad_execution_id_fails_before_reading_anything(
     result = invoke(event, lambda_context)
 
     assert_failed(result, "UserParameters")
-    assert notifications(topic_arn) == []
+    assert inbox.messages() == []
 
 
 def test_output_values_stay_whole_and_short_with_the_longest_names(

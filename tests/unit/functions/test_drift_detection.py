@@ -9,14 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
-from moto.cloudformation.models import cloudformation_backends
 from moto.core.models import DEFAULT_ACCOUNT_ID
-from moto.sns.models import sns_backends
 
 import local_aws
 from local_aws import FakeLambdaContext
 from release_pipeline import clients
-from tests.support.events import continuation_of, job_id_of, load_event, load_function
+from tests.support.events import continuation_of, load_event
+from tests.support.jobs import run_job, run_until_final
+from tests.support.notifications import Inbox
 from tests.support.solution import REQUIRED_PARAMETERS, apply_environment, resolved
 
 if TYPE_CHECKING:
@@ -69,24 +69,6 @@ def placeholder(region: str, name: str = STACK) -> None:
     )
 
 
-def set_status(region: str, stack_id: str, status: str) -> None:
-    cloudformation_backends[DEFAULT_ACCOUNT_ID][region].stacks[stack_id].status = status
-
-
-def notifications() -> list[tuple[str, str | None]]:
-    """(message, subject) of every message published to the notification topic."""
-    topic = sns_backends[DEFAULT_ACCOUNT_ID][PRIMARY].topics[TOPIC_ARN]
-    return [(message, subject) for _, message, subject, _, _ in topic.sent_notifications]
-
-
-def final_result(job_id: str) -> local_aws.JobResult:
-    """The one result CodePipeline received for ``job_id``."""
-    results = local_aws.job_results(job_id)
-    assert len(results) == 1, results
-    assert results[0].accepted
-    return results[0]
-
-
 @pytest.fixture
 def environment(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
     """Set the function's environment as template.yaml wires it, for a DriftPolicy."""
@@ -99,10 +81,11 @@ def environment(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
 
 
 @pytest.fixture(autouse=True)
-def topic(aws: None) -> str:
+def inbox(aws: None) -> Inbox:
+    """The notification topic (the ARN the template's environment names), and what its subscribers get."""
     arn: str = boto3.client("sns", region_name=PRIMARY).create_topic(Name=TOPIC)["TopicArn"]
     assert arn == TOPIC_ARN
-    return arn
+    return Inbox(arn)
 
 
 @pytest.fixture(autouse=True)
@@ -138,15 +121,8 @@ def detections(calls: CfnCalls) -> list[str]:
     return [region for region, operation, _ in calls if operation == "DetectStackDrift"]
 
 
-def run(event: dict[str, Any], context: FakeLambdaContext) -> dict[str, str]:
-    result: dict[str, str] = load_function("drift-detection").lambda_handler(event, context)
-    return result
-
-
 def run_once(event: dict[str, Any], context: FakeLambdaContext) -> local_aws.JobResult:
-    """Invoke once; returns the one result CodePipeline received for the event's job."""
-    run(event, context)
-    return final_result(job_id_of(event))
+    return run_job("drift-detection", event, context)
 
 
 def failure_details(result: local_aws.JobResult) -> dict[str, Any]:
@@ -156,26 +132,16 @@ def failure_details(result: local_aws.JobResult) -> dict[str, Any]:
     return result.failure_details
 
 
-def run_to_completion(event: dict[str, Any], context: FakeLambdaContext, limit: int = 10) -> list[str]:
-    """Invoke, then re-invoke with each continuation token as CodePipeline would; returns the job ids."""
-    job_ids = [job_id_of(event)]
-    run(event, context)
-    for _ in range(limit):
-        result = final_result(job_ids[-1])
-        if result.final:
-            return job_ids
-        assert result.continuation_token is not None
-        event = continuation_of(event, result.continuation_token)
-        job_ids.append(job_id_of(event))
-        run(event, context)
-    raise AssertionError(f"no final result after {limit} invocations")
+def run_to_completion(event: dict[str, Any], context: FakeLambdaContext) -> list[local_aws.JobResult]:
+    """Invoke, then re-invoke with each continuation token as CodePipeline would; returns the results."""
+    return run_until_final("drift-detection", event, context)
 
 
 # --------------------------------------------------------------------------------------------- tests
 
 
 def test_in_sync_stacks_report_in_sync_without_a_notification(
-    environment: Callable[[str], None], lambda_context: FakeLambdaContext, cfn_calls: CfnCalls
+    environment: Callable[[str], None], inbox: Inbox, lambda_context: FakeLambdaContext, cfn_calls: CfnCalls
 ) -> None:
     environment("BLOCK")
     deploy_both()
@@ -188,11 +154,11 @@ def test_in_sync_stacks_report_in_sync_without_a_notification(
     assert "primary us-east-1: IN_SYNC" in result.output_variables["Summary"]
     assert "secondary eu-west-1: IN_SYNC" in result.output_variables["Summary"]
     assert sorted(detections(cfn_calls)) == sorted([PRIMARY, SECONDARY])
-    assert notifications() == []
+    assert inbox.messages() == []
 
 
 def test_drift_under_notify_succeeds_and_reports_the_drifted_resource(
-    environment: Callable[[str], None], lambda_context: FakeLambdaContext
+    environment: Callable[[str], None], inbox: Inbox, lambda_context: FakeLambdaContext
 ) -> None:
     """GIVEN the secondary queue's DelaySeconds changed by hand WHEN the policy is NOTIFY
     THEN the job succeeds with DriftStatus DRIFTED and one report names the resource and the difference."""
@@ -206,7 +172,7 @@ def test_drift_under_notify_succeeds_and_reports_the_drifted_resource(
     assert result.output_variables["DriftStatus"] == "DRIFTED"
     assert "secondary eu-west-1: DRIFTED (1 resources)" in result.output_variables["Summary"]
     assert "primary us-east-1: IN_SYNC" in result.output_variables["Summary"]
-    [(message, subject)] = notifications()
+    [(message, subject)] = inbox.messages()
     assert subject is not None
     assert STACK in subject
     assert "MODIFIED Queue (AWS::SQS::Queue" in message
@@ -216,7 +182,7 @@ def test_drift_under_notify_succeeds_and_reports_the_drifted_resource(
 
 
 def test_drift_under_block_fails_the_job_and_still_sends_the_report(
-    environment: Callable[[str], None], lambda_context: FakeLambdaContext
+    environment: Callable[[str], None], inbox: Inbox, lambda_context: FakeLambdaContext
 ) -> None:
     environment("BLOCK")
     deploy_both()
@@ -229,13 +195,13 @@ def test_drift_under_block_fails_the_job_and_still_sends_the_report(
     assert "BLOCK" in message
     assert "secondary eu-west-1: DRIFTED" in message
     assert not [r for r in local_aws.job_results() if r.status == "Succeeded"]
-    [(report, _)] = notifications()
+    [(report, _)] = inbox.messages()
     assert "/DelaySeconds: NOT_EQUAL expected '0' actual '45'" in report
     assert "BLOCK" in report
 
 
 def test_missing_and_placeholder_stacks_are_not_deployed_not_drift(
-    environment: Callable[[str], None], lambda_context: FakeLambdaContext, cfn_calls: CfnCalls
+    environment: Callable[[str], None], inbox: Inbox, lambda_context: FakeLambdaContext, cfn_calls: CfnCalls
 ) -> None:
     """GIVEN the primary is a REVIEW_IN_PROGRESS placeholder and the secondary does not exist
     THEN both are NOT_DEPLOYED, nothing is detected, and even BLOCK lets the job succeed."""
@@ -250,11 +216,11 @@ def test_missing_and_placeholder_stacks_are_not_deployed_not_drift(
     assert "primary us-east-1: NOT_DEPLOYED" in summary
     assert "secondary eu-west-1: NOT_DEPLOYED" in summary
     assert detections(cfn_calls) == []
-    assert notifications() == []
+    assert inbox.messages() == []
 
 
 def test_one_stack_not_deployed_does_not_hide_the_others_drift(
-    environment: Callable[[str], None], lambda_context: FakeLambdaContext, cfn_calls: CfnCalls
+    environment: Callable[[str], None], inbox: Inbox, lambda_context: FakeLambdaContext, cfn_calls: CfnCalls
 ) -> None:
     environment("NOTIFY")
     deploy(SECONDARY)
@@ -266,7 +232,7 @@ def test_one_stack_not_deployed_does_not_hide_the_others_drift(
     assert result.output_variables["DriftStatus"] == "DRIFTED"
     assert "primary us-east-1: NOT_DEPLOYED" in result.output_variables["Summary"]
     assert detections(cfn_calls) == [SECONDARY]
-    assert len(notifications()) == 1
+    assert len(inbox.messages()) == 1
 
 
 @pytest.mark.parametrize(
@@ -280,6 +246,7 @@ def test_one_stack_not_deployed_does_not_hide_the_others_drift(
 )
 def test_stack_status_decides_whether_drift_can_be_checked(
     environment: Callable[[str], None],
+    inbox: Inbox,
     lambda_context: FakeLambdaContext,
     cfn_calls: CfnCalls,
     status: str,
@@ -288,7 +255,7 @@ def test_stack_status_decides_whether_drift_can_be_checked(
 ) -> None:
     environment("BLOCK")
     deploy(PRIMARY)
-    set_status(SECONDARY, deploy(SECONDARY), status)
+    local_aws.set_stack_status(deploy(SECONDARY), SECONDARY, status)
 
     result = run_once(load_event("drift-detection", "job"), lambda_context)
 
@@ -299,7 +266,7 @@ def test_stack_status_decides_whether_drift_can_be_checked(
         assert f"stack is {status}" in summary
     assert (SECONDARY in detections(cfn_calls)) is detected
     assert PRIMARY in detections(cfn_calls)
-    assert notifications() == []
+    assert inbox.messages() == []
 
 
 def test_detection_in_progress_continues_with_a_token_and_finishes_on_reinvocation(
@@ -312,25 +279,25 @@ def test_detection_in_progress_continues_with_a_token_and_finishes_on_reinvocati
     local_aws.set_detection_progress(2)
     event = load_event("drift-detection", "job")
 
-    job_ids = run_to_completion(event, lambda_context)
+    results = run_to_completion(event, lambda_context)
 
-    assert len(job_ids) >= 2
-    first = final_result(job_ids[0])
+    assert len(results) >= 2
+    first = results[0]
     assert first.status == "Succeeded"
     assert first.continuation_token
     assert first.output_variables == {}
-    for job_id in job_ids[1:-1]:
-        assert final_result(job_id).output_variables == {}
-    last = final_result(job_ids[-1])
+    for result in results[1:-1]:
+        assert result.output_variables == {}
+    last = results[-1]
     assert last.status == "Succeeded"
     assert last.continuation_token is None
     assert last.output_variables["DriftStatus"] == "IN_SYNC"
     assert sorted(detections(cfn_calls)) == sorted([PRIMARY, SECONDARY])
-    assert len(local_aws.job_results()) == len(job_ids)
+    assert len(local_aws.job_results()) == len(results)
 
 
 def test_drift_found_after_continuation_is_reported_once(
-    environment: Callable[[str], None], lambda_context: FakeLambdaContext
+    environment: Callable[[str], None], inbox: Inbox, lambda_context: FakeLambdaContext
 ) -> None:
     environment("BLOCK")
     deploy_both()
@@ -338,17 +305,17 @@ def test_drift_found_after_continuation_is_reported_once(
     local_aws.set_detection_progress(1)
     event = load_event("drift-detection", "job")
 
-    job_ids = run_to_completion(event, lambda_context)
+    results = run_to_completion(event, lambda_context)
 
-    assert len(job_ids) == 2
-    assert final_result(job_ids[0]).continuation_token
-    last = final_result(job_ids[-1])
+    assert len(results) == 2
+    assert results[0].continuation_token
+    last = results[-1]
     assert "BLOCK" in failure_details(last)["message"]
-    assert len(notifications()) == 1
+    assert len(inbox.messages()) == 1
 
 
 def test_failed_detection_is_unknown_with_its_reason_and_not_blocked(
-    environment: Callable[[str], None], lambda_context: FakeLambdaContext
+    environment: Callable[[str], None], inbox: Inbox, lambda_context: FakeLambdaContext
 ) -> None:
     environment("BLOCK")
     deploy_both()
@@ -361,7 +328,7 @@ def test_failed_detection_is_unknown_with_its_reason_and_not_blocked(
     summary = result.output_variables["Summary"]
     assert "secondary eu-west-1: UNKNOWN" in summary
     assert "detection failed: Failed to detect drift on resource Queue: Rate exceeded" in summary
-    assert notifications() == []
+    assert inbox.messages() == []
 
 
 @pytest.mark.parametrize(
@@ -370,7 +337,7 @@ def test_failed_detection_is_unknown_with_its_reason_and_not_blocked(
     ids=["not-json", "not-an-object", "secondary-missing-from-token"],
 )
 def test_corrupt_continuation_token_fails_the_job(
-    environment: Callable[[str], None], lambda_context: FakeLambdaContext, cfn_calls: CfnCalls, token: str
+    environment: Callable[[str], None], inbox: Inbox, lambda_context: FakeLambdaContext, cfn_calls: CfnCalls, token: str
 ) -> None:
     environment("NOTIFY")
     deploy_both()
@@ -380,7 +347,7 @@ def test_corrupt_continuation_token_fails_the_job(
 
     assert "continuation token" in failure_details(result)["message"]
     assert detections(cfn_calls) == []
-    assert notifications() == []
+    assert inbox.messages() == []
 
 
 def test_token_naming_an_unknown_detection_fails_the_job(
@@ -422,7 +389,7 @@ def test_sample_continuation_event_with_an_empty_token_fails_naming_the_token(
 
 
 def test_drift_on_a_property_that_may_hold_a_secret_never_shows_its_value(
-    environment: Callable[[str], None], lambda_context: FakeLambdaContext
+    environment: Callable[[str], None], inbox: Inbox, lambda_context: FakeLambdaContext
 ) -> None:
     """GIVEN someone changed a secret-looking property by hand WHEN drift is reported THEN the email names
     the property and the kind of difference, never the expected or the actual value."""
@@ -447,7 +414,7 @@ def test_drift_on_a_property_that_may_hold_a_secret_never_shows_its_value(
     result = run_once(load_event("drift-detection", "job"), lambda_context)
 
     assert result.status == "Succeeded"
-    [(message, _)] = notifications()
+    [(message, _)] = inbox.messages()
     assert "/Tags/0/ApiToken: NOT_EQUAL expected (hidden" in message
     assert "s3cr3t" not in message
     assert "x" * 199 + "…" in message

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
 import pytest
-from moto.cloudformation.models import cloudformation_backends
-from moto.codepipeline.models import codepipeline_backends
-from moto.core.utils import utcnow
 
 import local_aws
 from local_aws import FakeLambdaContext
 from local_aws.cloudformation import ResolvedTemplate
-from tests.support.events import continuation_of, load_event, load_function
+from tests.support.events import continuation_of, load_event
+from tests.support.jobs import run_job
 from tests.support.solution import apply_environment, create_pipeline, resolved
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
@@ -49,18 +47,22 @@ def env(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def executions(*statuses: str) -> list[str]:
-    """Start executions oldest first with the given statuses; returns their ids, oldest first."""
-    backend = codepipeline_backends[ACCOUNT][REGION]
+    """Start executions oldest first with the given statuses, a minute apart; returns their ids, oldest
+    first."""
     client = boto3.client("codepipeline", region_name=REGION)
     ids = []
-    start = utcnow() - timedelta(hours=1)
+    start = datetime.now(UTC) - timedelta(hours=1)
     for index, status in enumerate(statuses):
         execution_id = client.start_pipeline_execution(name=PIPELINE)["pipelineExecutionId"]
-        execution = backend.pipelines[PIPELINE].executions[execution_id]
-        execution.status = status
-        execution.start_time = start + timedelta(minutes=index)
+        local_aws.set_execution_status(PIPELINE, execution_id, status, started_at=start + timedelta(minutes=index))
         ids.append(execution_id)
     return ids
+
+
+def start_times() -> dict[str, datetime]:
+    """Each execution's start time, as ListPipelineExecutions reports it."""
+    summaries = boto3.client("codepipeline", region_name=REGION).list_pipeline_executions(pipelineName=PIPELINE)
+    return {s["pipelineExecutionId"]: s["startTime"] for s in summaries["pipelineExecutionSummaries"]}
 
 
 def gate_event(execution_id: str) -> dict[str, Any]:
@@ -72,9 +74,7 @@ def gate_event(execution_id: str) -> dict[str, Any]:
 
 
 def run(event: dict[str, Any], context: FakeLambdaContext) -> local_aws.JobResult:
-    load_function("execution-gate").lambda_handler(event, context)
-    (result,) = local_aws.job_results(event["CodePipeline.job"]["id"])
-    return result
+    return run_job("execution-gate", event, context)
 
 
 @pytest.mark.usefixtures("env")
@@ -108,7 +108,7 @@ def test_a_change_waits_while_an_earlier_execution_is_in_progress(lambda_context
     still = run(again, lambda_context)
     assert still.continuation_token is not None
 
-    codepipeline_backends[ACCOUNT][REGION].pipelines[PIPELINE].executions[earlier].status = "Succeeded"
+    local_aws.set_execution_status(PIPELINE, earlier, "Succeeded")
     done = run(continuation_of(gate_event(mine), still.continuation_token), lambda_context)
     assert done.continuation_token is None
     assert done.final
@@ -128,8 +128,7 @@ def test_a_change_waits_for_a_stage_stack_that_is_still_changing(lambda_context:
         StackName=STAGE_STACK,
         TemplateBody=json.dumps({"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}}),
     )
-    stack = next(iter(cloudformation_backends[ACCOUNT][REGION].stacks.values()))
-    stack.status = "DELETE_IN_PROGRESS"
+    local_aws.set_stack_status(STAGE_STACK, REGION, "DELETE_IN_PROGRESS")
     result = run(gate_event(mine), lambda_context)
     assert result.continuation_token is not None
     assert "DELETE_IN_PROGRESS" in (result.execution_details or {})["summary"]
@@ -187,9 +186,11 @@ def test_the_order_of_executions_is_their_start_time_not_the_listing(lambda_cont
     """GIVEN two running executions listed in one order but started in the other
     THEN only the one that really started first holds the other back."""
     listed_first, listed_second = executions("InProgress", "InProgress")
-    pipeline = codepipeline_backends[ACCOUNT][REGION].pipelines[PIPELINE]
-    a, b = pipeline.executions[listed_first], pipeline.executions[listed_second]
-    a.start_time, b.start_time = b.start_time, a.start_time  # listed_second started first
+    started = start_times()
+    # listed_second started first:
+    local_aws.set_execution_status(PIPELINE, listed_first, "InProgress", started_at=started[listed_second])
+    local_aws.set_execution_status(PIPELINE, listed_second, "InProgress", started_at=started[listed_first])
+    assert start_times()[listed_second] < start_times()[listed_first]
 
     first = run(gate_event(listed_second), lambda_context)
     assert first.continuation_token is None
@@ -283,8 +284,7 @@ def test_a_retried_older_execution_never_removes_a_later_running_executions_chan
     """GIVEN A failed at CheckChanges and B (started later) waits for its approval WHEN a person retries
     A's CheckChanges THEN A's gate keeps B's reviewed change sets (B may still deploy them)."""
     older, later = executions("InProgress", "InProgress")
-    backend = codepipeline_backends[ACCOUNT][REGION].pipelines[PIPELINE]
-    backend.executions[older].status = "InProgress"  # retried
+    local_aws.set_execution_status(PIPELINE, older, "InProgress")  # retried
     boto3.client("cloudformation", region_name=REGION).create_stack(StackName=APP, TemplateBody=APP_TEMPLATE)
     review(REGION, later)
 
@@ -300,7 +300,7 @@ def test_the_gate_waits_while_a_production_stack_is_returning_to_the_release(
 ) -> None:
     (mine,) = executions("InProgress")
     boto3.client("cloudformation", region_name=SECONDARY).create_stack(StackName=APP, TemplateBody=APP_TEMPLATE)
-    next(iter(cloudformation_backends[ACCOUNT][SECONDARY].stacks.values())).status = "UPDATE_IN_PROGRESS"
+    local_aws.set_stack_status(APP, SECONDARY, "UPDATE_IN_PROGRESS")
 
     result = run(gate_event(mine), lambda_context)
 
@@ -327,7 +327,7 @@ def test_a_return_to_the_release_that_was_rolled_back_fails_the_next_change_nami
     message = (result.failure_details or {})["message"]
     assert f"{APP} in {SECONDARY}" in message
     assert "rolled that return back" in message
-    codepipeline_backends[ACCOUNT][REGION].pipelines[PIPELINE].executions[mine].status = "Failed"
+    local_aws.set_execution_status(PIPELINE, mine, "Failed")
     local_aws.fail_resource(APP, SECONDARY, "Topic", "limit", account_id=ACCOUNT)
     cfn.update_stack(StackName=APP, TemplateBody=CHANGED_TEMPLATE, ClientRequestToken="pipeline-deploy")
     assert run(gate_event(again), lambda_context).status == "Succeeded"

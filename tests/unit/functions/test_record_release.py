@@ -14,7 +14,8 @@ import local_aws
 from local_aws import FakeLambdaContext
 from release_pipeline import clients
 from tests.support.events import load_event
-from tests.support.solution import ARTIFACT_BUCKET, apply_environment, release_record, resolved, run_job, source_zip
+from tests.support.jobs import run_job
+from tests.support.solution import ARTIFACT_BUCKET, apply_environment, release_record, resolved, source_zip
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from moto.cloudformation.models import cloudformation_backends
 from moto.core.models import DEFAULT_ACCOUNT_ID
 
 import local_aws
@@ -17,6 +16,7 @@ from local_aws import FakeLambdaContext
 from release_pipeline import artifacts, clients, releases
 from release_pipeline.errors import ConfigurationError, ReleaseRecordError, StackBusyError, StackStuckError
 from tests.support.events import load_event, load_function
+from tests.support.notifications import Inbox
 from tests.support.solution import REQUIRED_PARAMETERS, apply_environment, release_record, resolved
 
 if TYPE_CHECKING:
@@ -101,12 +101,6 @@ def change_set(name: str, region: str, change_set_name: str, change_set_type: st
         TemplateBody=NEW_TEMPLATE,
         Parameters=env("prod"),
     )
-
-
-def set_status(name: str, region: str, status: str) -> None:
-    backend = cloudformation_backends[DEFAULT_ACCOUNT_ID][region]
-    [stack] = [s for s in backend.stacks.values() if s.name == name and s.status != "DELETE_COMPLETE"]
-    stack.status = status
 
 
 def status(name: str, region: str = PRIMARY) -> str | None:
@@ -372,7 +366,7 @@ def test_retain_mode_deletes_a_stage_stack_that_never_finished_creating(
     environment(RETAIN)
     record_release()
     deploy(STAGE_STACK, template=NEW_TEMPLATE, value="stage")
-    set_status(STAGE_STACK, PRIMARY, "ROLLBACK_COMPLETE")
+    local_aws.set_stack_status(STAGE_STACK, PRIMARY, "ROLLBACK_COMPLETE")
 
     result = revert("stage-failed", lambda_context)
 
@@ -473,7 +467,7 @@ def test_busy_stage_stack_raises_so_lambda_retries_and_nothing_is_deleted(
     if with_record:
         record_release()
     deploy(STAGE_STACK, template=NEW_TEMPLATE, value="stage")
-    set_status(STAGE_STACK, PRIMARY, "UPDATE_IN_PROGRESS")
+    local_aws.set_stack_status(STAGE_STACK, PRIMARY, "UPDATE_IN_PROGRESS")
     change_set(APP, PRIMARY, THIS_CHANGE_SET, "CREATE")
     deploy(APP, SECONDARY)
     change_set(APP, SECONDARY, THIS_CHANGE_SET)
@@ -590,7 +584,7 @@ def test_a_broken_release_still_lets_production_be_cleaned_then_raises(
     boto3.client("s3", region_name=PRIMARY).delete_object(Bucket=BUCKET, Key=record.key, VersionId=record.version_id)
     deploy(STAGE_STACK, template=NEW_TEMPLATE, value="stage-next")
     deploy(APP, PRIMARY)
-    set_status(APP, PRIMARY, "ROLLBACK_COMPLETE")
+    local_aws.set_stack_status(APP, PRIMARY, "ROLLBACK_COMPLETE")
     change_set(APP, SECONDARY, THIS_CHANGE_SET, "CREATE")
 
     with pytest.raises(ReleaseRecordError, match="Cannot read the released template"):
@@ -644,7 +638,7 @@ def secondary_ran_the_change_and_primary_rolled_back(value: str = "prod") -> Non
     for region in (PRIMARY, SECONDARY):
         deploy(APP, region)
     cfn(SECONDARY).update_stack(StackName=APP, TemplateBody=NEW_TEMPLATE, Parameters=env(value))
-    set_status(APP, PRIMARY, "UPDATE_ROLLBACK_COMPLETE")
+    local_aws.set_stack_status(APP, PRIMARY, "UPDATE_ROLLBACK_COMPLETE")
 
 
 def revert_primary_failure(context: FakeLambdaContext) -> dict[str, Any]:
@@ -654,34 +648,17 @@ def revert_primary_failure(context: FakeLambdaContext) -> dict[str, Any]:
     return result
 
 
-Inbox = Callable[[], list[dict[str, str]]]
-
-
 @pytest.fixture
 def topic(monkeypatch: pytest.MonkeyPatch) -> Callable[[], Inbox]:
     """Makes the solution's topic, with a queue subscribed, the function's TOPIC_ARN (call it after
-    ``environment``); returns a reader of the messages sent to it."""
+    ``environment``); returns what the topic's subscribers receive."""
 
     def make() -> Inbox:
-        return _topic(monkeypatch)
+        arn = boto3.client("sns", region_name=PRIMARY).create_topic(Name="release-solution-notifications")["TopicArn"]
+        monkeypatch.setenv("TOPIC_ARN", arn)
+        return Inbox(arn)
 
     return make
-
-
-def _topic(monkeypatch: pytest.MonkeyPatch) -> Inbox:
-    sns = boto3.client("sns", region_name=PRIMARY)
-    sqs = boto3.client("sqs", region_name=PRIMARY)
-    arn = sns.create_topic(Name="release-solution-notifications")["TopicArn"]
-    url = sqs.create_queue(QueueName="inbox")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sns.subscribe(TopicArn=arn, Protocol="sqs", Endpoint=queue_arn)
-    monkeypatch.setenv("TOPIC_ARN", arn)
-
-    def read() -> list[dict[str, str]]:
-        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
-        return [json.loads(m["Body"]) for m in messages]
-
-    return read
 
 
 @pytest.mark.parametrize("mode", [DELETE, RETAIN])
@@ -694,7 +671,7 @@ def test_a_production_stack_whose_first_creation_failed_is_removed(
     environment(mode)
     inbox = topic()
     deploy(APP, SECONDARY)
-    set_status(APP, SECONDARY, "ROLLBACK_COMPLETE")
+    local_aws.set_stack_status(APP, SECONDARY, "ROLLBACK_COMPLETE")
     change_set(APP, PRIMARY, THIS_CHANGE_SET, "CREATE")
 
     result = load_function("stage-revert").lambda_handler(deploy_failed("DeploySecondary"), lambda_context)
@@ -703,9 +680,10 @@ def test_a_production_stack_whose_first_creation_failed_is_removed(
     assert status(APP, PRIMARY) == "REVIEW_IN_PROGRESS"
     assert change_sets_of(APP, PRIMARY) == [THIS_CHANGE_SET]
     assert any("its first creation failed (ROLLBACK_COMPLETE)" in action for action in result["actions"])
-    [message] = inbox()
-    assert "DeploySecondary" in message["Subject"]
-    assert f"secondary {APP} in {SECONDARY}: no stack: its creation failed and it was removed" in message["Message"]
+    [message] = inbox.messages()
+    assert message.subject is not None
+    assert "DeploySecondary" in message.subject
+    assert f"secondary {APP} in {SECONDARY}: no stack: its creation failed and it was removed" in message.message
 
 
 @pytest.mark.parametrize("status_now", ["UPDATE_ROLLBACK_COMPLETE", "UPDATE_COMPLETE", "CREATE_COMPLETE"])
@@ -716,7 +694,7 @@ def test_a_production_stack_that_ran_a_release_is_never_deleted(
     topic()
     record_release()
     production_deployed()
-    set_status(APP, SECONDARY, status_now)
+    local_aws.set_stack_status(APP, SECONDARY, status_now)
     before = snapshot()
 
     load_function("stage-revert").lambda_handler(deploy_failed("DeploySecondary"), lambda_context)
@@ -737,7 +715,7 @@ def test_a_failed_primary_deploy_returns_the_secondary_to_the_release(
     for region in (PRIMARY, SECONDARY):
         deploy(APP, region)
     cfn(SECONDARY).update_stack(StackName=APP, TemplateBody=NEW_TEMPLATE, Parameters=env("prod-eu"))
-    set_status(APP, PRIMARY, "UPDATE_ROLLBACK_COMPLETE")
+    local_aws.set_stack_status(APP, PRIMARY, "UPDATE_ROLLBACK_COMPLETE")
     ssm = boto3.client("ssm", region_name=PRIMARY)
     record_before = ssm.get_parameter(Name=RECORD_PARAMETER, WithDecryption=True)["Parameter"]
 
@@ -751,8 +729,8 @@ def test_a_failed_primary_deploy_returns_the_secondary_to_the_release(
     assert ssm.get_parameter(Name=RECORD_PARAMETER, WithDecryption=True)["Parameter"] == record_before
     returning = f"returning secondary stack {APP} in {SECONDARY} to release {RELEASED_EXECUTION}"
     assert any(action.startswith(returning) for action in result["actions"])
-    [message] = inbox()
-    text = message["Message"]
+    [message] = inbox.messages()
+    text = message.message
     assert f"release {RELEASED_EXECUTION}" in text
     assert f"primary {APP} in {PRIMARY}: UPDATE_ROLLBACK_COMPLETE: CloudFormation rolled the failed update back" in text
     assert f"secondary {APP} in {SECONDARY}: UPDATE_COMPLETE: {returning}" in text
@@ -793,8 +771,8 @@ def test_the_report_never_says_a_region_runs_the_release_when_its_return_failed(
     with pytest.raises(StackStuckError, match="cannot be passed inline"):
         revert_primary_failure(lambda_context)
 
-    [message] = inbox()
-    line = next(line for line in message["Message"].splitlines() if line.startswith("- secondary"))
+    [message] = inbox.messages()
+    line = next(line for line in message.message.splitlines() if line.startswith("- secondary"))
     assert "NOT returned" in line
     assert "runs release" not in line
     assert template_of(APP, SECONDARY) == json.loads(NEW_TEMPLATE)
@@ -810,7 +788,7 @@ def test_a_second_failure_of_a_retried_execution_is_a_new_revert_not_a_duplicate
     record_release()
     deploy(STAGE_STACK, template=NEW_TEMPLATE, value="stage-next")
     revert("stage-failed", lambda_context)
-    set_status(STAGE_STACK, PRIMARY, "UPDATE_IN_PROGRESS")
+    local_aws.set_stack_status(STAGE_STACK, PRIMARY, "UPDATE_IN_PROGRESS")
     second_failure = load_event("stage-revert", "stage-failed")
     second_failure["id"] = "5b1f2c3d-0002-4000-8000-000000000002"
 
@@ -846,7 +824,7 @@ def test_a_failed_first_release_removes_the_secondary_it_created(
     topic()
     deploy(APP, SECONDARY, template=NEW_TEMPLATE)
     deploy(APP, PRIMARY, template=NEW_TEMPLATE)
-    set_status(APP, PRIMARY, "ROLLBACK_COMPLETE")
+    local_aws.set_stack_status(APP, PRIMARY, "ROLLBACK_COMPLETE")
 
     result = revert_primary_failure(lambda_context)
 
@@ -903,7 +881,7 @@ def test_a_duplicate_event_while_this_reverts_own_update_runs_is_a_no_op(
     record_release()
     deploy(STAGE_STACK, template=NEW_TEMPLATE, value="stage-next")
     revert("stage-failed", lambda_context)
-    set_status(STAGE_STACK, PRIMARY, "UPDATE_IN_PROGRESS")
+    local_aws.set_stack_status(STAGE_STACK, PRIMARY, "UPDATE_IN_PROGRESS")
     before = snapshot()
 
     result = revert("stage-failed", lambda_context)
@@ -921,7 +899,7 @@ def test_a_stack_busy_with_someone_elses_operation_still_raises(
     cfn().update_stack(
         StackName=STAGE_STACK, TemplateBody=RELEASED_TEMPLATE, Parameters=env("x"), ClientRequestToken="someone-else"
     )
-    set_status(STAGE_STACK, PRIMARY, "UPDATE_IN_PROGRESS")
+    local_aws.set_stack_status(STAGE_STACK, PRIMARY, "UPDATE_IN_PROGRESS")
 
     with pytest.raises(StackBusyError, match="UPDATE_IN_PROGRESS"):
         revert("stage-failed", lambda_context)
