@@ -1,0 +1,385 @@
+"""release_pipeline.gate: a change is checked only once every earlier execution has finished and the
+stacks have settled; then only the change sets earlier, finished executions left are removed."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from release_pipeline import gate
+from release_pipeline.config import ExecutionGateConfig
+from release_pipeline.errors import ConfigurationError, PipelineError
+from release_pipeline.jobs import JobResult
+from tests.unit.layer.test_config import environ
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_codepipeline import CodePipelineClient
+
+CONFIG = ExecutionGateConfig.from_env(environ(ExecutionGateConfig))
+PIPELINE = CONFIG.pipeline_name
+PREFIX = CONFIG.change_set_prefix
+PRIMARY, SECONDARY = CONFIG.stacks.regions.primary, CONFIG.stacks.regions.secondary
+STACK = CONFIG.stacks.primary_stack
+STAGE_STACK = CONFIG.stage_stack_name
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+ME = "e0000000-0000-4000-8000-000000000005"
+EARLIER_DONE = "e0000000-0000-4000-8000-000000000001"
+EARLIER_FAILED = "e0000000-0000-4000-8000-000000000002"
+EARLIER_RUNNING = "e0000000-0000-4000-8000-000000000003"
+LATER = "e0000000-0000-4000-8000-000000000009"
+APP = json.dumps({"Resources": {"Queue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "orders"}}}})
+CHANGED = json.dumps({"Resources": {"Queue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "orders2"}}}})
+STACK_ID = f"arn:aws:cloudformation:{SECONDARY}:123456789012:stack/{STACK}/0a1b2c3d-0000-4000-8000-000000000000"
+CFN_ACTION = {"category": "Deploy", "owner": "AWS", "provider": "CloudFormation", "version": "1"}
+
+
+def execution(execution_id: str, status: str, minutes: int) -> dict[str, Any]:
+    """An execution summary, started ``minutes`` after T0."""
+    return {"pipelineExecutionId": execution_id, "status": status, "startTime": T0 + timedelta(minutes=minutes)}
+
+
+def listing(*summaries: dict[str, Any]) -> dict[str, Any]:
+    """ListPipelineExecutions' answer: newest first, as AWS lists them."""
+    return {"pipelineExecutionSummaries": sorted(summaries, key=lambda s: s["startTime"], reverse=True)}
+
+
+def declaration(primary: str = "{}", secondary: str = "{}", stage: str = "{}") -> dict[str, Any]:
+    def action(name: str, overrides: str) -> dict[str, Any]:
+        return {"name": name, "actionTypeId": CFN_ACTION, "configuration": {"ParameterOverrides": overrides}}
+
+    return {
+        "pipeline": {
+            "name": PIPELINE,
+            "roleArn": "arn:aws:iam::123456789012:role/pipeline",
+            "stages": [
+                {
+                    "name": "CheckChanges",
+                    "actions": [action("PrimaryChangeSet", primary), action("SecondaryChangeSet", secondary)],
+                },
+                {"name": "Stage", "actions": [action("UpdateStage", stage)]},
+            ],
+        }
+    }
+
+
+def cfn(region: str) -> CloudFormationClient:
+    client: CloudFormationClient = boto3.client("cloudformation", region_name=region)
+    return client
+
+
+def moto_regions(region: str) -> CloudFormationClient:
+    return cfn(region)
+
+
+@pytest.fixture
+def pipeline() -> Iterator[tuple[CodePipelineClient, Stubber]]:
+    """A CodePipeline client answering only what a test stubs: any other call fails the test."""
+    client: CodePipelineClient = boto3.client("codepipeline", region_name=PRIMARY)
+    with Stubber(client) as stubber:
+        yield client, stubber
+        stubber.assert_no_pending_responses()
+
+
+@pytest.fixture
+def secondary() -> Iterator[tuple[CloudFormationClient, Stubber]]:
+    """A secondary-Region CloudFormation client answering only what a test stubs."""
+    client = cfn(SECONDARY)
+    with Stubber(client) as stubber:
+        yield client, stubber
+        stubber.assert_no_pending_responses()
+
+
+def wait(
+    client: CodePipelineClient,
+    token: dict[str, Any] | None = None,
+    cloudformation_for: Callable[[str], CloudFormationClient] = moto_regions,
+) -> JobResult:
+    return gate.wait_for_turn(
+        pipeline=client, cloudformation_for=cloudformation_for, config=CONFIG, execution_id=ME, token=token
+    )
+
+
+def deploy_all() -> None:
+    """Both production stacks and the stage stack, settled."""
+    for region in (PRIMARY, SECONDARY):
+        cfn(region).create_stack(StackName=STACK, TemplateBody=APP)
+    cfn(PRIMARY).create_stack(StackName=STAGE_STACK, TemplateBody=APP)
+
+
+def leave_change_sets(*execution_ids: str, extra: tuple[str, ...] = ()) -> None:
+    for region in (PRIMARY, SECONDARY):
+        for name in [PREFIX + e for e in execution_ids] + list(extra):
+            cfn(region).create_change_set(StackName=STACK, ChangeSetName=name, TemplateBody=CHANGED)
+
+
+def change_sets(region: str) -> set[str]:
+    return {s["ChangeSetName"] for s in cfn(region).list_change_sets(StackName=STACK)["Summaries"]}
+
+
+def stack_answer(name: str, status: str) -> dict[str, Any]:
+    return {"Stacks": [{"StackId": STACK_ID, "StackName": name, "StackStatus": status, "CreationTime": T0}]}
+
+
+# --------------------------------------------------------------------------------------- executions_around
+
+
+def test_earlier_running_executions_are_waited_for_and_only_earlier_finished_ones_may_be_cleaned(
+    pipeline: tuple[CodePipelineClient, Stubber],
+) -> None:
+    client, stubber = pipeline
+    stubber.add_response(
+        "list_pipeline_executions",
+        listing(
+            execution(EARLIER_DONE, "Succeeded", 0),
+            execution(EARLIER_FAILED, "Failed", 1),
+            execution(EARLIER_RUNNING, "Stopping", 2),
+            execution(ME, "InProgress", 5),
+            execution(LATER, "Superseded", 9),
+        ),
+        {"pipelineName": PIPELINE, "maxResults": 100},
+    )
+
+    around = gate.executions_around(client, PIPELINE, ME)
+
+    assert around.earlier_running == [EARLIER_RUNNING]
+    assert around.keep == {ME, EARLIER_RUNNING, LATER}
+
+
+def test_every_page_of_executions_is_read(pipeline: tuple[CodePipelineClient, Stubber]) -> None:
+    client, stubber = pipeline
+    stubber.add_response(
+        "list_pipeline_executions",
+        {**listing(execution(ME, "InProgress", 5)), "nextToken": "p2"},
+        {"pipelineName": PIPELINE, "maxResults": 100},
+    )
+    stubber.add_response(
+        "list_pipeline_executions",
+        listing(execution(EARLIER_RUNNING, "InProgress", 1)),
+        {"pipelineName": PIPELINE, "maxResults": 100, "nextToken": "p2"},
+    )
+
+    assert gate.executions_around(client, PIPELINE, ME).earlier_running == [EARLIER_RUNNING]
+
+
+def test_an_execution_not_listed_is_an_error(pipeline: tuple[CodePipelineClient, Stubber]) -> None:
+    client, stubber = pipeline
+    stubber.add_response("list_pipeline_executions", listing(execution(EARLIER_DONE, "Succeeded", 0)))
+
+    with pytest.raises(PipelineError, match=f"Execution {ME} is not among the executions of pipeline {PIPELINE}"):
+        gate.executions_around(client, PIPELINE, ME)
+
+
+# ------------------------------------------------------------------------------------------- wait_for_turn
+
+
+def test_the_first_invocation_checks_the_parameter_sets_before_anything_else(
+    pipeline: tuple[CodePipelineClient, Stubber],
+) -> None:
+    """A bad set fails by name; the executions are not even listed (nothing else is stubbed)."""
+    client, stubber = pipeline
+    stubber.add_response("get_pipeline", declaration(stage='{"Replicas": 2}'), {"name": PIPELINE})
+
+    with pytest.raises(ConfigurationError, match="StageParameters"):
+        wait(client)
+
+
+def test_a_continuation_does_not_read_the_pipeline_again(pipeline: tuple[CodePipelineClient, Stubber]) -> None:
+    client, stubber = pipeline
+    stubber.add_response(
+        "list_pipeline_executions", listing(execution(EARLIER_RUNNING, "InProgress", 1), execution(ME, "InProgress", 5))
+    )
+
+    result = wait(client, {"polls": 4})
+
+    assert json.loads(result.continuation_token or "null") == {"polls": 5}
+
+
+def test_an_earlier_running_execution_is_waited_for_and_nothing_is_removed(
+    aws: None, pipeline: tuple[CodePipelineClient, Stubber]
+) -> None:
+    client, stubber = pipeline
+    deploy_all()
+    leave_change_sets(EARLIER_DONE)
+    stubber.add_response("get_pipeline", declaration())
+    stubber.add_response(
+        "list_pipeline_executions",
+        listing(
+            execution(EARLIER_DONE, "Succeeded", 0),
+            execution(EARLIER_RUNNING, "InProgress", 1),
+            execution(ME, "InProgress", 5),
+        ),
+    )
+
+    result = wait(client)
+
+    assert json.loads(result.continuation_token or "null") == {"polls": 1}
+    assert result.summary == f"Waiting (check 1) for earlier execution(s) to finish: {EARLIER_RUNNING}"
+    assert change_sets(PRIMARY) == change_sets(SECONDARY) == {PREFIX + EARLIER_DONE}
+
+
+def test_many_earlier_running_executions_are_summed_up(pipeline: tuple[CodePipelineClient, Stubber]) -> None:
+    client, stubber = pipeline
+    running = [execution(f"e0000000-0000-4000-8000-00000000010{n}", "InProgress", n) for n in range(5)]
+    stubber.add_response("list_pipeline_executions", listing(*running, execution(ME, "InProgress", 10)))
+
+    result = wait(client, {"polls": 0})
+
+    assert result.summary.endswith(" and 2 more")
+    assert result.summary.count("e0000000-") == 3
+
+
+def test_a_busy_stage_stack_is_waited_for_and_nothing_is_removed(
+    aws: None, pipeline: tuple[CodePipelineClient, Stubber], secondary: tuple[CloudFormationClient, Stubber]
+) -> None:
+    """A revert may still be deleting the stage stack: no change set is listed or deleted meanwhile (the
+    stubbed secondary client answers only DescribeStacks)."""
+    client, stubber = pipeline
+    cfn_secondary, cfn_stubber = secondary
+    deploy_all()
+    leave_change_sets(EARLIER_DONE)
+    stubber.add_response("list_pipeline_executions", listing(execution(ME, "InProgress", 5)))
+    cfn_stubber.add_response("describe_stacks", stack_answer(STACK, "UPDATE_IN_PROGRESS"), {"StackName": STACK})
+
+    result = wait(client, {"polls": 2}, lambda region: cfn_secondary if region == SECONDARY else cfn(region))
+
+    assert json.loads(result.continuation_token or "null") == {"polls": 3}
+    assert result.summary == f"Waiting (check 3) for stack {STACK} in {SECONDARY} (UPDATE_IN_PROGRESS) to settle"
+    assert change_sets(PRIMARY) == {PREFIX + EARLIER_DONE}
+
+
+def test_a_stack_whose_return_to_the_release_was_rolled_back_fails_the_gate(
+    aws: None, pipeline: tuple[CodePipelineClient, Stubber], secondary: tuple[CloudFormationClient, Stubber]
+) -> None:
+    client, stubber = pipeline
+    cfn_secondary, cfn_stubber = secondary
+    deploy_all()
+    stubber.add_response("list_pipeline_executions", listing(execution(ME, "InProgress", 5)))
+    cfn_stubber.add_response("describe_stacks", stack_answer(STACK, "UPDATE_ROLLBACK_COMPLETE"))
+    event = {
+        "StackId": STACK_ID,
+        "EventId": "e1",
+        "StackName": STACK,
+        "Timestamp": T0,
+        "ResourceType": "AWS::CloudFormation::Stack",
+        "ResourceStatus": "UPDATE_ROLLBACK_COMPLETE",
+        "ClientRequestToken": "stage-revert-0a1b2c3d",
+    }
+    cfn_stubber.add_response("describe_stack_events", {"StackEvents": [event]}, {"StackName": STACK})
+
+    with pytest.raises(PipelineError) as raised:
+        wait(client, {"polls": 0}, lambda region: cfn_secondary if region == SECONDARY else cfn(region))
+
+    message = str(raised.value)
+    assert f"Stack {STACK} in {SECONDARY} was being returned to the release" in message
+    assert "(UPDATE_ROLLBACK_COMPLETE)" in message
+
+
+def test_a_stack_rolled_back_from_the_pipelines_own_deploy_does_not_stop_the_gate(
+    aws: None, pipeline: tuple[CodePipelineClient, Stubber], secondary: tuple[CloudFormationClient, Stubber]
+) -> None:
+    """UPDATE_ROLLBACK_COMPLETE after a failed deploy of a change still runs the release: the next change
+    may go on."""
+    client, stubber = pipeline
+    cfn_secondary, cfn_stubber = secondary
+    deploy_all()
+    stubber.add_response("list_pipeline_executions", listing(execution(ME, "InProgress", 5)))
+    cfn_stubber.add_response("describe_stacks", stack_answer(STACK, "UPDATE_ROLLBACK_COMPLETE"))
+    event = {
+        "StackId": STACK_ID,
+        "EventId": "e1",
+        "StackName": STACK,
+        "Timestamp": T0,
+        "ClientRequestToken": "pipeline-x",
+    }
+    cfn_stubber.add_response("describe_stack_events", {"StackEvents": [event]})
+    cfn_stubber.add_response("list_change_sets", {"Summaries": []}, {"StackName": STACK})
+
+    result = wait(client, {"polls": 0}, lambda region: cfn_secondary if region == SECONDARY else cfn(region))
+
+    assert result.continuation_token is None
+    assert result.summary == "No earlier execution in progress: checking this change"
+
+
+def test_its_turn_removes_only_earlier_finished_executions_change_sets(
+    aws: None, pipeline: tuple[CodePipelineClient, Stubber]
+) -> None:
+    client, stubber = pipeline
+    deploy_all()
+    leave_change_sets(EARLIER_DONE, EARLIER_FAILED, ME, LATER, extra=("hand-made",))
+    stubber.add_response("get_pipeline", declaration())
+    stubber.add_response(
+        "list_pipeline_executions",
+        listing(
+            execution(EARLIER_DONE, "Succeeded", 0),
+            execution(EARLIER_FAILED, "Failed", 1),
+            execution(ME, "InProgress", 5),
+            execution(LATER, "InProgress", 9),
+        ),
+    )
+
+    result = wait(client)
+
+    assert result.continuation_token is None
+    assert (
+        result.summary
+        == "No earlier execution in progress: checking this change; removed 4 change set(s) earlier executions left"
+    )
+    for region in (PRIMARY, SECONDARY):
+        assert change_sets(region) == {PREFIX + ME, PREFIX + LATER, "hand-made"}
+
+
+def test_with_nothing_left_behind_the_summary_says_only_that_it_goes_on(
+    aws: None, pipeline: tuple[CodePipelineClient, Stubber]
+) -> None:
+    client, stubber = pipeline
+    deploy_all()
+    stubber.add_response("list_pipeline_executions", listing(execution(ME, "InProgress", 5)))
+
+    assert wait(client, {"polls": 7}).summary == "No earlier execution in progress: checking this change"
+
+
+# ------------------------------------------------------------------------------- remove_earlier_change_sets
+
+
+def test_a_change_set_being_executed_is_never_deleted(secondary: tuple[CloudFormationClient, Stubber]) -> None:
+    client, stubber = secondary
+    summaries = [
+        {"ChangeSetName": PREFIX + EARLIER_DONE, "ExecutionStatus": "EXECUTE_IN_PROGRESS"},
+        {"ChangeSetName": PREFIX + EARLIER_FAILED, "ExecutionStatus": "AVAILABLE"},
+        {"ChangeSetName": PREFIX + ME, "ExecutionStatus": "AVAILABLE"},
+    ]
+    stubber.add_response("list_change_sets", {"Summaries": summaries}, {"StackName": STACK})
+    stubber.add_response("delete_change_set", {}, {"StackName": STACK, "ChangeSetName": PREFIX + EARLIER_FAILED})
+
+    assert gate.remove_earlier_change_sets(client, STACK, PREFIX, frozenset({ME})) == 1
+
+
+def test_every_page_of_change_sets_is_read(secondary: tuple[CloudFormationClient, Stubber]) -> None:
+    client, stubber = secondary
+    stubber.add_response(
+        "list_change_sets", {"Summaries": [{"ChangeSetName": PREFIX + EARLIER_DONE}], "NextToken": "n"}
+    )
+    stubber.add_response("list_change_sets", {"Summaries": [{"ChangeSetName": PREFIX + EARLIER_FAILED}]})
+    stubber.add_response("delete_change_set", {}, {"StackName": STACK, "ChangeSetName": PREFIX + EARLIER_DONE})
+    stubber.add_response("delete_change_set", {}, {"StackName": STACK, "ChangeSetName": PREFIX + EARLIER_FAILED})
+
+    assert gate.remove_earlier_change_sets(client, STACK, PREFIX, frozenset({ME})) == 2
+
+
+def test_a_change_set_gone_meanwhile_is_not_counted(secondary: tuple[CloudFormationClient, Stubber]) -> None:
+    client, stubber = secondary
+    stubber.add_response("list_change_sets", {"Summaries": [{"ChangeSetName": PREFIX + EARLIER_DONE}]})
+    stubber.add_client_error("delete_change_set", "ChangeSetNotFound", "ChangeSet [x] does not exist")
+
+    assert gate.remove_earlier_change_sets(client, STACK, PREFIX, frozenset({ME})) == 0
+
+
+def test_a_stack_that_does_not_exist_has_nothing_to_remove(aws: None) -> None:
+    assert gate.remove_earlier_change_sets(cfn(SECONDARY), STACK, PREFIX, frozenset({ME})) == 0
