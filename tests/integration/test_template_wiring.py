@@ -23,6 +23,7 @@ from release_pipeline.config import (
     RecordReleaseConfig,
     StageRevertConfig,
 )
+from release_pipeline.errors import ConfigurationError
 from release_pipeline.jobs import SOURCE_ARTIFACT
 from release_pipeline.parameter_sets import PARAMETER_SET_ACTIONS
 from release_pipeline.revert import REVERT_STATES, STAGE_EVENT
@@ -61,10 +62,30 @@ def environment(resolved: ResolvedTemplate, function: str) -> dict[str, str]:
     return resolved.function_environment(function)
 
 
+def lambda_environment(resolved: ResolvedTemplate, function: str) -> dict[str, str]:
+    """The function's variables as Lambda gives them: the template's, and AWS_REGION, set by the runtime."""
+    return {**environment(resolved, function), "AWS_REGION": resolved.pseudo["AWS::Region"]}
+
+
 @pytest.mark.parametrize("function", sorted(CONFIGS))
 def test_every_function_gets_the_environment_its_config_reads(resolved: ResolvedTemplate, function: str) -> None:
-    config = CONFIGS[function].from_env(environment(resolved, function))
-    assert config is not None
+    config = CONFIGS[function].from_env(lambda_environment(resolved, function))
+    stacks = getattr(config, "stacks", None)
+    if stacks is not None:  # the primary Region is the one the solution (and so the function) runs in
+        assert stacks.regions.primary == resolved.pseudo["AWS::Region"]
+
+
+@pytest.mark.parametrize("function", sorted(CONFIGS))
+def test_the_template_sets_no_variable_the_function_does_not_read(resolved: ResolvedTemplate, function: str) -> None:
+    """GIVEN a function's template variables WHEN one is left out THEN its configuration fails: every
+    variable is read (Powertools reads its own; only sam local invoke reads the local endpoint)."""
+    variables = lambda_environment(resolved, function)
+    for name in sorted(
+        set(variables) - {"AWS_REGION", "LOCAL_ENDPOINT_URL", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_LOG_LEVEL"}
+    ):
+        without = {key: value for key, value in variables.items() if key != name}
+        with pytest.raises(ConfigurationError, match=name):
+            CONFIGS[function].from_env(without)
 
 
 def test_output_variables_used_by_the_pipeline_are_the_ones_the_functions_publish(resolved: ResolvedTemplate) -> None:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
-from release_pipeline.errors import ArtifactError
+from release_pipeline.errors import ArtifactError, error_code
 from release_pipeline.values import S3Location
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ def download(s3: S3Client, location: S3Location, version_id: str | None = None, 
             )
         return data
     except ClientError as error:
-        code = error.response.get("Error", {}).get("Code", "")
+        code = error_code(error)
         # A HEAD with a version id that does not exist answers 400 with no body.
         if code in {"400", "404", "NoSuchKey", "NoSuchBucket", "NoSuchVersion", "NotFound", "InvalidArgument"}:
             raise ArtifactError(f"The {what} s3://{location.bucket}/{location.key} does not exist") from None

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from release_pipeline import stacks
-from release_pipeline.errors import ChangeSetError
+from release_pipeline.errors import ChangeSetError, error_code
 from release_pipeline.jobs import SUMMARY_VARIABLE_LIMIT, JobResult
 from release_pipeline.notifications import publish_report
 from release_pipeline.values import shorten
@@ -92,7 +92,7 @@ def read_change_set(cfn: CloudFormationClient, role: str, region: str, stack: st
         paginator = cfn.get_paginator("describe_change_set")
         pages: list[DescribeChangeSetOutputTypeDef] = list(paginator.paginate(StackName=stack, ChangeSetName=name))
     except ClientError as error:
-        code = error.response.get("Error", {}).get("Code")
+        code = error_code(error)
         if code == "ChangeSetNotFound" or stacks.is_missing_stack(error):
             raise ChangeSetError(
                 f"The {role} change set {name} on stack {stack} in {region} does not exist: "

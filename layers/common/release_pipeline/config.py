@@ -7,9 +7,9 @@ variable. There are no silent defaults: a function whose template wiring is wron
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import ClassVar, Self
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, Self
 
 from release_pipeline.errors import ConfigurationError
 from release_pipeline.parameter_sets import parse_parameters
@@ -77,20 +77,49 @@ class _Env:
 
 
 class _FromEnv:
-    """``from_env`` for a configuration dataclass: read every variable, then fail once, naming them all."""
+    """``from_env`` for a configuration dataclass whose fields each name their variable (:func:`text`,
+    :func:`choice` and the others below): read every variable, then fail once, naming them all."""
 
     FUNCTION: ClassVar[str]
 
     @classmethod
-    def _read(cls, env: _Env) -> Self:
-        raise NotImplementedError
-
-    @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
         env = _Env(os.environ if environ is None else environ)
-        config = cls._read(env)
+        values = {item.name: item.metadata[_READ](env) for item in fields(cls)}  # type: ignore[arg-type]
         env.check(cls.FUNCTION)
-        return config
+        return cls(**values)
+
+
+_READ = "read"
+
+
+def _variable(read: Callable[[_Env], object]) -> Any:
+    return field(metadata={_READ: read})
+
+
+def text(name: str) -> Any:
+    """A variable that must be set."""
+    return _variable(lambda env: env.text(name))
+
+
+def flag(name: str, allowed: tuple[str, str], true: str) -> Any:
+    """A variable that is one of ``allowed``, read as a bool: whether it is ``true``."""
+    return _variable(lambda env: env.choice(name, allowed) == true)
+
+
+def names(name: str) -> Any:
+    """A comma-separated list of names."""
+    return _variable(lambda env: env.names(name))
+
+
+def pairs(name: str, allowed: tuple[str, ...]) -> Any:
+    """An ordered, comma-separated list of ``key=value`` pairs whose values are in ``allowed``."""
+    return _variable(lambda env: env.pairs(name, allowed))
+
+
+def parameters(name: str) -> Any:
+    """A parameter set: a JSON object of strings."""
+    return _variable(lambda env: env.parameters(name))
 
 
 @dataclass(frozen=True)
@@ -123,118 +152,76 @@ class ProductionStacks:
         )
 
 
+def production_stacks() -> Any:
+    """The production stacks: the home Region, SECONDARY_REGION and both stack names."""
+    return _variable(ProductionStacks.read)
+
+
 @dataclass(frozen=True)
-class PrepareStageArtifactConfig(_FromEnv):
+class _Releases(_FromEnv):
+    """What the functions that read or write a release share: its record, its stage parameters and
+    where its template is in the source."""
+
+    release_record_parameter: str = text("RELEASE_RECORD_PARAMETER")
+    stage_parameters: dict[str, str] = parameters("STAGE_PARAMETERS")
+    template_path: str = text("TEMPLATE_PATH")
+
+
+@dataclass(frozen=True)
+class PrepareStageArtifactConfig(_Releases):
     FUNCTION = "prepare-stage-artifact"
-
-    release_record_parameter: str
-    stage_parameters: dict[str, str]
-    template_path: str
-
-    @classmethod
-    def _read(cls, env: _Env) -> Self:
-        return cls(
-            release_record_parameter=env.text("RELEASE_RECORD_PARAMETER"),
-            stage_parameters=env.parameters("STAGE_PARAMETERS"),
-            template_path=env.text("TEMPLATE_PATH"),
-        )
 
 
 @dataclass(frozen=True)
 class ChangeDetectionConfig(_FromEnv):
     FUNCTION = "change-detection"
 
-    stacks: ProductionStacks
-    change_set_prefix: str
-    topic_arn: str
+    stacks: ProductionStacks = production_stacks()
+    change_set_prefix: str = text("CHANGE_SET_PREFIX")
+    topic_arn: str = text("TOPIC_ARN")
 
     def change_set_name(self, execution_id: str) -> str:
         """The change set CheckChanges made for pipeline execution ``execution_id``."""
         return self.change_set_prefix + execution_id
-
-    @classmethod
-    def _read(cls, env: _Env) -> Self:
-        return cls(
-            stacks=ProductionStacks.read(env),
-            change_set_prefix=env.text("CHANGE_SET_PREFIX"),
-            topic_arn=env.text("TOPIC_ARN"),
-        )
 
 
 @dataclass(frozen=True)
 class DriftDetectionConfig(_FromEnv):
     FUNCTION = "drift-detection"
 
-    stacks: ProductionStacks
-    topic_arn: str
-    block_on_drift: bool
-
-    @classmethod
-    def _read(cls, env: _Env) -> Self:
-        return cls(
-            stacks=ProductionStacks.read(env),
-            topic_arn=env.text("TOPIC_ARN"),
-            block_on_drift=env.choice("DRIFT_POLICY", ("NOTIFY", "BLOCK")) == "BLOCK",
-        )
+    stacks: ProductionStacks = production_stacks()
+    topic_arn: str = text("TOPIC_ARN")
+    block_on_drift: bool = flag("DRIFT_POLICY", ("NOTIFY", "BLOCK"), true="BLOCK")
 
 
 @dataclass(frozen=True)
-class RecordReleaseConfig(_FromEnv):
+class RecordReleaseConfig(_Releases):
     FUNCTION = "record-release"
 
-    release_record_parameter: str
-    artifact_bucket: str
-    kms_key_arn: str
-    stage_parameters: dict[str, str]
-    template_path: str
-
-    @classmethod
-    def _read(cls, env: _Env) -> Self:
-        return cls(
-            release_record_parameter=env.text("RELEASE_RECORD_PARAMETER"),
-            artifact_bucket=env.text("ARTIFACT_BUCKET"),
-            kms_key_arn=env.text("KMS_KEY_ARN"),
-            stage_parameters=env.parameters("STAGE_PARAMETERS"),
-            template_path=env.text("TEMPLATE_PATH"),
-        )
+    artifact_bucket: str = text("ARTIFACT_BUCKET")
+    kms_key_arn: str = text("KMS_KEY_ARN")
 
 
 @dataclass(frozen=True)
 class StageRevertConfig(_FromEnv):
     FUNCTION = "stage-revert"
 
-    pipeline_name: str
-    stage_name: str
-    delete_stage_stack: bool
-    stage_stack_name: str
-    stacks: ProductionStacks
-    release_record_parameter: str
-    cloudformation_role_arn: str
-    change_set_prefix: str
-    watched_stages: tuple[str, ...]
-    deploy_roles: dict[str, str]
-    topic_arn: str
+    pipeline_name: str = text("PIPELINE_NAME")
+    stage_name: str = text("STAGE_NAME")
+    delete_stage_stack: bool = flag("DELETE_STAGE_STACK", ("Yes", "No"), true="Yes")
+    stage_stack_name: str = text("STAGE_STACK_NAME")
+    stacks: ProductionStacks = production_stacks()
+    release_record_parameter: str = text("RELEASE_RECORD_PARAMETER")
+    cloudformation_role_arn: str = text("CLOUDFORMATION_ROLE_ARN")
+    change_set_prefix: str = text("CHANGE_SET_PREFIX")
+    watched_stages: tuple[str, ...] = names("WATCHED_STAGES")
+    deploy_roles: dict[str, str] = pairs("DEPLOY_STAGES", ("primary", "secondary"))
+    topic_arn: str = text("TOPIC_ARN")
 
     @property
     def deploy_stages(self) -> tuple[str, ...]:
         """The production deploy stages, in the order the pipeline runs them."""
         return tuple(self.deploy_roles)
-
-    @classmethod
-    def _read(cls, env: _Env) -> Self:
-        return cls(
-            pipeline_name=env.text("PIPELINE_NAME"),
-            stage_name=env.text("STAGE_NAME"),
-            delete_stage_stack=env.choice("DELETE_STAGE_STACK", ("Yes", "No")) == "Yes",
-            stage_stack_name=env.text("STAGE_STACK_NAME"),
-            stacks=ProductionStacks.read(env),
-            release_record_parameter=env.text("RELEASE_RECORD_PARAMETER"),
-            cloudformation_role_arn=env.text("CLOUDFORMATION_ROLE_ARN"),
-            change_set_prefix=env.text("CHANGE_SET_PREFIX"),
-            watched_stages=env.names("WATCHED_STAGES"),
-            deploy_roles=env.pairs("DEPLOY_STAGES", ("primary", "secondary")),
-            topic_arn=env.text("TOPIC_ARN"),
-        )
 
 
 @dataclass(frozen=True)
@@ -244,16 +231,7 @@ class ExecutionGateConfig(_FromEnv):
 
     FUNCTION = "execution-gate"
 
-    pipeline_name: str
-    stage_stack_name: str
-    stacks: ProductionStacks
-    change_set_prefix: str
-
-    @classmethod
-    def _read(cls, env: _Env) -> Self:
-        return cls(
-            pipeline_name=env.text("PIPELINE_NAME"),
-            stage_stack_name=env.text("STAGE_STACK_NAME"),
-            stacks=ProductionStacks.read(env),
-            change_set_prefix=env.text("CHANGE_SET_PREFIX"),
-        )
+    pipeline_name: str = text("PIPELINE_NAME")
+    stage_stack_name: str = text("STAGE_STACK_NAME")
+    stacks: ProductionStacks = production_stacks()
+    change_set_prefix: str = text("CHANGE_SET_PREFIX")

@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from botocore.exceptions import ClientError
+
+
+def error_code(error: ClientError) -> str:
+    """The AWS error code of a ClientError ("" when the answer had none)."""
+    return str(error.response.get("Error", {}).get("Code", ""))
+
 
 class PipelineError(Exception):
     """A failure whose message is shown to the user as it is."""

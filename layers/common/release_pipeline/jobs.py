@@ -24,7 +24,7 @@ from aws_lambda_powertools.utilities.data_classes.code_pipeline_job_event import
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 from release_pipeline import clients, config
-from release_pipeline.errors import ArtifactError, BadInputError, PipelineError
+from release_pipeline.errors import ArtifactError, BadInputError, PipelineError, error_code
 from release_pipeline.values import Credentials, S3Location, shorten
 
 if TYPE_CHECKING:
@@ -238,7 +238,7 @@ def report_success(
         else:
             pipeline.put_job_success_result(jobId=job_id, executionDetails=details)
     except (ClientError, ParamValidationError) as error:
-        if isinstance(error, ClientError) and error.response.get("Error", {}).get("Code") == "InvalidJobStateException":
+        if isinstance(error, ClientError) and error_code(error) == "InvalidJobStateException":
             logger.warning("The job already has a result; not reporting another", extra={"error": str(error)})
             return {"result": "already-reported", "summary": result.summary}
         logger.exception("Could not report success; reporting a failure instead")
@@ -266,7 +266,7 @@ def report_failure(
             },
         )
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") != "InvalidJobStateException":
+        if error_code(error) != "InvalidJobStateException":
             raise
         logger.warning("The job already has a result; not reporting another", extra={"error": str(error)})
         return {"result": "already-reported", "message": message}

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from release_pipeline import stacks
+from release_pipeline.errors import error_code
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
@@ -216,7 +217,7 @@ def empty_bucket(s3: S3Client, bucket: str) -> int:
                     )
                 deleted += len(objects)
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") != "NoSuchBucket":
+        if error_code(error) != "NoSuchBucket":
             raise
     return deleted
 

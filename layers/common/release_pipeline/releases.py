@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from botocore.exceptions import ClientError
 
-from release_pipeline.errors import ReleaseRecordError
+from release_pipeline.errors import ReleaseRecordError, error_code
 from release_pipeline.values import S3Location
 
 if TYPE_CHECKING:
@@ -78,7 +78,7 @@ def read_record(ssm: SSMClient, parameter: str) -> ReleaseRecord | None:
     try:
         response = ssm.get_parameter(Name=parameter, WithDecryption=True)
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") == "ParameterNotFound":
+        if error_code(error) == "ParameterNotFound":
             return None
         raise
     return ReleaseRecord.from_json(response["Parameter"]["Value"], parameter)

@@ -13,6 +13,8 @@ from urllib.parse import quote
 
 from botocore.exceptions import ClientError
 
+from release_pipeline.errors import error_code
+
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
 
@@ -91,7 +93,7 @@ def delete_change_set(cfn: CloudFormationClient, stack: str, name: str) -> bool:
     try:
         cfn.delete_change_set(StackName=stack, ChangeSetName=name)
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in {"ChangeSetNotFound", "InvalidChangeSetStatus"}:
+        if error_code(error) in {"ChangeSetNotFound", "InvalidChangeSetStatus"}:
             return False
         raise
     return True
