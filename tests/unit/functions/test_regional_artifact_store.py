@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-import copy
+import io
 import json
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from moto.cloudformation.models import cloudformation_backends
 from moto.core.models import DEFAULT_ACCOUNT_ID
 
+import local_aws
 from local_aws import FakeLambdaContext
 from release_pipeline import regional_store
 from release_pipeline.regional_store import Store, StoreError
+from tests.support.custom_resource import ResponseEndpoint
 from tests.support.events import load_event, load_function
 
 if TYPE_CHECKING:
@@ -48,15 +53,17 @@ def s3(region: str = REGION) -> S3Client:
 
 
 def set_status(region: str, stack_id: str, status: str) -> None:
-    cloudformation_backends[DEFAULT_ACCOUNT_ID][region].stacks[stack_id].status = status
+    local_aws.set_stack_status(stack_id, region, status)
 
 
 def live_stacks(region: str, name: str = STORE) -> list[str]:
     """Ids of the stacks named ``name`` in ``region`` that are not deleted."""
+    pages = cfn(region).get_paginator("list_stacks").paginate()
     return [
-        stack.stack_id
-        for stack in cloudformation_backends[DEFAULT_ACCOUNT_ID][region].stacks.values()
-        if stack.name == name and stack.status != "DELETE_COMPLETE"
+        stack["StackId"]
+        for page in pages
+        for stack in page["StackSummaries"]
+        if stack["StackName"] == name and stack["StackStatus"] != "DELETE_COMPLETE"
     ]
 
 
@@ -256,70 +263,125 @@ def test_region_of_reads_stack_arns_only(stack_id: str, region: str | None) -> N
 
 
 class CustomResource:
-    """The function as CloudFormation and crhelper's poll schedule drive it, with no HTTP and no
-    CloudWatch Events: responses and the poll event crhelper would schedule are captured."""
+    """The function deployed in the home Region as CloudFormation and crhelper's poll schedule drive it:
+    CloudFormation's ResponseURL is a local HTTPS endpoint, and the poll crhelper schedules is read from
+    EventBridge (the rule crhelper puts, whose target invokes this function)."""
 
-    def __init__(self, module: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(self, module: ModuleType, endpoint: ResponseEndpoint, context: FakeLambdaContext) -> None:
         self.module = module
-        self.responses: list[dict[str, Any]] = []
-        self.scheduled: list[dict[str, Any]] = []
-        self.unscheduled: list[str] = []
-        helper = module.helper
+        self.endpoint = endpoint
+        self.context = context
+        self.function_arn = deploy_function(context.function_name)
+        self.events = boto3.client("events", region_name=HOME)
+        self.awslambda = boto3.client("lambda", region_name=HOME)
 
-        def send(status: str | None = None, reason: str = "", send_response: Any = None) -> None:
-            original_send(status, reason, send_response=self._capture)
+    def invoke(self, event: dict[str, Any]) -> None:
+        """Invoke with ``event`` as CloudFormation sends it, its ResponseURL pointing at the endpoint."""
+        self.module.lambda_handler(self.endpoint.redirect(event), self.context)
 
-        original_send = helper._send
-        monkeypatch.setattr(helper, "_send", send)
-        monkeypatch.setattr(helper, "_put_rule", lambda: "arn:aws:events:us-east-1:123456789012:rule/PollRule1")
-        monkeypatch.setattr(helper, "_add_permission", lambda rule_arn: "PollPermission1")
-        monkeypatch.setattr(
-            helper, "_put_targets", lambda func_name: self.scheduled.append(copy.deepcopy(helper._event))
-        )
-        monkeypatch.setattr(helper, "_remove_targets", lambda rule_arn: self.unscheduled.append(rule_arn))
-        monkeypatch.setattr(helper, "_remove_permission", lambda sid: None)
-        monkeypatch.setattr(helper, "_delete_rule", lambda rule_arn: None)
+    def responses(self, event: dict[str, Any]) -> list[dict[str, Any]]:
+        """What reached CloudFormation at ``event``'s ResponseURL."""
+        return self.endpoint.responses(event)
 
-    def _capture(self, url: str, body: dict[str, Any], ssl_verify: Any = None) -> None:
-        self.responses.append(json.loads(json.dumps(body)))
+    def scheduled(self) -> list[dict[str, Any]]:
+        """The events scheduled rules will invoke this function with (crhelper's polls)."""
+        polls = []
+        for rule in self.events.list_rule_names_by_target(TargetArn=self.function_arn)["RuleNames"]:
+            described = self.events.describe_rule(Name=rule)
+            assert described["ScheduleExpression"] == "rate(1 minute)"
+            assert described["State"] == "ENABLED"
+            targets = self.events.list_targets_by_rule(Rule=rule)["Targets"]
+            polls += [json.loads(t["Input"]) for t in targets if t["Arn"] == self.function_arn]
+        return polls
 
-    def invoke(self, event: dict[str, Any], context: FakeLambdaContext) -> None:
-        self.module.lambda_handler(event, context)
+    def schedule_left(self) -> dict[str, list[str]]:
+        """The rules and the permissions to invoke this function that polling left behind."""
+        try:
+            policy = json.loads(self.awslambda.get_policy(FunctionName=self.function_arn)["Policy"])
+        except self.awslambda.exceptions.ResourceNotFoundException:
+            policy = {"Statement": []}
+        return {
+            "rules": [r["Name"] for r in self.events.list_rules()["Rules"]],
+            "permissions": [statement["Sid"] for statement in policy["Statement"]],
+        }
 
-    def run(self, event: dict[str, Any], context: FakeLambdaContext, polls: int = 5) -> dict[str, Any]:
-        """Invoke with ``event``, then with each poll event crhelper schedules, until one response."""
-        self.invoke(event, context)
+    def run(self, event: dict[str, Any], polls: int = 5) -> dict[str, Any]:
+        """Invoke with ``event``, then with each poll crhelper schedules, until CloudFormation has its
+        one response; returns it."""
+        self.invoke(event)
         for _ in range(polls):
-            if self.responses:
+            if self.responses(event):
                 break
-            assert self.scheduled, "no response and no poll scheduled"
-            self.invoke(copy.deepcopy(self.scheduled[-1]), context)
-        [response] = self.responses
+            [poll] = self.scheduled()
+            self.invoke(poll)
+        [response] = self.responses(event)
         return response
 
 
+def deploy_function(name: str) -> str:
+    """The function as Lambda knows it (crhelper lets EventBridge invoke it by name); returns its ARN."""
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+    role = boto3.client("iam").create_role(RoleName=f"{name}-role", AssumeRolePolicyDocument=json.dumps(trust))
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr("app.py", "def lambda_handler(event, context):\n    return None\n")
+    created = boto3.client("lambda", region_name=HOME).create_function(
+        FunctionName=name,
+        Runtime="python3.13",
+        Role=role["Role"]["Arn"],
+        Handler="app.lambda_handler",
+        Code={"ZipFile": code.getvalue()},
+    )
+    return created["FunctionArn"]
+
+
 @pytest.fixture
-def resource(monkeypatch: pytest.MonkeyPatch) -> CustomResource:
+def endpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ResponseEndpoint]:
+    """CloudFormation's response endpoint, trusted as S3's is (its authority in SSL_CERT_FILE)."""
+    served = ResponseEndpoint(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(served.ca_file))
+    yield served
+    served.close()
+
+
+@pytest.fixture(autouse=True)
+def no_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The function never waits (crhelper sleeps only to retry a response that did not reach
+    CloudFormation): any sleep fails the test."""
+
+    def refuse(seconds: float) -> None:
+        raise AssertionError(f"the handler slept for {seconds}s")
+
+    monkeypatch.setattr(time, "sleep", refuse)
+
+
+@pytest.fixture
+def resource(
+    monkeypatch: pytest.MonkeyPatch, endpoint: ResponseEndpoint, lambda_context: FakeLambdaContext
+) -> CustomResource:
     monkeypatch.setenv("AWS_REGION", HOME)
-    return CustomResource(load_function("regional-artifact-store"), monkeypatch)
+    return CustomResource(load_function("regional-artifact-store"), endpoint, lambda_context)
 
 
-def test_create_then_poll_answers_success_with_the_store(
-    resource: CustomResource, lambda_context: FakeLambdaContext
-) -> None:
+def test_create_then_poll_answers_success_with_the_store(resource: CustomResource) -> None:
     event = load_event("regional-artifact-store", "create")
 
-    resource.invoke(event, lambda_context)
+    resource.invoke(event)
 
-    assert resource.responses == []
-    [poll] = resource.scheduled
+    assert resource.responses(event) == []
+    [poll] = resource.scheduled()
     assert poll["CrHelperPoll"] is True
     stack_id = poll["CrHelperData"]["PhysicalResourceId"]
     assert regional_store.region_of(stack_id) == REGION
 
-    resource.invoke(copy.deepcopy(poll), lambda_context)
+    resource.invoke(poll)
 
-    [response] = resource.responses
+    [response] = resource.responses(event)
     assert response["Status"] == "SUCCESS"
     assert response["PhysicalResourceId"] == stack_id
     assert response["RequestId"] == event["RequestId"]
@@ -327,71 +389,67 @@ def test_create_then_poll_answers_success_with_the_store(
     store = regional_store.check(cfn(REGION), stack_id)
     assert store is not None
     assert response["Data"] == {"BucketName": store.bucket_name, "KeyArn": store.key_arn}
-    assert resource.unscheduled == ["arn:aws:events:us-east-1:123456789012:rule/PollRule1"]
+    assert resource.scheduled() == []
+    assert resource.schedule_left() == {"rules": [], "permissions": []}
 
 
-def test_create_keeps_polling_while_the_stack_is_in_progress(
-    resource: CustomResource, lambda_context: FakeLambdaContext, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    resource.invoke(load_event("regional-artifact-store", "create"), lambda_context)
-    [poll] = resource.scheduled
+def test_create_keeps_polling_while_the_stack_is_in_progress(resource: CustomResource) -> None:
+    event = load_event("regional-artifact-store", "create")
+    resource.invoke(event)
+    [poll] = resource.scheduled()
     stack_id = poll["CrHelperData"]["PhysicalResourceId"]
     set_status(REGION, stack_id, "CREATE_IN_PROGRESS")
 
-    resource.invoke(copy.deepcopy(poll), lambda_context)
+    resource.invoke(poll)
 
-    assert resource.responses == []
-    assert resource.unscheduled == []
+    assert resource.responses(event) == []
+    assert resource.scheduled() == [poll]
 
     set_status(REGION, stack_id, "CREATE_COMPLETE")
-    resource.invoke(copy.deepcopy(poll), lambda_context)
+    resource.invoke(poll)
 
-    [response] = resource.responses
+    [response] = resource.responses(event)
     assert response["Status"] == "SUCCESS"
     assert response["PhysicalResourceId"] == stack_id
+    assert resource.schedule_left() == {"rules": [], "permissions": []}
 
 
-def create_without(prop: str, resource: CustomResource, context: FakeLambdaContext) -> dict[str, Any]:
+def create_without(prop: str, resource: CustomResource) -> dict[str, Any]:
     """Run the sample Create event with the ``prop`` resource property left out; returns the response."""
     event = load_event("regional-artifact-store", "create")
     del event["ResourceProperties"][prop]
-    return resource.run(event, context)
+    return resource.run(event)
 
 
-def test_create_without_a_region_fails_with_the_reason(
-    resource: CustomResource, lambda_context: FakeLambdaContext
-) -> None:
-    response = create_without("Region", resource, lambda_context)
+def test_create_without_a_region_fails_with_the_reason(resource: CustomResource) -> None:
+    response = create_without("Region", resource)
 
     assert response["Status"] == "FAILED"
     assert "Region" in response["Reason"]
-    assert resource.scheduled == []
+    assert resource.scheduled() == []
+    assert resource.schedule_left() == {"rules": [], "permissions": []}
     assert live_stacks(REGION) == []
 
 
-def test_create_over_a_broken_stack_of_the_same_name_fails_with_the_reason(
-    resource: CustomResource, lambda_context: FakeLambdaContext
-) -> None:
+def test_create_over_a_broken_stack_of_the_same_name_fails_with_the_reason(resource: CustomResource) -> None:
     existing = regional_store.start_create(cfn(REGION), STORE, REGION, bucket(REGION))
     set_status(REGION, existing, "ROLLBACK_COMPLETE")
 
-    response = resource.run(load_event("regional-artifact-store", "create"), lambda_context)
+    response = resource.run(load_event("regional-artifact-store", "create"))
 
     assert response["Status"] == "FAILED"
     assert "ROLLBACK_COMPLETE" in response["Reason"]
     assert live_stacks(REGION) == [existing]
 
 
-def test_update_to_another_region_creates_a_new_store_and_leaves_the_old_one(
-    resource: CustomResource, lambda_context: FakeLambdaContext
-) -> None:
+def test_update_to_another_region_creates_a_new_store_and_leaves_the_old_one(resource: CustomResource) -> None:
     """GIVEN the store in eu-west-1 WHEN the Region property becomes eu-central-1 THEN a store is made
     there and its ARN returned; the old stack stays for CloudFormation's Delete of the old id."""
     old = create_store(REGION)
     event = load_event("regional-artifact-store", "update")
     event["PhysicalResourceId"] = old.stack_id
 
-    response = resource.run(event, lambda_context)
+    response = resource.run(event)
 
     assert response["Status"] == "SUCCESS"
     [new_id] = live_stacks(NEW_REGION)
@@ -405,12 +463,12 @@ def test_update_to_another_region_creates_a_new_store_and_leaves_the_old_one(
     assert bucket_exists(old.bucket_name, REGION)
 
 
-def test_update_in_the_same_region_keeps_the_store(resource: CustomResource, lambda_context: FakeLambdaContext) -> None:
+def test_update_in_the_same_region_keeps_the_store(resource: CustomResource) -> None:
     old = create_store(REGION)
     event = load_event("regional-artifact-store", "update-same-region")
     event["PhysicalResourceId"] = old.stack_id
 
-    response = resource.run(event, lambda_context)
+    response = resource.run(event)
 
     assert response["Status"] == "SUCCESS"
     assert response["PhysicalResourceId"] == old.stack_id
@@ -422,9 +480,7 @@ def test_update_in_the_same_region_keeps_the_store(resource: CustomResource, lam
     }
 
 
-def test_update_with_a_new_bucket_name_updates_the_store_in_place(
-    resource: CustomResource, lambda_context: FakeLambdaContext
-) -> None:
+def test_update_with_a_new_bucket_name_updates_the_store_in_place(resource: CustomResource) -> None:
     """GIVEN the same Region and stack but another bucket name THEN the store's stack is updated to it,
     not silently kept with the old bucket."""
     old = create_store(REGION)
@@ -432,7 +488,7 @@ def test_update_with_a_new_bucket_name_updates_the_store_in_place(
     event["PhysicalResourceId"] = old.stack_id
     event["ResourceProperties"]["BucketName"] = "mrd-renamed-bucket"
 
-    response = resource.run(event, lambda_context)
+    response = resource.run(event)
 
     assert response["Status"] == "SUCCESS"
     assert response["PhysicalResourceId"] == old.stack_id
@@ -441,9 +497,7 @@ def test_update_with_a_new_bucket_name_updates_the_store_in_place(
     assert response["Data"]["BucketName"] == "mrd-renamed-bucket"
 
 
-def test_delete_empties_the_bucket_and_removes_the_stack(
-    resource: CustomResource, lambda_context: FakeLambdaContext
-) -> None:
+def test_delete_empties_the_bucket_and_removes_the_stack(resource: CustomResource) -> None:
     store = create_store(REGION)
     client = s3()
     client.put_bucket_versioning(Bucket=store.bucket_name, VersioningConfiguration={"Status": "Enabled"})
@@ -452,7 +506,7 @@ def test_delete_empties_the_bucket_and_removes_the_stack(
     event = load_event("regional-artifact-store", "delete")
     event["PhysicalResourceId"] = store.stack_id
 
-    response = resource.run(event, lambda_context)
+    response = resource.run(event)
 
     assert response["Status"] == "SUCCESS"
     assert response["PhysicalResourceId"] == store.stack_id
@@ -460,16 +514,14 @@ def test_delete_empties_the_bucket_and_removes_the_stack(
     assert not bucket_exists(store.bucket_name)
 
 
-def test_delete_of_a_failed_create_succeeds_without_touching_anything(
-    resource: CustomResource, lambda_context: FakeLambdaContext
-) -> None:
+def test_delete_of_a_failed_create_succeeds_without_touching_anything(resource: CustomResource) -> None:
     """GIVEN a Create that failed (CloudFormation then deletes the crhelper-generated physical id)
     THEN Delete answers SUCCESS and leaves a same-named store stack alone."""
     other = create_store(REGION)
     event = load_event("regional-artifact-store", "delete")
     event["PhysicalResourceId"] = "release-pipeline_RegionalArtifactStore_AB12CD34"
 
-    response = resource.run(event, lambda_context)
+    response = resource.run(event)
 
     assert response["Status"] == "SUCCESS"
     assert response["PhysicalResourceId"] == "release-pipeline_RegionalArtifactStore_AB12CD34"
@@ -477,13 +529,13 @@ def test_delete_of_a_failed_create_succeeds_without_touching_anything(
     assert bucket_exists(other.bucket_name)
 
 
-def test_delete_of_a_store_already_gone_succeeds(resource: CustomResource, lambda_context: FakeLambdaContext) -> None:
+def test_delete_of_a_store_already_gone_succeeds(resource: CustomResource) -> None:
     store = create_store(REGION)
     assert regional_store.start_delete(cfn(), s3(), store.stack_id)
     event = load_event("regional-artifact-store", "delete")
     event["PhysicalResourceId"] = store.stack_id
 
-    response = resource.run(event, lambda_context)
+    response = resource.run(event)
 
     assert response["Status"] == "SUCCESS"
     assert response["PhysicalResourceId"] == store.stack_id
@@ -496,10 +548,8 @@ def test_the_store_bucket_has_the_name_the_template_chose() -> None:
     assert bucket_exists(bucket())
 
 
-def test_create_without_a_bucket_name_fails_and_creates_nothing(
-    resource: CustomResource, lambda_context: FakeLambdaContext
-) -> None:
-    response = create_without("BucketName", resource, lambda_context)
+def test_create_without_a_bucket_name_fails_and_creates_nothing(resource: CustomResource) -> None:
+    response = create_without("BucketName", resource)
 
     assert response["Status"] == "FAILED"
     assert "BucketName" in response["Reason"]
