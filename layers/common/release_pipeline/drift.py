@@ -31,7 +31,7 @@ _SEVERITY = ("DRIFTED", "UNKNOWN", "NOT_CHECKED", "IN_SYNC", NOT_DEPLOYED)
 # Drift emails show property values, except where a property may hold a secret (environment
 # variables, passwords, tokens, keys), and cut long ones.
 SENSITIVE_PROPERTY = re.compile(
-    r"password|secret|token|credential|private|apikey|api_key|/Environment/|/Variables/|/Parameters/|Key$",
+    r"password|secret|token|credential|private|apikey|api_key|/(Environment|Variables|Parameters)(/|$)|Key$",
     re.IGNORECASE,
 )
 VALUE_LIMIT = 200

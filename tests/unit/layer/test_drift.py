@@ -328,6 +328,10 @@ def test_the_overall_status_is_the_worst(statuses: tuple[str, str], worst: str) 
         ("/KmsMasterKey", True),
         ("/DelaySeconds", False),
         ("/Tags/0/Value", False),
+        ("/Environment", True),  # a Lambda function's whole Environment added or removed
+        ("/ContainerDefinitions/0/Environment", True),  # an ECS container's variable list
+        ("/Variables", True),
+        ("/EnvironmentName", False),
     ],
 )
 def test_which_property_paths_are_taken_for_secrets(path: str, hidden: bool) -> None:
