@@ -190,6 +190,11 @@ def check(cfn: CloudFormationClient, stack_id: str) -> Store | None:
     status = stack["StackStatus"]
     if status in DONE:
         outputs = {item["OutputKey"]: item["OutputValue"] for item in stack.get("Outputs", [])}
+        if not outputs.get("BucketName") or not outputs.get("KeyArn"):
+            raise StoreError(
+                f"The stack {stack['StackName']} has no BucketName and KeyArn outputs: it is not an artifact store "
+                "(delete it or choose another solution stack name)"
+            )
         return Store(stack_id=stack_id, bucket_name=outputs["BucketName"], key_arn=outputs["KeyArn"])
     if status in FAILED or status == "DELETE_COMPLETE":
         reason = stack.get("StackStatusReason") or "see the stack's events"

@@ -192,6 +192,18 @@ def test_check_fails_with_the_stacks_reason(
         regional_store.check(client, STACK_ID)
 
 
+def test_a_complete_stack_that_is_not_a_store_is_refused_by_name(
+    offline_cfn: tuple[CloudFormationClient, Stubber],
+) -> None:
+    """GIVEN a healthy stack of the store's name without the store's outputs (adopted by start_create)
+    THEN check says it is not an artifact store, instead of failing on a missing key."""
+    client, stubber = offline_cfn
+    stubber.add_response("describe_stacks", stack_answer("CREATE_COMPLETE"), {"StackName": STACK_ID})
+
+    with pytest.raises(StoreError, match=f"{STACK} has no BucketName and KeyArn outputs: it is not an artifact store"):
+        regional_store.check(client, STACK_ID)
+
+
 def test_check_after_an_update_gives_the_store(offline_cfn: tuple[CloudFormationClient, Stubber]) -> None:
     client, stubber = offline_cfn
     outputs = {"BucketName": BUCKET, "KeyArn": "arn:aws:kms:eu-west-1:123456789012:key/k"}
