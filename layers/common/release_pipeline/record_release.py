@@ -27,7 +27,8 @@ def record_release(
     now: datetime | None = None,
 ) -> JobResult:
     execution_id = job.execution_id
-    commit_id = job.user_parameters.get("commitId") or job.input_revision(SOURCE_ARTIFACT)
+    given = job.user_parameters.get("commitId")
+    commit_id = job.input_revision(SOURCE_ARTIFACT) if given is None or given == "" else given
     if commit_id is not None and not isinstance(commit_id, str):
         raise BadInputError("UserParameters.commitId must be a string")
     data = artifacts.download(job_s3, job.input_artifact(SOURCE_ARTIFACT), what="source artifact")

@@ -177,7 +177,7 @@ def test_the_commit_comes_from_user_parameters_else_the_artifact_revision(
     assert result.summary.startswith(f"Released {(commit or 'unknown commit')[:12]} ")
 
 
-@pytest.mark.parametrize("commit", [12345, ["a"], {"id": "a"}])
+@pytest.mark.parametrize("commit", [12345, ["a"], {"id": "a"}, 0, [], {}, False])
 def test_a_commit_id_that_is_not_text_is_refused_before_anything_is_written(
     s3: S3Client, ssm: SSMClient, config: RecordReleaseConfig, commit: object
 ) -> None:
