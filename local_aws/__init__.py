@@ -52,7 +52,7 @@ from local_aws.cloudformation import (
 )
 from local_aws.codepipeline import (
     OUTPUT_VARIABLES_MAX_BYTES,
-    JobResult,
+    ReportedJobResult,
     job_results,
     set_execution_status,
     set_stage_execution,
@@ -67,7 +67,7 @@ __all__ = [
     "OUTPUT_VARIABLES_MAX_BYTES",
     "EnvironmentTooLarge",
     "FakeLambdaContext",
-    "JobResult",
+    "ReportedJobResult",
     "check_environment_size",
     "clock",
     "fail_change_set",

@@ -34,7 +34,7 @@ __all__ = [
     "OUTPUT_VARIABLES_MAX_BYTES",
     "RESPONSES",
     "CodePipelineState",
-    "JobResult",
+    "ReportedJobResult",
     "job_results",
     "set_execution_status",
     "set_stage_execution",
@@ -59,7 +59,7 @@ _EXECUTION_STATUSES: Final = frozenset(
 
 
 @dataclass(frozen=True)
-class JobResult:
+class ReportedJobResult:
     """One PutJobSuccessResult or PutJobFailureResult call, as CodePipeline received it."""
 
     job_id: str
@@ -88,7 +88,7 @@ class JobResult:
 class CodePipelineState:
     """The emulator's CodePipeline state in one account and Region."""
 
-    jobs: list[tuple[int, JobResult]] = field(default_factory=list)
+    jobs: list[tuple[int, ReportedJobResult]] = field(default_factory=list)
     """Every job result call received here, with its place among all calls in the process."""
     stage_states: dict[str, dict[str, tuple[str, str]]] = field(default_factory=dict)
     """Pipeline name -> stage name -> (latest execution id, its status in that stage)."""
@@ -110,7 +110,7 @@ def _states(account_id: str | None = None, region: str | None = None) -> Iterato
 
 def job_results(
     job_id: str | None = None, *, region: str | None = None, account_id: str | None = None
-) -> list[JobResult]:
+) -> list[ReportedJobResult]:
     """Every job result call received (accepted or rejected), oldest first, optionally filtered."""
     with LOCK:
         rows = [row for state in _states(account_id, region) for row in state.jobs]
@@ -193,7 +193,7 @@ def _record_job_result(response: CodePipelineResponse, status: Literal["Succeede
         )
     }
     job_id = params.get("jobId")
-    result = JobResult(
+    result = ReportedJobResult(
         job_id=str(job_id),
         status=status,
         continuation_token=params.get("continuationToken"),

@@ -12,11 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Credentials", "create_principal", "policy_for_moto"]
+__all__ = ["AccessKey", "create_principal", "policy_for_moto"]
 
 
 @dataclass(frozen=True)
-class Credentials:
+class AccessKey:
+    """An IAM user's access key, made by create_principal for a principal of the rehearsal."""
+
     access_key_id: str
     secret_access_key: str
     session_token: str = ""
@@ -43,10 +45,10 @@ def policy_for_moto(policy: Mapping[str, Any]) -> dict[str, Any]:
     return {"Version": "2012-10-17", "Statement": statements}
 
 
-def create_principal(iam: Any, name: str, policy: Mapping[str, Any]) -> Credentials:
+def create_principal(iam: Any, name: str, policy: Mapping[str, Any]) -> AccessKey:
     """An IAM user that holds ``policy`` only (as moto can check it), and its access key."""
     iam.create_user(UserName=name)
     if policy.get("Statement"):
         iam.put_user_policy(UserName=name, PolicyName="policy", PolicyDocument=json.dumps(policy_for_moto(policy)))
     key = iam.create_access_key(UserName=name)["AccessKey"]
-    return Credentials(key["AccessKeyId"], key["SecretAccessKey"])
+    return AccessKey(key["AccessKeyId"], key["SecretAccessKey"])

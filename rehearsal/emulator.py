@@ -25,7 +25,7 @@ from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.server import ThreadedMotoServer
 
 import local_aws
-from local_aws.iam import Credentials
+from local_aws.iam import AccessKey
 
 # What a process needs to reach the emulator instead of AWS. Credentials are replaced per principal.
 _CLEARED = (
@@ -38,7 +38,7 @@ _CLEARED = (
 
 
 # moto accepts any key while IAM is not enforced.
-UNCHECKED = Credentials("testing", "testing")
+UNCHECKED = AccessKey("testing", "testing")
 
 
 class Emulator:
@@ -115,13 +115,13 @@ class Emulator:
         """Variables that point boto3 (and the AWS CLI, SAM's containers...) at the emulator."""
         return {"AWS_ENDPOINT_URL": self.endpoint, **UNCHECKED.as_environment()}
 
-    def client(self, service: str, region: str, credentials: Credentials = UNCHECKED) -> Any:
+    def client(self, service: str, region: str, credentials: AccessKey = UNCHECKED) -> Any:
         key = (service, region, credentials.access_key_id, self.port)
         if key not in self._clients:
             self._clients[key] = self._new_client(service, region, credentials)
         return self._clients[key]
 
-    def _new_client(self, service: str, region: str, credentials: Credentials) -> Any:
+    def _new_client(self, service: str, region: str, credentials: AccessKey) -> Any:
         if self._session is None:
             self._session = boto3.session.Session()
         config = Config(retries={"mode": "standard", "max_attempts": 3}, signature_version="s3v4")

@@ -23,7 +23,7 @@ from botocore.exceptions import ClientError
 
 from local_aws.awslambda import ENVIRONMENT_MAX_BYTES, EnvironmentTooLarge, check_environment_size
 from local_aws.cloudformation import ResolvedTemplate, load_template
-from local_aws.iam import Credentials, create_principal
+from local_aws.iam import AccessKey, create_principal
 from rehearsal.emulator import UNCHECKED, Emulator
 from rehearsal.paths import ROOT, TEMPLATE
 
@@ -88,7 +88,7 @@ class Solution:
     artifact_stores: dict[str, tuple[str, str]]  # Region -> (bucket, key ARN)
     functions: dict[str, Function]  # logical id -> function
     projects: dict[str, str]  # CodeBuild project name -> logical id
-    principals: dict[str, Credentials] = field(default_factory=dict)
+    principals: dict[str, AccessKey] = field(default_factory=dict)
     not_emulated: list[str] = field(default_factory=list)
     inbox_url: str = ""
     sent: list[dict[str, str]] = field(default_factory=list)  # SNS messages read from the inbox so far
@@ -97,7 +97,7 @@ class Solution:
     def account_id(self) -> str:
         return self.emulator.account_id
 
-    def credentials(self, principal: str) -> Credentials:
+    def credentials(self, principal: str) -> AccessKey:
         return self.principals.get(principal, UNCHECKED)
 
     def admin(self, service: str, region: str | None = None) -> Any:

@@ -178,7 +178,7 @@ def bucket_with_source(accounts: Accounts, event: dict[str, Any]) -> None:
         s3.put_object(Bucket=BUCKET, Key=artifact["location"]["s3Location"]["objectKey"], Body=source_zip())
 
 
-def final_result(event: dict[str, Any]) -> local_aws.JobResult:
+def final_result(event: dict[str, Any]) -> local_aws.ReportedJobResult:
     results = [r for r in local_aws.job_results(event["CodePipeline.job"]["id"]) if r.accepted]
     assert len(results) == 1, results
     return results[0]

@@ -11,13 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 import local_aws
-from local_aws import FakeLambdaContext, JobResult
+from local_aws import FakeLambdaContext, ReportedJobResult
 from tests.support.events import continuation_of, job_id_of, load_function
 
 __all__ = ["run_job", "run_until_final"]
 
 
-def run_job(function: str, event: dict[str, Any], context: FakeLambdaContext) -> JobResult:
+def run_job(function: str, event: dict[str, Any], context: FakeLambdaContext) -> ReportedJobResult:
     """Run functions/<function>/app.py's real handler on a job event and return the job's result,
     asserting that the call reported exactly one result, for this job and no other, that CodePipeline
     accepted it, and that the job had no result before."""
@@ -34,7 +34,7 @@ def run_job(function: str, event: dict[str, Any], context: FakeLambdaContext) ->
 
 def run_until_final(
     function: str, event: dict[str, Any], context: FakeLambdaContext, *, limit: int = 10
-) -> list[JobResult]:
+) -> list[ReportedJobResult]:
     """Run the job, then re-run it with each continuation token as CodePipeline would (a new job each
     time), until a final result; returns every result, the final one last."""
     results = [run_job(function, event, context)]

@@ -104,11 +104,11 @@ def deploy_and_propose(primary: dict[str, Any], secondary: dict[str, Any]) -> tu
     return propose(PRIMARY, primary), propose(SECONDARY, secondary)
 
 
-def invoke(event: dict[str, Any], context: FakeLambdaContext) -> local_aws.JobResult:
+def invoke(event: dict[str, Any], context: FakeLambdaContext) -> local_aws.ReportedJobResult:
     return run_job("change-detection", event, context)
 
 
-def assert_final_outputs(result: local_aws.JobResult) -> dict[str, str]:
+def assert_final_outputs(result: local_aws.ReportedJobResult) -> dict[str, str]:
     assert result.status == "Succeeded"
     assert result.continuation_token is None
     assert set(result.output_variables) == OUTPUT_VARIABLES
@@ -117,7 +117,7 @@ def assert_final_outputs(result: local_aws.JobResult) -> dict[str, str]:
     return result.output_variables
 
 
-def assert_failed(result: local_aws.JobResult, *expected: str) -> None:
+def assert_failed(result: local_aws.ReportedJobResult, *expected: str) -> None:
     assert result.status == "Failed"
     assert result.output_variables == {}
     assert result.failure_details is not None

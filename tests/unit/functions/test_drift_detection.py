@@ -121,18 +121,18 @@ def detections(calls: CfnCalls) -> list[str]:
     return [region for region, operation, _ in calls if operation == "DetectStackDrift"]
 
 
-def run_once(event: dict[str, Any], context: FakeLambdaContext) -> local_aws.JobResult:
+def run_once(event: dict[str, Any], context: FakeLambdaContext) -> local_aws.ReportedJobResult:
     return run_job("drift-detection", event, context)
 
 
-def failure_details(result: local_aws.JobResult) -> dict[str, Any]:
+def failure_details(result: local_aws.ReportedJobResult) -> dict[str, Any]:
     """The details of a failed result (asserting it failed)."""
     assert result.status == "Failed"
     assert result.failure_details is not None
     return result.failure_details
 
 
-def run_to_completion(event: dict[str, Any], context: FakeLambdaContext) -> list[local_aws.JobResult]:
+def run_to_completion(event: dict[str, Any], context: FakeLambdaContext) -> list[local_aws.ReportedJobResult]:
     """Invoke, then re-invoke with each continuation token as CodePipeline would; returns the results."""
     return run_until_final("drift-detection", event, context)
 

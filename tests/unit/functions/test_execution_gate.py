@@ -73,7 +73,7 @@ def gate_event(execution_id: str) -> dict[str, Any]:
     return event
 
 
-def run(event: dict[str, Any], context: FakeLambdaContext) -> local_aws.JobResult:
+def run(event: dict[str, Any], context: FakeLambdaContext) -> local_aws.ReportedJobResult:
     return run_job("execution-gate", event, context)
 
 

@@ -52,7 +52,7 @@ def environment(monkeypatch: pytest.MonkeyPatch, artifact_bucket: str) -> dict[s
     return environment
 
 
-def invoke(event: dict[str, Any], context: FakeLambdaContext) -> local_aws.JobResult:
+def invoke(event: dict[str, Any], context: FakeLambdaContext) -> local_aws.ReportedJobResult:
     return run_job("prepare-stage-artifact", event, context)
 
 
@@ -89,7 +89,7 @@ def object_keys(s3: S3Client) -> set[str]:
     return {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])}
 
 
-def assert_failed(result: local_aws.JobResult, *expected: str) -> str:
+def assert_failed(result: local_aws.ReportedJobResult, *expected: str) -> str:
     assert result.status == "Failed"
     assert result.failure_details is not None
     message = str(result.failure_details["message"])

@@ -60,11 +60,11 @@ def environment(monkeypatch: pytest.MonkeyPatch, kms_key_arn: str, artifact_buck
     return environment
 
 
-def invoke(event: dict[str, Any], context: FakeLambdaContext) -> local_aws.JobResult:
+def invoke(event: dict[str, Any], context: FakeLambdaContext) -> local_aws.ReportedJobResult:
     return run_job("record-release", event, context)
 
 
-def release(event: dict[str, Any], s3: S3Client, source: bytes, context: FakeLambdaContext) -> local_aws.JobResult:
+def release(event: dict[str, Any], s3: S3Client, source: bytes, context: FakeLambdaContext) -> local_aws.ReportedJobResult:
     s3.put_object(Bucket=BUCKET, Key=event_key(event), Body=source)
     return invoke(event, context)
 
@@ -85,7 +85,7 @@ def assert_no_record(ssm: SSMClient) -> None:
 
 
 def assert_failed_recording_nothing(
-    result: local_aws.JobResult, s3: S3Client, ssm: SSMClient, expected: str
+    result: local_aws.ReportedJobResult, s3: S3Client, ssm: SSMClient, expected: str
 ) -> dict[str, Any]:
     """The job failed with ``expected`` in its message, and neither a record nor a release was kept;
     returns the failure details."""

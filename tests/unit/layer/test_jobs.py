@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 
-from local_aws import FakeLambdaContext, job_results
-from local_aws import JobResult as RecordedResult
+from local_aws import FakeLambdaContext, ReportedJobResult, job_results
 from release_pipeline import artifacts
 from release_pipeline import jobs as jobs_module
 from release_pipeline.errors import ArtifactError, BadInputError, ConfigurationError, PipelineError
@@ -71,7 +70,7 @@ def raising(error: BaseException) -> Work:
     return work
 
 
-def only_result(job_id: str) -> RecordedResult:
+def only_result(job_id: str) -> ReportedJobResult:
     """The one result CodePipeline received for ``job_id``; fails when there is none or more than one."""
     results = job_results(job_id)
     assert len(results) == 1, results
@@ -79,7 +78,7 @@ def only_result(job_id: str) -> RecordedResult:
     return results[0]
 
 
-def only_failure(job_id: str) -> RecordedResult:
+def only_failure(job_id: str) -> ReportedJobResult:
     result = only_result(job_id)
     assert result.status == "Failed"
     assert result.failure_details is not None
@@ -87,7 +86,7 @@ def only_failure(job_id: str) -> RecordedResult:
     return result
 
 
-def failure_message(result: RecordedResult) -> str:
+def failure_message(result: ReportedJobResult) -> str:
     assert result.failure_details is not None
     return str(result.failure_details["message"])
 
