@@ -19,7 +19,6 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
-from moto.cloudformation.models import cloudformation_backends
 from moto.core import set_initial_no_auth_action_count
 
 import local_aws
@@ -335,8 +334,7 @@ def test_stage_revert_needs_only_its_policy(
     newer["Resources"]["Queue"] = {"Type": "AWS::SQS::Queue"}
     accounts.client("cloudformation").create_stack(StackName=f"{APP}-stage", TemplateBody=json.dumps(newer))
     accounts.client("cloudformation", PRIMARY).create_stack(StackName=APP, TemplateBody=json.dumps(newer))
-    primary = next(s for s in cloudformation_backends[ACCOUNT][PRIMARY].stacks.values() if s.name == APP)
-    primary.status = "ROLLBACK_COMPLETE"
+    local_aws.set_stack_status(APP, PRIMARY, "ROLLBACK_COMPLETE", account_id=ACCOUNT)
     secondary = accounts.client("cloudformation", SECONDARY)
     secondary.create_stack(StackName=APP, TemplateBody=APP_TEMPLATE)
     secondary.update_stack(StackName=APP, TemplateBody=json.dumps(newer))
@@ -390,7 +388,7 @@ def test_execution_gate_needs_only_its_policy(
     accounts.client("cloudformation", PRIMARY).create_change_set(
         StackName=APP, ChangeSetName=f"pipeline-{earlier}", TemplateBody=APP_TEMPLATE
     )
-    next(s for s in cloudformation_backends[ACCOUNT][SECONDARY].stacks.values()).status = "UPDATE_ROLLBACK_COMPLETE"
+    local_aws.set_stack_status(APP, SECONDARY, "UPDATE_ROLLBACK_COMPLETE", account_id=ACCOUNT)
     execution = pipeline.start_pipeline_execution(name=env["PIPELINE_NAME"])["pipelineExecutionId"]
     event = load_event("execution-gate", "job")
     event["CodePipeline.job"]["data"]["actionConfiguration"]["configuration"]["UserParameters"] = json.dumps(

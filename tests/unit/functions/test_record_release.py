@@ -64,7 +64,9 @@ def invoke(event: dict[str, Any], context: FakeLambdaContext) -> local_aws.Repor
     return run_job("record-release", event, context)
 
 
-def release(event: dict[str, Any], s3: S3Client, source: bytes, context: FakeLambdaContext) -> local_aws.ReportedJobResult:
+def release(
+    event: dict[str, Any], s3: S3Client, source: bytes, context: FakeLambdaContext
+) -> local_aws.ReportedJobResult:
     s3.put_object(Bucket=BUCKET, Key=event_key(event), Body=source)
     return invoke(event, context)
 

@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import boto3
 import pytest
-from moto.sns.models import sns_backends
 
 from release_pipeline import notifications
+from tests.support.notifications import Inbox
 
-ACCOUNT, REGION = "123456789012", "us-east-1"
+REGION = "us-east-1"
+INBOXES: dict[str, Inbox] = {}
 
 
 @pytest.fixture
 def topic(aws: None) -> str:
     arn: str = boto3.client("sns", region_name=REGION).create_topic(Name="reports")["TopicArn"]
+    INBOXES[arn] = Inbox(arn)
     return arn
 
 
 def sent(topic: str) -> list[tuple[str, str | None]]:
-    """(message, subject) of each notification sent to ``topic``."""
-    return [(n[1], n[2]) for n in sns_backends[ACCOUNT][REGION].topics[topic].sent_notifications]
+    """(message, subject) of each notification a subscriber of ``topic`` received."""
+    return [(n.message, n.subject) for n in INBOXES[topic].messages()]
 
 
 def test_a_report_is_sent_as_one_message_with_its_lines(topic: str) -> None:

@@ -426,3 +426,18 @@ def test_drift_is_per_region(stack: str) -> None:
 def test_inject_drift_refuses_an_unknown_resource(stack: str) -> None:
     with pytest.raises(ValueError, match="no resource Nope"):
         local_aws.inject_drift(stack, PRIMARY, "Nope", status="DELETED")
+
+
+def test_a_change_set_can_be_shown_still_being_made_then_made() -> None:
+    cfn = boto3.client("cloudformation", region_name="us-east-1")
+    cfn.create_change_set(StackName="app", ChangeSetName="review", TemplateBody=template(), ChangeSetType="CREATE")
+
+    local_aws.set_change_set_status("app", "review", "us-east-1", "CREATE_IN_PROGRESS")
+    making = cfn.describe_change_set(StackName="app", ChangeSetName="review")
+    local_aws.set_change_set_status("app", "review", "us-east-1", "CREATE_COMPLETE")
+    made = cfn.describe_change_set(StackName="app", ChangeSetName="review")
+
+    assert (making["Status"], making["ExecutionStatus"]) == ("CREATE_IN_PROGRESS", "UNAVAILABLE")
+    assert (made["Status"], made["ExecutionStatus"]) == ("CREATE_COMPLETE", "AVAILABLE")
+    with pytest.raises(ValueError, match="status must be one of"):
+        local_aws.set_change_set_status("app", "review", "us-east-1", "EXECUTE_COMPLETE")

@@ -181,3 +181,23 @@ def test_a_parameter_left_at_its_default_keeps_that_value_as_its_previous_value(
 
     parameters = stack_of(cfn, "app")["Parameters"]
     assert [(p["ParameterKey"], p["ParameterValue"]) for p in parameters] == [("Name", "one")]
+
+
+def test_a_stack_status_set_by_a_test_is_what_every_api_then_reports(cfn: CloudFormationClient) -> None:
+    cfn.create_stack(StackName="app", TemplateBody=template(Queue=QUEUE))
+
+    local_aws.set_stack_status("app", REGION, "UPDATE_IN_PROGRESS")
+
+    assert stack_of(cfn, "app")["StackStatus"] == "UPDATE_IN_PROGRESS"
+    listed = cfn.list_stacks()["StackSummaries"]
+    assert [(s["StackName"], s["StackStatus"]) for s in listed] == [("app", "UPDATE_IN_PROGRESS")]
+
+
+@pytest.mark.parametrize("status", ["DELETE_COMPLETE", "BROKEN", "update_complete"])
+def test_only_cloudformations_own_live_statuses_can_be_set(cfn: CloudFormationClient, status: str) -> None:
+    """A deletion goes through DeleteStack, and a status CloudFormation never reports is refused."""
+    cfn.create_stack(StackName="app", TemplateBody=template(Queue=QUEUE))
+
+    with pytest.raises(ValueError, match="status must be one of"):
+        local_aws.set_stack_status("app", REGION, status)
+    assert stack_of(cfn, "app")["StackStatus"] == "CREATE_COMPLETE"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import boto3
@@ -164,3 +165,19 @@ def test_execution_status_shows_in_list_pipeline_executions() -> None:
         local_aws.set_execution_status("release-pipeline", execution, "Done")
     with pytest.raises(ValueError, match="has no execution"):
         local_aws.set_execution_status("release-pipeline", "no-such-execution", "Failed")
+
+
+def test_an_execution_start_time_can_be_set_so_executions_never_tie() -> None:
+    iam = boto3.client("iam", region_name="us-east-1")
+    codepipeline = boto3.client("codepipeline", region_name="us-east-1")
+    create_pipeline(iam, codepipeline, "release-pipeline")
+    first = codepipeline.start_pipeline_execution(name="release-pipeline")["pipelineExecutionId"]
+    second = codepipeline.start_pipeline_execution(name="release-pipeline")["pipelineExecutionId"]
+    earlier = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+    local_aws.set_execution_status("release-pipeline", second, "InProgress", started_at=earlier)
+
+    summaries = codepipeline.list_pipeline_executions(pipelineName="release-pipeline")["pipelineExecutionSummaries"]
+    started = {s["pipelineExecutionId"]: s["startTime"] for s in summaries}
+    assert started[second] == earlier
+    assert started[first] > earlier  # the other execution keeps moto's own start time
