@@ -208,7 +208,7 @@ def install(
     stack_id = f"arn:aws:cloudformation:{region}:{account}:stack/{stack_name}/{uuid.uuid4()}"
     probe.pseudo["AWS::StackId"] = stack_id  # names derived from the stack id (the pipeline's) match
     physical: dict[str, dict[str, str]] = {}
-    resources: dict[str, Any] = raw["Resources"]
+    resources: dict[str, Any] = probe.raw["Resources"]  # Fn::ForEach loops expanded
     for logical_id, spec in resources.items():
         kind = spec.get("Type", "")
         suffix = _suffix()

@@ -2,18 +2,22 @@
 wiring: the rehearsal, which installs the solution from it, and the tests that check it.
 
 Intrinsic functions are resolved the way CloudFormation would for the parts the tests read:
-parameters and pseudo parameters, ``Fn::Sub``, ``Fn::If`` (with ``AWS::NoValue`` removed from lists),
+``Fn::ForEach`` loops (expanded first, as the AWS::LanguageExtensions transform does), parameters and
+pseudo parameters, ``Fn::Sub``, ``Fn::If`` (with ``AWS::NoValue`` removed from lists),
 ``Fn::Join``, ``Fn::Equals``/``Not``/``And``/``Or``. A resource reference resolves to a readable
 placeholder: ``Ref`` to the logical id, ``Fn::GetAtt`` to ``<LogicalId>.<Attribute>``.
 """
 
 from __future__ import annotations
 
+import copy
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from cfnlint.decode import cfn_yaml
+from samcli.lib.cfn_language_extensions.sam_integration import expand_language_extensions
 from samtranslator.policy_template_processor.processor import PolicyTemplatesProcessor
 
 _NO_VALUE = object()
@@ -21,12 +25,32 @@ _NO_VALUE = object()
 # expands them: https://docs.aws.amazon.com/serverless-application-model/latest/developerguide/serverless-policy-templates.html
 _POLICY_TEMPLATES = PolicyTemplatesProcessor(PolicyTemplatesProcessor.get_default_policy_templates_json())
 _SUB = re.compile(r"\$\{([^}!][^}]*)\}")
+FOR_EACH = "Fn::ForEach::"
 
 
 def load_template(path: Path) -> dict[str, Any]:
     """A template file as CloudFormation reads it (YAML with its short forms, or JSON)."""
     template: dict[str, Any] = cfn_yaml.load(str(path))
     return template
+
+
+def expand_for_each(template: dict[str, Any], pseudo: Mapping[str, str]) -> dict[str, Any]:
+    """``template`` with each ``Fn::ForEach::`` entry of its Resources replaced, in place, by the resources
+    it makes, as CloudFormation's AWS::LanguageExtensions transform makes them before the SAM transform
+    (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/intrinsic-function-reference-foreach.html).
+    SAM CLI's own expander does the work; everything outside the loops is kept as written."""
+    resources: dict[str, Any] = template.get("Resources", {})
+    if not any(name.startswith(FOR_EACH) for name in resources):
+        return template
+    result = expand_language_extensions(copy.deepcopy(template), dict(pseudo), enabled=True)
+    made: dict[str, Any] = result.expanded_template["Resources"]
+    expanded: dict[str, Any] = {}
+    for name, spec in resources.items():
+        if name.startswith(FOR_EACH):
+            expanded.update({key: value for key, value in made.items() if key not in resources})
+        else:
+            expanded[name] = spec
+    return {**template, "Resources": expanded}
 
 
 class ResolvedTemplate:
@@ -43,7 +67,6 @@ class ResolvedTemplate:
         """``physical`` maps a logical id to what ``Ref`` ("Ref") and ``Fn::GetAtt`` (by attribute)
         give for it, for tests that need real names and ARNs (IAM policies checked by moto)."""
         self.physical = physical or {}
-        self.raw = template
         self.pseudo = {
             "AWS::Region": region,
             "AWS::AccountId": account,
@@ -52,6 +75,7 @@ class ResolvedTemplate:
             "AWS::URLSuffix": "amazonaws.com",
             "AWS::StackId": f"arn:aws:cloudformation:{region}:{account}:stack/{stack_name}/0",
         }
+        self.raw = expand_for_each(template, self.pseudo)
         self.parameters: dict[str, str] = {}
         for name, spec in self.raw.get("Parameters", {}).items():
             value = (parameters or {}).get(name, spec.get("Default"))

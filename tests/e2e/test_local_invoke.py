@@ -48,7 +48,8 @@ def seeded(emulator: Emulator) -> Iterator[tuple[Solution, str, dict[str, dict[s
 
 def container_environment(logical_id: str, env_json: dict[str, dict[str, str]]) -> dict[str, str]:
     """What `sam local invoke <logical_id> --env-vars events/env.json` gives the container."""
-    stacks, _ = SamLocalStackProvider.get_stacks(str(TEMPLATE))
+    # as `sam local invoke` reads the template with samconfig.toml's language_extensions = true
+    stacks, _ = SamLocalStackProvider.get_stacks(str(TEMPLATE), language_extensions_enabled=True)
     function = SamFunctionProvider(stacks).get(logical_id)
     assert function is not None
     overrides = {**env_json.get("Parameters", {}), **env_json.get(logical_id, {})}
@@ -95,7 +96,7 @@ def test_env_json_reaches_the_container_only_through_declared_variables(
     functions = {
         name
         for name, spec in load_template(TEMPLATE)["Resources"].items()
-        if spec["Type"] == "AWS::Serverless::Function"
+        if isinstance(spec, dict) and spec["Type"] == "AWS::Serverless::Function"  # not a Fn::ForEach loop
     }
     assert set(env_json) == {"Parameters", *functions}
     # resolved as CloudFormation would: the release record's name comes from the stack's name and id

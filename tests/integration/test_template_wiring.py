@@ -350,7 +350,9 @@ def _worst_case_template(stack_name: str = LONGEST_STACK_NAME) -> ResolvedTempla
         "AWS::SQS::Queue": lambda: {"Ref": "https://q/" + "q" * 80, "Arn": arn("sqs", "q" * 80), "QueueName": "q" * 80},
     }
     physical = {
-        logical_id: longest[spec["Type"]]() for logical_id, spec in raw["Resources"].items() if spec["Type"] in longest
+        logical_id: longest[spec["Type"]]()
+        for logical_id, spec in raw["Resources"].items()
+        if isinstance(spec, dict) and spec["Type"] in longest  # a Fn::ForEach loop is a list
     }
     template = ResolvedTemplate(
         {**solution.REQUIRED_PARAMETERS, **parameters},
@@ -561,3 +563,22 @@ def test_no_allowed_approval_timeout_lets_an_approval_outlive_the_gate_behind_it
     assert int(approval["TimeoutInMinutes"]) == int(value)
     check = next(stage for stage in stages(template) if stage["Name"] == "CheckChanges")
     assert check["Actions"][0]["ActionTypeId"]["Provider"] == "Lambda"  # the gate: a 24-hour action
+
+
+def test_every_function_logs_to_its_own_group_named_for_its_folder_and_removed_with_the_stack(
+    resolved: ResolvedTemplate,
+) -> None:
+    """The Fn::ForEach loop makes one log group per function: each function's LoggingConfig names its own,
+    /aws/lambda/<stack>/<folder under functions/>, kept 90 days and deleted with the stack."""
+    functions = resolved.resources_of_type("AWS::Serverless::Function")
+    groups = resolved.resources_of_type("AWS::Logs::LogGroup")
+    stack = resolved.pseudo["AWS::StackName"]
+    named = set()
+    for logical_id, function in functions.items():
+        group_id = function["Properties"]["LoggingConfig"]["LogGroup"]  # a Ref resolves to the logical id
+        group = groups[group_id]
+        folder = function["Properties"]["CodeUri"].strip("/").split("/")[-1]
+        assert group["Properties"] == {"LogGroupName": f"/aws/lambda/{stack}/{folder}", "RetentionInDays": 90}
+        assert (group["DeletionPolicy"], group["UpdateReplacePolicy"]) == ("Delete", "Delete"), logical_id
+        named.add(group_id)
+    assert len(named) == len(functions)  # no two functions share a group
