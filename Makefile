@@ -5,6 +5,7 @@ SHELL := /bin/bash
 PYTHON ?= python3.13
 VENV := .venv
 BIN := $(VENV)/bin
+LAMBDA_VENV := .venv-lambda
 export SAM_CLI_TELEMETRY := 0
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 FUNCTIONS := $(wildcard functions/*/app.py)
@@ -52,9 +53,16 @@ unit: venv ## pytest: unit, integration and e2e tests (moto, no AWS account)
 
 test: lint typecheck template build unit ## Everything CI runs: lint, types, template checks, build, tests
 
-benchmark: venv ## Cold start per function (ratio to boto3 alone) and Lambda time per pipeline run (moto)
+# A python3.13 holding only what the Lambda runtime provides (boto3, botocore): the cold-start benchmark's
+$(LAMBDA_VENV)/bin/activate: benchmarks/lambda-runtime.txt
+	$(PYTHON) -m venv $(LAMBDA_VENV)
+	$(LAMBDA_VENV)/bin/python -m pip install --quiet --no-deps -r benchmarks/lambda-runtime.txt
+	touch $@
+
+benchmark: venv build $(LAMBDA_VENV)/bin/activate ## Cold start as built (ratio to a boto3-only handler), memory, cost per release
 	$(BIN)/python benchmarks/cold_start.py
+	PYTHONPATH=layers/common:. $(BIN)/python benchmarks/pipeline_run.py
 	PYTHONPATH=layers/common:. $(BIN)/python benchmarks/pipeline_run.py
 
 clean: ## Remove the virtualenv and build output
-	rm -rf $(VENV) .aws-sam .mypy_cache .ruff_cache .pytest_cache events/local events/env.json
+	rm -rf $(VENV) $(LAMBDA_VENV) .aws-sam .mypy_cache .ruff_cache .pytest_cache events/local events/env.json
