@@ -264,7 +264,7 @@ class CustomResource:
         self.responses: list[dict[str, Any]] = []
         self.scheduled: list[dict[str, Any]] = []
         self.unscheduled: list[str] = []
-        helper = module.helper
+        helper = module.resource_helper()
 
         def send(status: str | None = None, reason: str = "", send_response: Any = None) -> None:
             original_send(status, reason, send_response=self._capture)
