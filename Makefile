@@ -61,8 +61,8 @@ $(LAMBDA_VENV)/bin/activate: benchmarks/lambda-runtime.txt
 
 benchmark: venv build $(LAMBDA_VENV)/bin/activate ## Cold start as built (ratio to a boto3-only handler), memory, cost per release
 	$(BIN)/python benchmarks/cold_start.py
-	PYTHONPATH=layers/common:. $(BIN)/python benchmarks/pipeline_run.py
-	PYTHONPATH=layers/common:. $(BIN)/python benchmarks/pipeline_run.py
+	PYTHONPATH=layers/common:. $(BIN)/python benchmarks/memory.py
+	PYTHONPATH=layers/common:. $(BIN)/python benchmarks/release_cost.py
 
 clean: ## Remove the virtualenv and build output
 	rm -rf $(VENV) $(LAMBDA_VENV) .aws-sam .mypy_cache .ruff_cache .pytest_cache events/local events/env.json
