@@ -14,10 +14,10 @@ SCENARIO ?= demo
 MODE ?= delete
 ARGS ?=
 
-.PHONY: help demo emulator venv lint typecheck template build unit test benchmark clean
+.PHONY: help demo emulator venv lint typecheck template build unit e2e test benchmark clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 demo: venv ## Rehearse the whole pipeline locally: a first release, then a second change, approved
 	$(BIN)/python -m rehearsal run --scenario $(SCENARIO) --stage-mode $(MODE) $(ARGS)
@@ -48,10 +48,13 @@ template: venv ## cfn-lint and sam validate --lint on template.yaml
 build: venv ## sam build (needs python3.13 on PATH; .venv provides it)
 	$(BIN)/sam build --cached --parallel
 
-unit: venv ## pytest: unit, integration and e2e tests (moto, no AWS account)
-	$(BIN)/pytest
+unit: venv ## pytest: unit and integration tests, without the whole-pipeline rehearsals (the fast path)
+	$(BIN)/pytest -m "not e2e"
 
-test: lint typecheck template build unit ## Everything CI runs: lint, types, template checks, build, tests
+e2e: venv ## pytest: the whole-pipeline rehearsals (every scenario, both stage modes) and sam local invoke
+	$(BIN)/pytest -m e2e
+
+test: lint typecheck template build unit e2e ## Everything CI runs: lint, types, template checks, build, tests
 
 # A python3.13 holding only what the Lambda runtime provides (boto3, botocore): the cold-start benchmark's
 $(LAMBDA_VENV)/bin/activate: benchmarks/lambda-runtime.txt
