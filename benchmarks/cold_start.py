@@ -125,6 +125,18 @@ def check_runtime() -> None:
         raise SystemExit(f"{RUNTIME_PYTHON} is not like Lambda's runtime: {dict(zip(modules, present, strict=True))}")
 
 
+def layer_bytecode(layer: Path) -> tuple[int, int]:
+    """(modules with an unchecked-hash .pyc beside them, modules) in a built layer: Lambda cannot write one."""
+    sources = list(layer.rglob("*.py"))
+    compiled = 0
+    for source in sources:
+        cached = source.parent / "__pycache__" / f"{source.stem}.{sys.implementation.cache_tag}.pyc"
+        # PEP 552 flags: bit 0 set, bit 1 clear is a hash-based .pyc that is never checked against its source
+        if cached.exists() and int.from_bytes(cached.read_bytes()[4:8], "little") & 0b11 == 0b01:
+            compiled += 1
+    return compiled, len(sources)
+
+
 def _environment() -> dict[str, str]:
     """A Lambda-like environment: a Region, no credentials needed at import, no bytecode written."""
     return {
@@ -203,6 +215,9 @@ def main() -> int:
     print(f"Cold start as built: import of each handler from {BUILD.relative_to(ROOT)}, Lambda-like python3.13 ")
     print(f"(boto3 and botocore only, no bytecode written), {PAIRS} interleaved pairs with a boto3-only handler")
     print(f"boto3-only handler: median {statistics.median(baseline_ms):.0f} ms on this machine")
+    for layer in sorted({layer for f in chosen for layer in f.layers}):
+        compiled, modules = layer_bytecode(layer)
+        print(f"layer {layer.parent.name}: {compiled} of {modules} modules ship unchecked-hash bytecode")
     print(f"{'function':<26}{'x boto3':>8}{'  (p25-p75)':<14}{'median ms':>10}{'peak MB':>9}{'x boto3':>8}  target")
     for r in results:
         low, high = r.spread()
