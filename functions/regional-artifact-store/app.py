@@ -18,8 +18,9 @@ from release_pipeline import clients, regional_store
 
 @cache
 def resource_helper() -> CfnResource:
-    """crhelper's helper, made at the first event rather than at import: it creates three boto3 clients
-    (Lambda, EventBridge, CloudWatch Logs), which at import would more than double the cold start."""
+    """crhelper's helper, made at the first event rather than at import: its constructor creates three
+    boto3 clients (Lambda, EventBridge, CloudWatch Logs), which at import cost more than half a boto3
+    import at every cold start."""
     helper = CfnResource(
         json_logging=True, log_level="INFO", boto_level="WARNING", polling_interval=1, sleep_on_delete=0
     )
