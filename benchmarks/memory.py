@@ -6,7 +6,8 @@ every function (``events/local/<function>/*.json``) is sent to the handler from 
 a fresh Lambda-like python3.13 each (see cold_start.py), which reaches the emulator only as ``sam
 local invoke`` lets it (AWS_SAM_LOCAL and LOCAL_ENDPOINT_URL). The peak resident memory of that
 process (import, clients, the invocation) is what Lambda's "Max Memory Used" reports; a function's
-figure is its heaviest event.
+figure is its heaviest event. Custom resource events are left out: their answer goes to a pre-signed
+S3 URL of CloudFormation's, which the emulator does not serve.
 
     make benchmark
 """
@@ -102,8 +103,8 @@ def main() -> int:
             }
             samples = []
             for event in sorted((EVENTS / "local" / function.name).glob("*.json")):
-                if function.name == "regional-artifact-store":
-                    continue  # crhelper answers CloudFormation's pre-signed URL, which no emulator serves
+                if "ResponseURL" in json.loads(event.read_text(encoding="utf-8")):
+                    continue  # a custom resource answers CloudFormation's pre-signed URL: no emulator serves it
                 rss, outcome = peak(function, event, environment)
                 samples.append((rss, event.stem, outcome))
             if samples:
