@@ -157,15 +157,14 @@ def count_last_execution(scenario: str, calls: ApiCalls) -> tuple[Units, dict[st
             units.builds += action.provider == "CodeBuild"
     units.publishes = sum(1 for service, operation, _ in calls.calls if (service, operation) == ("sns", "Publish"))
     units.ssm_calls = sum(1 for service, _, product in calls.calls if service == "ssm" and product)
-    gate = next(
-        (seconds for logical_id, seconds in step.result.lambda_seconds if "Gate" in logical_id),
-        None,
-    )
+    # The execution's first invocation is the execution gate's (the first action of CheckChanges), where
+    # an execution queued behind another waits.
+    gate, gate_seconds = step.result.lambda_seconds[0]
     extra = {
-        "gate_seconds": gate,
-        "gate_memory_mb": next((f.memory_mb for f in functions.values() if "Gate" in f.logical_id), 0),
+        "gate_seconds": gate_seconds,
+        "gate_memory_mb": functions[gate].memory_mb,
         "approval_minutes": int(report.solution.template.parameters.get("ApprovalTimeoutInMinutes", "720")),
-        "gate_logical_id": next((f.logical_id for f in functions.values() if "Gate" in f.logical_id), ""),
+        "gate_logical_id": gate,
     }
     return units, extra
 
