@@ -5,6 +5,7 @@ SHELL := /bin/bash
 PYTHON ?= python3.13
 VENV := .venv
 BIN := $(VENV)/bin
+LAMBDA_VENV := .venv-lambda
 export SAM_CLI_TELEMETRY := 0
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 FUNCTIONS := $(wildcard functions/*/app.py)
@@ -13,10 +14,10 @@ SCENARIO ?= demo
 MODE ?= delete
 ARGS ?=
 
-.PHONY: help demo emulator venv lint typecheck template build unit test benchmark clean
+.PHONY: help demo emulator venv lint typecheck template build unit e2e test benchmark clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 demo: venv ## Rehearse the whole pipeline locally: a first release, then a second change, approved
 	$(BIN)/python -m rehearsal run --scenario $(SCENARIO) --stage-mode $(MODE) $(ARGS)
@@ -47,14 +48,24 @@ template: venv ## cfn-lint and sam validate --lint on template.yaml
 build: venv ## sam build (needs python3.13 on PATH; .venv provides it)
 	$(BIN)/sam build --cached --parallel
 
-unit: venv ## pytest: unit, integration and e2e tests (moto, no AWS account)
-	$(BIN)/pytest
+unit: venv ## pytest: unit and integration tests, without the whole-pipeline rehearsals (the fast path)
+	$(BIN)/pytest -m "not e2e"
 
-test: lint typecheck template build unit ## Everything CI runs: lint, types, template checks, build, tests
+e2e: venv ## pytest: the whole-pipeline rehearsals (every scenario, both stage modes) and sam local invoke
+	$(BIN)/pytest -m e2e
 
-benchmark: venv ## Cold start per function (ratio to boto3 alone) and Lambda time per pipeline run (moto)
+test: lint typecheck template build unit e2e ## Everything CI runs: lint, types, template checks, build, tests
+
+# A python3.13 holding only what the Lambda runtime provides (boto3, botocore): the cold-start benchmark's
+$(LAMBDA_VENV)/bin/activate: benchmarks/lambda-runtime.txt
+	$(PYTHON) -m venv $(LAMBDA_VENV)
+	$(LAMBDA_VENV)/bin/python -m pip install --quiet --no-deps -r benchmarks/lambda-runtime.txt
+	touch $@
+
+benchmark: venv build $(LAMBDA_VENV)/bin/activate ## Cold start as built (ratio to a boto3-only handler), memory, cost per release
 	$(BIN)/python benchmarks/cold_start.py
-	PYTHONPATH=layers/common:. $(BIN)/python benchmarks/pipeline_run.py
+	PYTHONPATH=layers/common:. $(BIN)/python benchmarks/memory.py
+	PYTHONPATH=layers/common:. $(BIN)/python benchmarks/release_cost.py
 
 clean: ## Remove the virtualenv and build output
-	rm -rf $(VENV) .aws-sam .mypy_cache .ruff_cache .pytest_cache events/local events/env.json
+	rm -rf $(VENV) $(LAMBDA_VENV) .aws-sam .mypy_cache .ruff_cache .pytest_cache events/local events/env.json

@@ -7,6 +7,7 @@ The physical resource id is the store stack's ARN, which carries its Region.
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -14,7 +15,22 @@ from crhelper import CfnResource
 
 from release_pipeline import clients, regional_store
 
-helper = CfnResource(json_logging=True, log_level="INFO", boto_level="WARNING", polling_interval=1, sleep_on_delete=0)
+
+@cache
+def resource_helper() -> CfnResource:
+    """crhelper's helper, made at the first event rather than at import: its constructor creates three
+    boto3 clients (Lambda, EventBridge, CloudWatch Logs), which at import cost more than half a boto3
+    import at every cold start."""
+    helper = CfnResource(
+        json_logging=True, log_level="INFO", boto_level="WARNING", polling_interval=1, sleep_on_delete=0
+    )
+    helper.create(create)
+    helper.update(update)
+    helper.poll_create(poll_ready)
+    helper.poll_update(poll_ready)
+    helper.delete(delete)
+    helper.poll_delete(poll_deleted)
+    return helper
 
 
 def _properties(event: dict[str, Any], key: str = "ResourceProperties") -> tuple[str, str, str]:
@@ -29,13 +45,11 @@ def _started_id(event: dict[str, Any]) -> str:
     return str(event.get("CrHelperData", {}).get("PhysicalResourceId") or event.get("PhysicalResourceId") or "")
 
 
-@helper.create
 def create(event: dict[str, Any], context: LambdaContext) -> str:
     region, stack_name, bucket_name = _properties(event)
     return regional_store.start_create(clients.cloudformation(region), stack_name, region, bucket_name)
 
 
-@helper.update
 def update(event: dict[str, Any], context: LambdaContext) -> str:
     region, stack_name, bucket_name = _properties(event)
     old_region, old_stack_name, _ = _properties(event, "OldResourceProperties")
@@ -48,8 +62,6 @@ def update(event: dict[str, Any], context: LambdaContext) -> str:
     return stack_id
 
 
-@helper.poll_create
-@helper.poll_update
 def poll_ready(event: dict[str, Any], context: LambdaContext) -> str | None:
     stack_id = _started_id(event)
     region = regional_store.region_of(stack_id)
@@ -58,11 +70,10 @@ def poll_ready(event: dict[str, Any], context: LambdaContext) -> str | None:
     store = regional_store.check(clients.cloudformation(region), stack_id)
     if store is None:
         return None
-    helper.Data.update({"BucketName": store.bucket_name, "KeyArn": store.key_arn})
+    resource_helper().Data.update({"BucketName": store.bucket_name, "KeyArn": store.key_arn})
     return store.stack_id
 
 
-@helper.delete
 def delete(event: dict[str, Any], context: LambdaContext) -> None:
     stack_id = str(event.get("PhysicalResourceId", ""))
     region = regional_store.region_of(stack_id)
@@ -70,7 +81,6 @@ def delete(event: dict[str, Any], context: LambdaContext) -> None:
         regional_store.start_delete(clients.cloudformation(region), clients.s3(region), stack_id)
 
 
-@helper.poll_delete
 def poll_deleted(event: dict[str, Any], context: LambdaContext) -> str | None:
     stack_id = str(event.get("PhysicalResourceId", ""))
     region = regional_store.region_of(stack_id)
@@ -80,4 +90,4 @@ def poll_deleted(event: dict[str, Any], context: LambdaContext) -> str | None:
 
 
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> None:
-    helper(event, context)
+    resource_helper()(event, context)

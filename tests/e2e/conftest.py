@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from rehearsal.actions import replay_linter_builds
 from rehearsal.emulator import Emulator
 from rehearsal.report import Console
 from rehearsal.scenarios import Options, Report, run
@@ -17,6 +18,9 @@ from rehearsal.scenarios import Options, Report, run
 
 @pytest.fixture(scope="session")
 def emulator() -> Iterator[Emulator]:
+    # The rehearsals lint the same few templates again and again: a linter build already run on the same
+    # files is replayed with its output and exit status (see rehearsal.actions.LINTERS).
+    replay_linter_builds()
     with Emulator() as running:
         yield running
 

@@ -6,6 +6,9 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
+from rehearsal import actions
 from rehearsal.actions import _run_shell
 
 
@@ -70,3 +73,67 @@ def test_a_build_past_its_timeout_fails_the_action(tmp_path: Path) -> None:
     failure = _run_shell(execution, ["sleep 5"], str(tmp_path), {"PATH": "/usr/bin:/bin"}, timeout=1)
 
     assert failure == "build timed out after 1 s (the project's TimeoutInMinutes)"
+
+
+# ------------------------------------------------------------------------- replayed linter builds
+
+
+def linter_build(tmp_path: Path, template: str) -> tuple[str | None, list[str], int]:
+    """A build whose only command is `cfn-lint` (a stand-in that counts its runs) on ``template``."""
+    tools = tmp_path / "bin"
+    tools.mkdir(exist_ok=True)
+    linter = tools / "cfn-lint"
+    linter.write_text(
+        '#!/bin/sh\necho run >> "$RUNS"\nif grep -q Broken template.yaml; then echo "E3001 broken"; exit 2; fi\n'
+    )
+    linter.chmod(0o755)
+    source = tmp_path / "src"
+    source.mkdir(exist_ok=True)
+    (source / "template.yaml").write_text(template)
+    runs = tmp_path / "runs"
+    reporter = Lines()
+    execution: Any = SimpleNamespace(reporter=reporter)
+    environment = {"PATH": f"{tools}:/usr/bin:/bin", "RUNS": str(runs), "CODEBUILD_SRC_DIR": str(source)}
+    failure = _run_shell(execution, ["cfn-lint -- template.yaml"], str(source), environment, timeout=30)
+    return failure, reporter.lines, len(runs.read_text().splitlines()) if runs.exists() else 0
+
+
+def test_a_linter_build_on_the_same_template_is_replayed_with_the_same_outcome(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(actions, "_linter_builds", {})
+    first = linter_build(tmp_path, "Resources: {Broken: {}}\n")
+    again = linter_build(tmp_path, "Resources: {Broken: {}}\n")
+
+    assert first[0] is not None
+    assert "E3001 broken" in first[0]
+    assert again[:2] == first[:2]  # the same failure and the same printed lines
+    assert again[2] == 1  # the linter ran once
+
+
+def test_a_changed_template_is_linted_again_never_replayed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(actions, "_linter_builds", {})
+    assert linter_build(tmp_path, "Resources: {Fine: {}}\n")[0] is None
+    failure, _, runs = linter_build(tmp_path, "Resources: {Broken: {}}\n")
+
+    assert failure is not None
+    assert "E3001 broken" in failure
+    assert runs == 2
+
+
+def test_builds_are_not_replayed_unless_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(actions, "_linter_builds", None)
+    linter_build(tmp_path, "Resources: {Fine: {}}\n")
+
+    assert linter_build(tmp_path, "Resources: {Fine: {}}\n")[2] == 2
+
+
+def test_a_build_that_runs_anything_but_a_linter_is_never_replayed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(actions, "_linter_builds", {})
+    counter = tmp_path / "count"
+    for _ in range(2):
+        run(tmp_path, f"echo x >> {counter}")
+
+    assert counter.read_text().splitlines() == ["x", "x"]
