@@ -69,8 +69,8 @@ def functions(build: Path = BUILD) -> list[Function]:
     resources = template["Resources"]
     found = []
     for logical_id, resource in sorted(resources.items()):
-        if resource.get("Type") != "AWS::Serverless::Function":
-            continue
+        if not isinstance(resource, dict) or resource.get("Type") != "AWS::Serverless::Function":
+            continue  # a Fn::ForEach loop (a list) makes log groups, never a function
         properties = {**defaults, **resource.get("Properties", {})}
         layers = []
         for layer in properties.get("Layers", []):

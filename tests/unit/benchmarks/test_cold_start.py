@@ -36,6 +36,11 @@ Resources:
       Layers: []
   Topic:
     Type: AWS::SNS::Topic
+  Fn::ForEach::LogGroups:
+    - Function
+    - [Gate, Store]
+    - ${Function}LogGroup:
+        Type: AWS::Logs::LogGroup
 """
 
 
@@ -47,7 +52,8 @@ def test_every_function_of_the_built_template_is_measured_with_its_own_settings(
 
     found = {f.logical_id: f for f in functions(tmp_path)}
 
-    assert sorted(found) == ["GateFunction", "StoreFunction"]  # the topic and the layer are not functions
+    # the topic, the layer and the log groups' Fn::ForEach loop are not functions
+    assert sorted(found) == ["GateFunction", "StoreFunction"]
     gate, store = found["GateFunction"], found["StoreFunction"]
     assert gate.code == tmp_path / "GateFunction"
     assert gate.layers == (tmp_path / "CommonLayer" / "python",)
