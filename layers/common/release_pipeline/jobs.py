@@ -20,7 +20,7 @@ from aws_lambda_powertools.utilities.data_classes.code_pipeline_job_event import
     CodePipelineArtifact,
     CodePipelineJobEvent,
 )
-from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from release_pipeline import clients
 from release_pipeline.clients import Credentials
@@ -233,7 +233,7 @@ def report_success(
             pipeline.put_job_success_result(jobId=job_id, executionDetails=details, outputVariables=variables)
         else:
             pipeline.put_job_success_result(jobId=job_id, executionDetails=details)
-    except (ClientError, ParamValidationError) as error:
+    except (ClientError, BotoCoreError) as error:  # a timeout or lost connection too: the job must not hang
         if isinstance(error, ClientError) and error.response.get("Error", {}).get("Code") == "InvalidJobStateException":
             logger.warning("The job already has a result; not reporting another", extra={"error": str(error)})
             return {"result": "already-reported", "summary": result.summary}

@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
+from botocore.exceptions import ReadTimeoutError
 
 from local_aws import FakeLambdaContext, job_results
 from local_aws import JobResult as RecordedResult
-from release_pipeline import artifacts
+from release_pipeline import artifacts, clients
 from release_pipeline import jobs as jobs_module
 from release_pipeline.errors import ArtifactError, BadInputError, ConfigurationError, PipelineError
 from release_pipeline.jobs import (
@@ -373,6 +374,33 @@ def test_success_rejected_by_codepipeline_becomes_exactly_one_failure(
     assert "Could not report the job's success" in failure_message(accepted[0])
     assert "ValidationException" in failure_message(accepted[0])
     assert [(r.status, r.error) for r in results] == [("Succeeded", "ValidationException"), ("Failed", None)]
+    assert returned["result"] == "failed"
+
+
+def test_success_that_cannot_be_sent_becomes_exactly_one_failure(
+    event: dict[str, Any], context: FakeLambdaContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GIVEN PutJobSuccessResult times out on every attempt (a BotoCoreError, not a ClientError) THEN a
+    failure is still reported, once, naming the timeout: the action never waits for CodePipeline's own
+    timeout."""
+    real = clients.codepipeline
+
+    def timing_out(region: str) -> CodePipelineClient:
+        client = real(region)
+
+        def refuse(**_: Any) -> None:
+            raise ReadTimeoutError(endpoint_url=f"https://codepipeline.{region}.amazonaws.com/")
+
+        monkeypatch.setattr(client, "put_job_success_result", refuse)
+        return client
+
+    monkeypatch.setattr(clients, "codepipeline", timing_out)
+
+    returned = run(returning(JobResult(summary="ok")), event, context)
+
+    recorded = only_failure(job_id_of(event))
+    assert "Could not report the job's success" in failure_message(recorded)
+    assert "Read timeout" in failure_message(recorded)
     assert returned["result"] == "failed"
 
 
