@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -40,6 +41,8 @@ FAILURE_MESSAGE_LIMIT = 5000
 SUMMARY_LIMIT = 2048
 OUTPUT_VALUE_LIMIT = 800
 OUTPUT_VARIABLES_LIMIT = 122_880
+# CodePipeline's job ids (the jobId pattern of PutJobSuccessResult and PutJobFailureResult).
+_JOB_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # How long before Lambda's timeout a job still running is failed, so it never ends without a result.
 TIMEOUT_GRACE_SECONDS = 10
 
@@ -160,11 +163,9 @@ def codepipeline_job(work: Handler) -> Callable[[dict[str, Any], LambdaContext],
 
     @functools.wraps(work)
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
+        # Without a job id there is nothing CodePipeline could be told: refuse the event, loudly, before
+        # any work (CodePipeline would refuse a result for an id that is not one).
         job_id = _job_id(event)
-        if job_id is None:
-            # Without a job id there is nothing CodePipeline could be told; say so loudly.
-            logger.error("Not a CodePipeline job event: no CodePipeline.job.id", extra={"keys": sorted(event)})
-            raise BadInputError("Not a CodePipeline job event: CodePipeline.job.id is missing")
         logger.append_keys(job_id=job_id)
         pipeline = clients.codepipeline(clients.home_region())
         deadline = _report_before_timeout(pipeline, job_id, context)
@@ -201,12 +202,20 @@ def _report_before_timeout(pipeline: CodePipelineClient, job_id: str, context: L
     return timer
 
 
-def _job_id(event: Any) -> str | None:
+def _job_id(event: Any) -> str:
+    """The event's job id; :class:`BadInputError` when the event is not an object or has no valid id."""
     if not isinstance(event, Mapping):
-        return None
+        logger.error("Not a CodePipeline job event", extra={"event_type": type(event).__name__})
+        raise BadInputError(f"Not a CodePipeline job event: the event is a {type(event).__name__}, not an object")
     job = event.get("CodePipeline.job")
     job_id = job.get("id") if isinstance(job, Mapping) else None
-    return job_id if isinstance(job_id, str) and job_id else None
+    if not isinstance(job_id, str) or not job_id:
+        logger.error("Not a CodePipeline job event: no CodePipeline.job.id", extra={"keys": sorted(map(str, event))})
+        raise BadInputError("Not a CodePipeline job event: CodePipeline.job.id is missing")
+    if not _JOB_ID.fullmatch(job_id):
+        logger.error("Not a CodePipeline job id", extra={"job_id": job_id[:100]})
+        raise BadInputError(f"CodePipeline.job.id is not a job id (a UUID): {shorten(job_id, 100)!r}")
+    return job_id
 
 
 def report_success(

@@ -329,6 +329,38 @@ def test_event_without_a_job_id_raises_and_records_no_result(
     assert job_results() == []
 
 
+@pytest.mark.parametrize("bad_event", [None, [], "event", 7], ids=["null", "list", "string", "number"])
+def test_event_that_is_not_an_object_is_bad_input_and_records_no_result(
+    monkeypatch: pytest.MonkeyPatch, context: FakeLambdaContext, bad_event: Any
+) -> None:
+    set_artifact_check_env(monkeypatch)
+    handler = load_function("artifact-check").lambda_handler
+
+    with pytest.raises(BadInputError, match=r"the event is a \w+, not an object"):
+        handler(bad_event, context)
+
+    assert job_results() == []
+
+
+@pytest.mark.parametrize("job_id", ["job-1", "A1B2C3D4-0001-4000-8000-000000000001", "a1b2c3d4" * 40])
+def test_job_id_that_is_not_a_uuid_is_refused_before_any_work(
+    monkeypatch: pytest.MonkeyPatch, context: FakeLambdaContext, job_id: str
+) -> None:
+    """GIVEN a job id CodePipeline would refuse a result for THEN the handler raises BadInputError naming
+    it, and neither reads nor writes anything (the artifacts it names are never fetched)."""
+    set_artifact_check_env(monkeypatch)
+    event = load_event("artifact-check", "job")
+    event["CodePipeline.job"]["id"] = job_id
+    ran: list[str] = []
+    monkeypatch.setattr(artifacts, "download", lambda *args, **kwargs: ran.append("download"))
+
+    with pytest.raises(BadInputError, match=r"CodePipeline\.job\.id is not a job id"):
+        load_function("artifact-check").lambda_handler(event, context)
+
+    assert ran == []
+    assert job_results() == []
+
+
 def test_invalid_user_parameters_and_token_are_bad_input(event: dict[str, Any], context: FakeLambdaContext) -> None:
     event["CodePipeline.job"]["data"]["actionConfiguration"]["configuration"]["UserParameters"] = "{not json"
 
