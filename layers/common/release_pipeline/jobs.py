@@ -87,6 +87,8 @@ class Job:
     @property
     def continuation_token(self) -> dict[str, Any] | None:
         raw = self._event.data.continuation_token
+        if raw is not None and not isinstance(raw, str):
+            raise BadInputError("The job's continuation token is not a string")
         if not raw:
             return None
         try:
@@ -99,7 +101,13 @@ class Job:
 
     @property
     def user_parameters(self) -> dict[str, Any]:
-        raw = self._event.data.action_configuration.configuration.raw_event.get("UserParameters")
+        action = self._event.data.raw_event.get("actionConfiguration")
+        configuration = action.get("configuration") if isinstance(action, Mapping) else None
+        if not isinstance(configuration, Mapping):
+            raise BadInputError("The job has no actionConfiguration.configuration object")
+        raw = configuration.get("UserParameters")
+        if raw is not None and not isinstance(raw, str):
+            raise BadInputError("The action's UserParameters must be a string of JSON")
         if not raw:
             return {}
         try:
@@ -111,18 +119,21 @@ class Job:
         return value
 
     def _artifact(self, artifacts: list[CodePipelineArtifact], kind: str, name: str) -> CodePipelineArtifact:
-        for artifact in artifacts:
-            if artifact.name == name:
+        names = [a.get("name") for a in artifacts]
+        for artifact, artifact_name in zip(artifacts, names, strict=True):
+            if artifact_name == name:
                 return artifact
-        present = ", ".join(sorted(a.name for a in artifacts)) or "none"
+        present = ", ".join(sorted(n for n in names if isinstance(n, str))) or "none"
         raise ArtifactError(f"The job has no {kind} artifact named {name!r} (it has: {present})")
 
     def _location(self, artifact: CodePipelineArtifact, kind: str) -> S3Location:
-        try:
-            location = artifact.location.s3_location
-            return S3Location(bucket=location.bucket_name, key=location.object_key)
-        except (KeyError, TypeError):
-            raise ArtifactError(f"The {kind} artifact {artifact.name!r} has no S3 location") from None
+        location = artifact.get("location")
+        s3_location = location.get("s3Location") if isinstance(location, Mapping) else None
+        bucket = s3_location.get("bucketName") if isinstance(s3_location, Mapping) else None
+        key = s3_location.get("objectKey") if isinstance(s3_location, Mapping) else None
+        if not (isinstance(bucket, str) and bucket and isinstance(key, str) and key):
+            raise ArtifactError(f"The {kind} artifact {artifact.name!r} has no S3 location (bucketName, objectKey)")
+        return S3Location(bucket=bucket, key=artifact.location.s3_location.object_key)
 
     def input_artifact(self, name: str) -> S3Location:
         artifact = self._artifact(self._artifacts("inputArtifacts"), "input", name)
@@ -144,15 +155,19 @@ class Job:
     @property
     def artifact_credentials(self) -> Credentials:
         raw: Any = self._event.data.raw_event.get("artifactCredentials")
-        try:
-            return Credentials(raw["accessKeyId"], raw["secretAccessKey"], raw["sessionToken"])
-        except (KeyError, TypeError):
-            raise BadInputError("The job event has no artifact credentials") from None
+        names = ("accessKeyId", "secretAccessKey", "sessionToken")
+        if not isinstance(raw, Mapping) or not all(isinstance(raw.get(name), str) for name in names):
+            raise BadInputError("The job event has no artifact credentials")
+        return Credentials(raw["accessKeyId"], raw["secretAccessKey"], raw["sessionToken"])
 
     @property
     def encryption_key_id(self) -> str | None:
-        key = self._event.data.encryption_key
-        return key.get_id if key is not None and key.get_type == "KMS" else None
+        key = self._event.data.raw_event.get("encryptionKey")
+        if key is None:
+            return None
+        if not isinstance(key, Mapping) or not isinstance(key.get("id"), str) or not isinstance(key.get("type"), str):
+            raise BadInputError("The job's encryptionKey must be an object with a string id and type")
+        return str(key["id"]) if key["type"] == "KMS" else None
 
 
 Handler = Callable[[Job, "LambdaContext"], JobResult]

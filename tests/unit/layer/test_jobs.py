@@ -361,6 +361,40 @@ def test_job_id_that_is_not_a_uuid_is_refused_before_any_work(
     assert job_results() == []
 
 
+@pytest.mark.parametrize(
+    ("path", "value", "named"),
+    [
+        (("actionConfiguration",), "x", "actionConfiguration.configuration"),
+        (("actionConfiguration", "configuration", "UserParameters"), ["x"], "UserParameters"),
+        (("continuationToken",), 5, "continuation token"),
+        (("outputArtifacts", 0, "location", "s3Location", "objectKey"), None, "bucketName, objectKey"),
+        (("outputArtifacts", 0, "name"), 7, "no output artifact named 'StageSource'"),
+        (("artifactCredentials", "sessionToken"), 1, "artifact credentials"),
+        (("encryptionKey",), "key", "encryptionKey"),
+    ],
+)
+def test_a_field_of_the_wrong_type_is_one_failure_that_names_it(
+    event: dict[str, Any], context: FakeLambdaContext, path: tuple[Any, ...], value: Any, named: str
+) -> None:
+    """GIVEN a job event whose field has the wrong type THEN the job fails once, naming the field, never
+    with a bare Python error."""
+    node: Any = event["CodePipeline.job"]["data"]
+    for part in path[:-1]:
+        node = node[part]
+    node[path[-1]] = value
+
+    def work(job: Job, ctx: Any) -> JobResult:
+        job.user_parameters, job.continuation_token, job.artifact_credentials, job.encryption_key_id  # noqa: B018
+        job.output_artifact("StageSource")
+        return JobResult(summary="never")
+
+    run(work, event, context)
+
+    message = failure_message(only_failure(job_id_of(event)))
+    assert named in message
+    assert not message.startswith("Unexpected")
+
+
 def test_invalid_user_parameters_and_token_are_bad_input(event: dict[str, Any], context: FakeLambdaContext) -> None:
     event["CodePipeline.job"]["data"]["actionConfiguration"]["configuration"]["UserParameters"] = "{not json"
 
