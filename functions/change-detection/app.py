@@ -17,11 +17,10 @@ logger = Logger(log_uncaught_exceptions=True)
 @codepipeline_job
 def lambda_handler(job: Job, context: LambdaContext) -> JobResult:
     config = ChangeDetectionConfig.from_env()
-    token = job.continuation_token or {}
     return detect_changes(
         cloudformation_for=clients.cloudformation_per_region(),
         sns=clients.sns(clients.home_region()),
         config=config,
         change_set_name=config.change_set_name(job.user_parameters),
-        attempt=int(token.get("attempt", 0)),
+        attempt=job.token_count("attempt"),
     )

@@ -20,11 +20,10 @@ def lambda_handler(job: Job, context: LambdaContext) -> JobResult:
     if job.continuation_token is None:
         # first invocation: a parameter set that is not a JSON object of strings fails here, by name
         parameter_sets.check(clients.codepipeline(config.region), config.pipeline_name)
-    token = job.continuation_token or {}
     return wait_for_turn(
         pipeline=clients.codepipeline(config.region),
         cloudformation_for=clients.cloudformation_per_region(),
         config=config,
         execution_id=execution_id(job.user_parameters),
-        polls=int(token.get("polls", 0)),
+        polls=job.token_count("polls"),
     )

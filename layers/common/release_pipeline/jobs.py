@@ -41,6 +41,9 @@ FAILURE_MESSAGE_LIMIT = 5000
 SUMMARY_LIMIT = 2048
 OUTPUT_VALUE_LIMIT = 800
 OUTPUT_VARIABLES_LIMIT = 122_880
+# The largest count a continuation token may carry: each re-invocation adds one, and no action of this
+# pipeline waits anywhere near this many times (a larger count is not one this code wrote).
+MAX_TOKEN_COUNT = 20_160
 # CodePipeline's job ids (the jobId pattern of PutJobSuccessResult and PutJobFailureResult).
 _JOB_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # How long before Lambda's timeout a job still running is failed, so it never ends without a result.
@@ -98,6 +101,14 @@ class Job:
         if not isinstance(token, dict):
             raise BadInputError("The job's continuation token is not a JSON object")
         return token
+
+    def token_count(self, name: str) -> int:
+        """A count kept in the continuation token (0 on the first invocation), checked: a whole number from
+        0 to MAX_TOKEN_COUNT."""
+        value = (self.continuation_token or {}).get(name, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TOKEN_COUNT:
+            raise BadInputError(f"The job's continuation token holds no valid {name} count: {shorten(repr(value), 60)}")
+        return value
 
     @property
     def user_parameters(self) -> dict[str, Any]:

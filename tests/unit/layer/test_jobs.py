@@ -395,6 +395,29 @@ def test_a_field_of_the_wrong_type_is_one_failure_that_names_it(
     assert not message.startswith("Unexpected")
 
 
+@pytest.mark.parametrize("count", ['"many"', "-1", "true", "1.5", "99999999"])
+def test_a_count_in_the_continuation_token_is_checked(
+    event: dict[str, Any], context: FakeLambdaContext, count: str
+) -> None:
+    again = continuation_of(event, '{"polls": ' + count + "}")
+
+    run(lambda job, ctx: JobResult(summary=str(job.token_count("polls"))), again, context)
+
+    assert "continuation token holds no valid polls count" in failure_message(only_failure(job_id_of(again)))
+
+
+def test_a_count_in_the_continuation_token_is_read(event: dict[str, Any], context: FakeLambdaContext) -> None:
+    again = continuation_of(event, '{"polls": 3}')
+
+    run(lambda job, ctx: JobResult(summary=f"polls {job.token_count('polls')}"), again, context)
+
+    assert only_result(job_id_of(again)).status == "Succeeded"
+    assert job_results(job_id_of(again))[0].execution_details == {
+        "summary": "polls 3",
+        "externalExecutionId": REQUEST_ID,
+    }
+
+
 def test_invalid_user_parameters_and_token_are_bad_input(event: dict[str, Any], context: FakeLambdaContext) -> None:
     event["CodePipeline.job"]["data"]["actionConfiguration"]["configuration"]["UserParameters"] = "{not json"
 
