@@ -13,7 +13,10 @@ SCENARIO ?= demo
 MODE ?= delete
 ARGS ?=
 
-.PHONY: help demo emulator venv lint typecheck template build unit test benchmark clean
+# checkov runs from a virtual environment of its own (its pins clash with the development tools')
+CHECKOV_VENV := .venv-checkov
+
+.PHONY: help demo emulator venv lint typecheck template build unit test audit benchmark clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -37,7 +40,7 @@ lint: venv ## ruff (lint and format check)
 	$(BIN)/ruff format --check .
 
 typecheck: venv ## mypy --strict on the layer, every handler, the rehearsal, local_aws, the tests and the benchmark
-	$(BIN)/mypy layers/common/release_pipeline rehearsal local_aws tests benchmarks
+	$(BIN)/mypy layers/common/release_pipeline rehearsal local_aws tests benchmarks audit
 	@for handler in $(FUNCTIONS); do echo "mypy $$handler"; $(BIN)/mypy $$handler || exit 1; done
 
 template: venv ## cfn-lint and sam validate --lint on template.yaml
@@ -52,9 +55,18 @@ unit: venv ## pytest: unit, integration and e2e tests (moto, no AWS account)
 
 test: lint typecheck template build unit ## Everything CI runs: lint, types, template checks, build, tests
 
+$(CHECKOV_VENV)/bin/checkov: audit/checkov-requirements.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r audit/checkov-requirements.txt
+	touch $@
+
+audit: venv $(CHECKOV_VENV)/bin/checkov ## Fuzz, faults, IAM mutation, static scans, hostile artifacts: one table, fails on a breach
+	CHECKOV=$(CURDIR)/$(CHECKOV_VENV)/bin/checkov PYTHONPATH=layers/common:. $(BIN)/python -m audit
+
 benchmark: venv ## Cold start per function (ratio to boto3 alone) and Lambda time per pipeline run (moto)
 	$(BIN)/python benchmarks/cold_start.py
 	PYTHONPATH=layers/common:. $(BIN)/python benchmarks/pipeline_run.py
 
 clean: ## Remove the virtualenv and build output
-	rm -rf $(VENV) .aws-sam .mypy_cache .ruff_cache .pytest_cache events/local events/env.json
+	rm -rf $(VENV) $(CHECKOV_VENV) .aws-sam .mypy_cache .ruff_cache .pytest_cache events/local events/env.json
