@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -104,6 +105,7 @@ def injected(targets: list[tuple[str, str]], kind: str, attempts: int | None, cl
         session.events.register_first(
             f"before-send.{service}.{operation}", handler, unique_id=f"audit-{service}-{operation}"
         )
+    random.seed(0)  # botocore's back-off jitter: the same delays on every run
     endpoint: Any = botocore.endpoint
     original = endpoint.time
     endpoint.time = clock

@@ -152,8 +152,10 @@ def mutated(draw: st.DrawFn, function: str, bases: list[dict[str, Any]]) -> tupl
         if kind == "drop":
             event = _drop(event, path)
         elif kind == "retype":
-            event = _set(event, path, draw(_other_type(value)))
-            required = required or any(re.fullmatch(p, dotted) for p in NOT_RETYPED[function])
+            new = draw(_other_type(value))
+            event = _set(event, path, new)
+            # null stands for an absent field: a field that may be absent may be null
+            required = required or (new is not None and any(re.fullmatch(p, dotted) for p in NOT_RETYPED[function]))
         elif kind == "truncate":
             required = False
             if isinstance(value, str | list):
@@ -167,8 +169,15 @@ def mutated(draw: st.DrawFn, function: str, bases: list[dict[str, Any]]) -> tupl
                 event = _set(event, path, value * draw(st.integers(2, 4)) + "x" * draw(st.integers(1000, 300_000)))
             elif isinstance(value, list) and value:
                 event = _set(event, path, value * draw(st.integers(2, 200)))
+        # a change to a field or one of its parents replaces what earlier mutations did there
+        mutations = [m for m in mutations if not _replaced(m.path, dotted)]
         mutations.append(Mutation(kind, dotted, required))
     return event, mutations
+
+
+def _replaced(earlier: str, changed: str) -> bool:
+    """Whether a change at ``changed`` replaces what an earlier mutation did at ``earlier``."""
+    return changed == "" or earlier == changed or earlier.startswith(changed + ".")
 
 
 def _special(draw: st.DrawFn, function: str, event: Any) -> tuple[Any, Mutation]:
@@ -208,15 +217,17 @@ def _special(draw: st.DrawFn, function: str, event: Any) -> tuple[Any, Mutation]
             configuration["UserParameters"] = broken
         # a commitId of the wrong type is malformed only for record-release, which reads it
         broken_for_function = reads_parameters and ("commitId" not in broken or function == "record-release")
-        return event, Mutation(choice, "UserParameters", broken_for_function)
+        path = "CodePipeline.job.data.actionConfiguration.configuration.UserParameters"
+        return event, Mutation(choice, path, broken_for_function)
     if choice == "no-artifacts":
         key = draw(st.sampled_from(["inputArtifacts", "outputArtifacts"]))
         had = bool(data.get(key))
         data[key] = []
-        return event, Mutation(choice, key, had and any(key in p for p in REQUIRED[function]))
+        required = had and any(key in p for p in REQUIRED[function])
+        return event, Mutation(choice, f"CodePipeline.job.data.{key}", required)
     bad = BAD_TOKENS.get(function)
     data["continuationToken"] = draw(st.sampled_from(bad or _NOT_JSON_OBJECTS))
-    return event, Mutation("token", "continuationToken", bad is not None)
+    return event, Mutation("token", "CodePipeline.job.data.continuationToken", bad is not None)
 
 
 def fuzz_job_function(function: str) -> Row:
@@ -258,6 +269,7 @@ def fuzz_job_function(function: str) -> Row:
             job = event.get("CodePipeline.job") if isinstance(event, dict) else None
             job_id = job.get("id") if isinstance(job, dict) else None
             valid_id = isinstance(job_id, str) and JOB_ID.fullmatch(job_id) is not None
+            scenario.replenish(accounts)
             earlier = len(local_aws.job_results())
             described = "; ".join(f"{m.kind} {m.path or '<event>'}" for m in mutations)
             started = time.perf_counter()

@@ -29,6 +29,8 @@ class Scenario:
     environment: dict[str, str]
     # True when the emulator's state (and the job's result) is what the user expects after a success
     succeeded: Callable[[lp.Accounts], bool]
+    # Puts back what a success consumes, so that the same event can succeed again (for the fuzz)
+    replenish: Callable[[lp.Accounts], None] = lambda _: None
 
 
 def _job_succeeded(event: dict[str, Any]) -> Callable[[lp.Accounts], bool]:
@@ -74,8 +76,18 @@ def change_detection(accounts: lp.Accounts) -> Scenario:
         secondary = accounts.client("cloudformation", SECONDARY).list_change_sets(StackName=lp.APP)["Summaries"]
         return result.output_variables.get("HasChanges") == "true" and secondary == []
 
+    def replenish(accounts: lp.Accounts) -> None:
+        """The secondary's empty change set, removed by every success."""
+        secondary = accounts.client("cloudformation", SECONDARY)
+        if not secondary.list_change_sets(StackName=lp.APP)["Summaries"]:
+            secondary.create_change_set(
+                StackName=lp.APP, ChangeSetName=f"pipeline-{lp.EXECUTION}", TemplateBody=lp.APP_TEMPLATE
+            )
+
     env = template.function_environment("ChangeDetectionFunction")
-    return Scenario("change-detection", "ChangeDetectionFunction", event, env, _and(job_succeeded, published))
+    return Scenario(
+        "change-detection", "ChangeDetectionFunction", event, env, _and(job_succeeded, published), replenish
+    )
 
 
 def drift_detection(accounts: lp.Accounts) -> Scenario:
