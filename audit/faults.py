@@ -20,7 +20,7 @@ import botocore.endpoint
 from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
 from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
-from moto.core.botocore_stubber import MockRawResponse
+from moto.core.botocore_stubber import BotocoreStubber, MockRawResponse
 
 import local_aws
 from audit import sandbox
@@ -83,15 +83,18 @@ def _error_response(service: str, kind: str, url: str) -> AWSResponse:
 
 @contextmanager
 def injected(targets: list[tuple[str, str]], kind: str, attempts: int | None, clock: VirtualClock) -> Iterator[None]:
-    """Fail ``attempts`` attempts (every one when None) of each (service id, operation) in ``targets``."""
-    session = clients._session()
-    failed: dict[tuple[str, str], int] = {}
+    """Fail ``attempts`` attempts (every one when None) of each (service id, operation) in ``targets``.
 
-    def handler(request: Any, event_name: str, **_: Any) -> Any:
+    The fault stands in front of the emulator: a faulted request never reaches it, as a throttled or
+    unanswered request never reaches AWS's service."""
+    failed: dict[tuple[str, str], int] = {}
+    emulator = BotocoreStubber.__call__
+
+    def answer(stubber: BotocoreStubber, event_name: str, request: Any, **kwargs: Any) -> Any:
         service, operation = event_name.split(".")[1:]
         key = (service, operation)
-        if key not in targets or (attempts is not None and failed.get(key, 0) >= attempts):
-            return None
+        if not stubber.enabled or key not in targets or (attempts is not None and failed.get(key, 0) >= attempts):
+            return emulator(stubber, event_name, request, **kwargs)
         failed[key] = failed.get(key, 0) + 1
         if kind == "connection":
             clock.seconds += _CONNECT_TIMEOUT
@@ -101,20 +104,17 @@ def injected(targets: list[tuple[str, str]], kind: str, attempts: int | None, cl
             raise ReadTimeoutError(endpoint_url=request.url)
         return _error_response(service, kind, request.url)
 
-    for service, operation in targets:
-        session.events.register_first(
-            f"before-send.{service}.{operation}", handler, unique_id=f"audit-{service}-{operation}"
-        )
     random.seed(0)  # botocore's back-off jitter: the same delays on every run
     endpoint: Any = botocore.endpoint
     original = endpoint.time
     endpoint.time = clock
+    stubber: Any = BotocoreStubber
+    stubber.__call__ = answer
     try:
         yield
     finally:
+        stubber.__call__ = emulator
         endpoint.time = original
-        for service, operation in targets:
-            session.events.unregister(f"before-send.{service}.{operation}", unique_id=f"audit-{service}-{operation}")
 
 
 def _has_dead_letter_queue(logical_id: str) -> bool:
@@ -142,6 +142,9 @@ def inject(function: str) -> Row:
     if is_job:
         both = [("codepipeline", "PutJobSuccessResult"), ("codepipeline", "PutJobFailureResult")]
         cases += [(both, kind, None) for kind in KINDS]
+        # the success report, lasting, with every kind of fault (a timeout is not a ClientError)
+        success = ("codepipeline", "PutJobSuccessResult")
+        cases += [([success], kind, None) for kind in KINDS if (success, kind, None) not in _lasting(cases)]
     longest = 0.0
     outcomes = {"failed": 0, "survived": 0}
     for targets, kind, attempts in cases:
@@ -167,6 +170,10 @@ def inject(function: str) -> Row:
         f"{outcomes['survived']} survived; longest {longest:.0f} s of {deadline} s"
     )
     return row
+
+
+def _lasting(cases: list[tuple[list[tuple[str, str]], str, int | None]]) -> set[tuple[tuple[str, str], str, None]]:
+    return {(targets[0], kind, None) for targets, kind, attempts in cases if len(targets) == 1 and attempts is None}
 
 
 def _invoke(target: sandbox.Function, scenario: Any) -> BaseException | None:

@@ -146,6 +146,7 @@ def fuzz_stage_revert() -> Row:
         @given(events(scenario.event, env["PIPELINE_NAME"]))
         def run(event: Any) -> None:
             row.cases += 1
+            scenario.replenish(accounts)
             with writes_recorded() as calls:
                 try:
                     target.handler(copy.deepcopy(event), context)

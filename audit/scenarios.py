@@ -183,8 +183,21 @@ def stage_revert(accounts: lp.Accounts) -> Scenario:
         statuses = {s["StackName"]: s["StackStatus"] for s in summaries if s["StackName"] == lp.APP}
         return bool(statuses == {lp.APP: "DELETE_COMPLETE"})
 
+    def replenish(accounts: lp.Accounts) -> None:
+        """The stage stack and the secondary back on the newer template, the primary's failed creation."""
+        cfn = accounts.client("cloudformation")
+        for name, client in ((f"{lp.APP}-stage", cfn), (lp.APP, secondary)):
+            body = client.get_template(StackName=name)["TemplateBody"]
+            if sorted((json.loads(body) if isinstance(body, str) else body)["Resources"]) == ["Topic"]:
+                client.update_stack(StackName=name, TemplateBody=json.dumps(newer))
+        stacks = cloudformation_backends[lp.ACCOUNT][PRIMARY].stacks.values()
+        if not [s for s in stacks if s.name == lp.APP and s.status != "DELETE_COMPLETE"]:
+            cfn.create_stack(StackName=lp.APP, TemplateBody=json.dumps(newer))
+            created = [s for s in stacks if s.name == lp.APP and s.status != "DELETE_COMPLETE"]
+            created[0].status = "ROLLBACK_COMPLETE"
+
     env = template.function_environment("StageRevertFunction")
-    return Scenario("stage-revert", "StageRevertFunction", event, env, reverted)
+    return Scenario("stage-revert", "StageRevertFunction", event, env, reverted, replenish)
 
 
 SCENARIOS: dict[str, Callable[[lp.Accounts], Scenario]] = {
