@@ -14,7 +14,10 @@ SCENARIO ?= demo
 MODE ?= delete
 ARGS ?=
 
-.PHONY: help demo emulator venv lint typecheck template build unit e2e test benchmark clean
+# checkov runs from a virtual environment of its own (its pins clash with the development tools')
+CHECKOV_VENV := .venv-checkov
+
+.PHONY: help demo emulator venv lint typecheck template build unit e2e test audit benchmark clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -38,7 +41,7 @@ lint: venv ## ruff (lint and format check)
 	$(BIN)/ruff format --check .
 
 typecheck: venv ## mypy --strict on the layer, every handler, the rehearsal, local_aws, the tests and the benchmark
-	$(BIN)/mypy layers/common/release_pipeline rehearsal local_aws tests benchmarks
+	$(BIN)/mypy layers/common/release_pipeline rehearsal local_aws tests benchmarks audit
 	@for handler in $(FUNCTIONS); do echo "mypy $$handler"; $(BIN)/mypy $$handler || exit 1; done
 
 template: venv ## cfn-lint and sam validate --lint on template.yaml
@@ -62,10 +65,19 @@ $(LAMBDA_VENV)/bin/activate: benchmarks/lambda-runtime.txt
 	$(LAMBDA_VENV)/bin/python -m pip install --quiet --no-deps -r benchmarks/lambda-runtime.txt
 	touch $@
 
+$(CHECKOV_VENV)/bin/checkov: audit/checkov-requirements.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r audit/checkov-requirements.txt
+	touch $@
+
+audit: venv $(CHECKOV_VENV)/bin/checkov ## Fuzz, faults, IAM mutation, static scans, hostile artifacts: one table, fails on a breach
+	CHECKOV=$(CURDIR)/$(CHECKOV_VENV)/bin/checkov PYTHONPATH=layers/common:. $(BIN)/python -m audit
+
 benchmark: venv build $(LAMBDA_VENV)/bin/activate ## Cold start as built (ratio to a boto3-only handler), memory, cost per release
 	$(BIN)/python benchmarks/cold_start.py
 	PYTHONPATH=layers/common:. $(BIN)/python benchmarks/memory.py
 	PYTHONPATH=layers/common:. $(BIN)/python benchmarks/release_cost.py
 
 clean: ## Remove the virtualenv and build output
-	rm -rf $(VENV) $(LAMBDA_VENV) .aws-sam .mypy_cache .ruff_cache .pytest_cache events/local events/env.json
+	rm -rf $(VENV) $(LAMBDA_VENV) $(CHECKOV_VENV) .aws-sam .mypy_cache .ruff_cache .pytest_cache events/local events/env.json

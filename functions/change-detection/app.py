@@ -22,5 +22,5 @@ def lambda_handler(job: Job, context: LambdaContext) -> JobResult:
         sns=clients.sns(config.stacks.regions.primary),
         config=config,
         change_set_name=config.change_set_name(job.execution_id),
-        token=job.continuation_token,
+        attempt=job.token_count("attempt"),
     )

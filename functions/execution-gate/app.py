@@ -22,5 +22,5 @@ def lambda_handler(job: Job, context: LambdaContext) -> JobResult:
         cloudformation_for=clients.cloudformation_per_region(),
         config=config,
         execution_id=job.execution_id,
-        token=job.continuation_token,
+        polls=job.token_count("polls"),
     )

@@ -1,13 +1,18 @@
 """Pipeline artifacts: zip archives in S3, read and written safely.
 
 Archives are read whole into memory with caps on their size, their number of entries and their
-uncompressed size; entries with ``..`` or an absolute path are rejected before anything is used.
+uncompressed size; entries with ``..``, an absolute path or a symbolic link are rejected before anything
+is used. The archive cap follows from the function's memory, and a file is read from an archive only up
+to CloudFormation's template limit, streamed, so a small archive that expands hugely is refused before
+it fills the function's memory.
 """
 
 from __future__ import annotations
 
 import io
+import os
 import posixpath
+import stat
 import zipfile
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -20,7 +25,22 @@ from release_pipeline.values import S3Location
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-MAX_ARCHIVE_BYTES = 50 * 1024 * 1024
+
+def _archive_cap() -> int:
+    """An eighth of the function's memory (Lambda sets AWS_LAMBDA_FUNCTION_MEMORY_SIZE, in MB), at most
+    50 MiB: the archive is held once as downloaded and once as uploaded, beside the runtime and boto3."""
+    memory_mb = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "")
+    cap = 50 * 1024 * 1024
+    if memory_mb.isdigit() and int(memory_mb) > 0:
+        cap = min(cap, int(memory_mb) * 1024 * 1024 // 8)
+    return cap
+
+
+MAX_ARCHIVE_BYTES = _archive_cap()
+# CloudFormation reads a template of at most 1 MB from S3 (51,200 bytes inline): no file the functions
+# read from an archive is larger.
+# https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/cloudformation-limits.html
+MAX_FILE_BYTES = 1024 * 1024
 MAX_UNCOMPRESSED_BYTES = 200 * 1024 * 1024
 MAX_ENTRIES = 10_000
 
@@ -80,24 +100,35 @@ class Archive:
         total = 0
         for info in infos:
             check_entry_name(info.filename, what)
+            if stat.S_ISLNK(info.external_attr >> 16):
+                raise ArtifactError(f"The {what} has a symbolic link: {info.filename!r}")
             total += info.file_size
         if total > MAX_UNCOMPRESSED_BYTES:
             raise ArtifactError(f"The {what} expands to {total} bytes, over the cap of {MAX_UNCOMPRESSED_BYTES}")
-        self._names = {info.filename for info in infos if not info.is_dir()}
+        self._infos = {info.filename: info for info in infos if not info.is_dir()}
+        self._names = set(self._infos)
 
     @property
     def names(self) -> frozenset[str]:
         return frozenset(self._names)
 
-    def read(self, path: str) -> bytes:
-        """The bytes of the entry at ``path`` (a relative POSIX path)."""
+    def read(self, path: str, limit: int = MAX_FILE_BYTES) -> bytes:
+        """The bytes of the entry at ``path`` (a relative POSIX path), refused past ``limit`` bytes: the
+        declared size is checked first, and the entry is streamed so a false declaration is caught too."""
         name = normalise_path(path, self.what)
         if name not in self._names:
             raise ArtifactError(f"The {self.what} has no file {path!r}")
+        too_large = f"The file {path!r} in the {self.what} is over the {limit} byte cap"
+        if self._infos[name].file_size > limit:
+            raise ArtifactError(f"{too_large} ({self._infos[name].file_size} bytes)")
         try:
-            return self._zip.read(name)
-        except (zipfile.BadZipFile, OSError, ValueError) as error:
+            with self._zip.open(name) as entry:
+                data = entry.read(limit + 1)
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
             raise ArtifactError(f"Could not read {path!r} from the {self.what}: {error}") from None
+        if len(data) > limit:
+            raise ArtifactError(too_large)
+        return data
 
 
 def check_entry_name(name: str, what: str) -> None:

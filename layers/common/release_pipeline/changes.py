@@ -8,9 +8,9 @@ yet (a REVIEW_IN_PROGRESS placeholder) is always a change: the first release.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
@@ -168,9 +168,8 @@ def detect_changes(
     sns: SNSClient,
     config: ChangeDetectionConfig,
     change_set_name: str,
-    token: Mapping[str, Any] | None,
+    attempt: int,
 ) -> JobResult:
-    attempt = int((token or {}).get("attempt", 0))
     results = [
         read_change_set(cloudformation_for(region), role, region, stack, change_set_name)
         for role, region, stack in config.stacks.targets()

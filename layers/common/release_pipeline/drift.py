@@ -35,6 +35,8 @@ SENSITIVE_PROPERTY = re.compile(
     re.IGNORECASE,
 )
 VALUE_LIMIT = 200
+# DetectStackDrift's ids (StackDriftDetectionId: 1 to 36 characters).
+_DETECTION_ID = re.compile(r"[A-Za-z0-9-]{1,36}")
 # The action's output variables, read by the approval as #{Drift.<name>}.
 OUTPUT_VARIABLES = ("DriftStatus", "Summary")
 
@@ -56,19 +58,24 @@ class StackDrift:
 
 
 def start(cloudformation_for: Callable[[str], CloudFormationClient], config: DriftDetectionConfig) -> dict[str, Any]:
-    """Start detection where it can run; the token records ids and the stacks already settled."""
+    """Start detection where it can run. The token holds only the detection ids (nothing else can be
+    re-read later); a stack that cannot be checked is described again on every invocation."""
     detections: dict[str, str] = {}
-    settled: dict[str, dict[str, str]] = {}
     for role, region, stack in config.stacks.targets():
-        state = stacks.describe(cloudformation_for(region), stack, region)
-        if not state.exists or state.status == stacks.PLACEHOLDER:
-            settled[role] = {"status": NOT_DEPLOYED, "detail": "not deployed yet"}
-        elif state.status not in stacks.DRIFT_CHECKABLE:
-            settled[role] = {"status": "NOT_CHECKED", "detail": f"stack is {state.status}"}
-        else:
+        if _unchecked(cloudformation_for(region), role, region, stack) is None:
             response = cloudformation_for(region).detect_stack_drift(StackName=stack)
             detections[role] = response["StackDriftDetectionId"]
-    return {"detections": detections, "settled": settled}
+    return {"detections": detections}
+
+
+def _unchecked(cfn: CloudFormationClient, role: str, region: str, stack: str) -> StackDrift | None:
+    """The result for a stack drift detection cannot run on (not deployed, or busy), else None."""
+    state = stacks.describe(cfn, stack, region)
+    if not state.exists or state.status == stacks.PLACEHOLDER:
+        return StackDrift(role, region, stack, NOT_DEPLOYED, "not deployed yet")
+    if state.status not in stacks.DRIFT_CHECKABLE:
+        return StackDrift(role, region, stack, "NOT_CHECKED", f"stack is {state.status}")
+    return None
 
 
 def follow(
@@ -76,20 +83,31 @@ def follow(
     config: DriftDetectionConfig,
     token: Mapping[str, Any],
 ) -> tuple[list[StackDrift], bool]:
-    """Check each running detection once; returns the results and whether any is still running."""
-    detections: Mapping[str, str] = token.get("detections", {})
-    settled: Mapping[str, Mapping[str, str]] = token.get("settled", {})
+    """Check each running detection once; returns the results and whether any is still running.
+
+    The token is checked, never trusted: each detection must be of the configured stack, and a stack
+    without one must still be one that drift detection cannot run on."""
+    detections = token.get("detections", {})
+    if not isinstance(detections, Mapping):
+        raise BadInputError("The job's continuation token holds no drift detections object")
     results: list[StackDrift] = []
     running = False
     for role, region, stack in config.stacks.targets():
-        if role in settled:
-            results.append(StackDrift(role, region, stack, settled[role]["status"], settled[role].get("detail", "")))
-            continue
-        detection_id = detections.get(role)
-        if not isinstance(detection_id, str) or not detection_id:
-            raise BadInputError(f"The job's continuation token holds no drift detection for the {role} stack")
         cfn = cloudformation_for(region)
+        detection_id = detections.get(role)
+        if detection_id is None:
+            unchecked = _unchecked(cfn, role, region, stack)
+            if unchecked is None:
+                raise BadInputError(f"The job's continuation token holds no drift detection for the {role} stack")
+            results.append(unchecked)
+            continue
+        if not isinstance(detection_id, str) or not _DETECTION_ID.fullmatch(detection_id):
+            raise BadInputError(f"The job's continuation token holds no valid drift detection for the {role} stack")
         status = cfn.describe_stack_drift_detection_status(StackDriftDetectionId=detection_id)
+        if _stack_name(status.get("StackId", "")) != stack:
+            raise BadInputError(
+                f"The job's continuation token names a drift detection of another stack than {stack} ({role})"
+            )
         if status["DetectionStatus"] == "DETECTION_IN_PROGRESS":
             running = True
             continue
@@ -102,6 +120,12 @@ def follow(
         resources = _drifted_resources(cfn, stack) if drift_status == "DRIFTED" else ()
         results.append(StackDrift(role, region, stack, drift_status, detail, resources))
     return results, running
+
+
+def _stack_name(stack_id: str) -> str:
+    """The stack name in a stack id (arn:aws:cloudformation:REGION:ACCOUNT:stack/NAME/UUID)."""
+    parts = stack_id.split("/")
+    return parts[1] if len(parts) == 3 else ""
 
 
 def _drifted_resources(cfn: CloudFormationClient, stack: str) -> tuple[str, ...]:

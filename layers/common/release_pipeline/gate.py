@@ -17,9 +17,9 @@ otherwise fill up.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
@@ -76,13 +76,14 @@ def wait_for_turn(
     cloudformation_for: Callable[[str], CloudFormationClient],
     config: ExecutionGateConfig,
     execution_id: str,
-    token: Mapping[str, Any] | None,
+    polls: int,
 ) -> JobResult:
-    if token is None:
+    """``polls``: how many times this job has been invoked before (0 on the first invocation, whose token
+    is absent; each continuation carries the count on)."""
+    if polls == 0:
         # First invocation: a parameter set that is not a JSON object of strings fails here, by name,
         # before CheckChanges makes a change set from it.
         parameter_sets.check(pipeline, config.pipeline_name)
-    polls = int((token or {}).get("polls", 0))
     executions = executions_around(pipeline, config.pipeline_name, execution_id)
     running = executions.earlier_running
     next_token = {"polls": polls + 1}

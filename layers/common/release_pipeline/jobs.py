@@ -21,7 +21,7 @@ from aws_lambda_powertools.utilities.data_classes.code_pipeline_job_event import
     CodePipelineArtifact,
     CodePipelineJobEvent,
 )
-from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from release_pipeline import clients, config
 from release_pipeline.errors import ArtifactError, BadInputError, PipelineError, error_code
@@ -42,6 +42,11 @@ SUMMARY_LIMIT = 2048
 OUTPUT_VALUE_LIMIT = 800
 OUTPUT_VARIABLES_LIMIT = 122_880
 SUMMARY_VARIABLE_LIMIT = 300
+# The largest count a continuation token may carry: each re-invocation adds one, and no action of this
+# pipeline waits anywhere near this many times (a larger count is not one this code wrote).
+MAX_TOKEN_COUNT = 20_160
+# CodePipeline's job ids (the jobId pattern of PutJobSuccessResult and PutJobFailureResult).
+_JOB_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # How long before Lambda's timeout a job still running is failed, so it never ends without a result.
 TIMEOUT_GRACE_SECONDS = 10
 # The pipeline's source artifact: the application repository at the commit being released.
@@ -79,6 +84,8 @@ class Job:
     @property
     def continuation_token(self) -> dict[str, Any] | None:
         raw = self._event.data.continuation_token
+        if raw is not None and not isinstance(raw, str):
+            raise BadInputError("The job's continuation token is not a string")
         if not raw:
             return None
         try:
@@ -89,14 +96,26 @@ class Job:
             raise BadInputError("The job's continuation token is not a JSON object")
         return token
 
+    def token_count(self, name: str) -> int:
+        """A count kept in the continuation token (0 on the first invocation), checked: a whole number from
+        0 to MAX_TOKEN_COUNT."""
+        value = (self.continuation_token or {}).get(name, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TOKEN_COUNT:
+            raise BadInputError(f"The job's continuation token holds no valid {name} count: {shorten(repr(value), 60)}")
+        return value
+
     @property
     def user_parameters(self) -> dict[str, Any]:
         try:
-            if not self._event.user_parameters:
-                return {}
+            raw = self._event.user_parameters
+        except (KeyError, TypeError, AttributeError):
+            raise BadInputError("The job has no actionConfiguration.configuration object") from None
+        if raw is not None and not isinstance(raw, str):
+            raise BadInputError("The action's UserParameters must be a string of JSON")
+        if not raw:
+            return {}
+        try:
             value = self._event.decoded_user_parameters
-        except (KeyError, TypeError):
-            raise BadInputError("The job event has no actionConfiguration.configuration") from None
         except json.JSONDecodeError as error:
             raise BadInputError(f"The action's UserParameters are not valid JSON: {error.msg}") from None
         if not isinstance(value, dict):
@@ -110,50 +129,74 @@ class Job:
         if not isinstance(value, str) or not _EXECUTION_ID.fullmatch(value):
             raise BadInputError(
                 "UserParameters.executionId must be the pipeline execution id "
-                f"(#{{codepipeline.PipelineExecutionId}}); got {value!r}"
+                f"(#{{codepipeline.PipelineExecutionId}}); got {shorten(repr(value), 120)}"
             )
         return value
 
     def _artifact(self, kind: str, name: str) -> CodePipelineArtifact:
+        data = self._event.data
         try:
-            artifacts = self._event.data.input_artifacts if kind == "input" else self._event.data.output_artifacts
-            found = next((artifact for artifact in artifacts if artifact.name == name), None)
-            present = ", ".join(sorted(str(artifact.name) for artifact in artifacts)) or "none"
-        except (KeyError, TypeError, AttributeError):
-            found, present = None, "none"
-        if found is None:
-            raise ArtifactError(f"The job has no {kind} artifact named {name!r} (it has: {present})")
-        return found
+            artifacts = data.input_artifacts if kind == "input" else data.output_artifacts
+            names = [artifact.get("name") for artifact in artifacts]
+        except (KeyError, TypeError, AttributeError):  # no list of artifacts, or one that is not an object
+            artifacts, names = [], []
+        for artifact, artifact_name in zip(artifacts, names, strict=True):
+            if artifact_name == name:
+                return artifact
+        present = ", ".join(sorted(n for n in names if isinstance(n, str))) or "none"
+        raise ArtifactError(f"The job has no {kind} artifact named {name!r} (it has: {present})")
 
     def _location(self, kind: str, name: str) -> S3Location:
         artifact = self._artifact(kind, name)
+        bucket: object = None
+        key: object = None
         try:
             location = artifact.location.s3_location
-            return S3Location(bucket=location.bucket_name, key=location.object_key)
+            bucket, key = location.bucket_name, location.get("objectKey")
         except (KeyError, TypeError, AttributeError):
-            raise ArtifactError(f"The {kind} artifact {name!r} has no S3 location") from None
+            pass
+        if not (isinstance(bucket, str) and bucket and isinstance(key, str) and key):
+            raise ArtifactError(f"The {kind} artifact {name!r} has no S3 location (bucketName, objectKey)")
+        return S3Location(bucket=bucket, key=artifact.location.s3_location.object_key)
 
     def input_artifact(self, name: str) -> S3Location:
         return self._location("input", name)
 
     def input_revision(self, name: str) -> str | None:
-        return self._artifact("input", name).revision
+        revision = self._artifact("input", name).get("revision")
+        if revision is not None and not isinstance(revision, str):
+            raise ArtifactError(f"The input artifact {name!r} has a revision that is not text")
+        return revision
 
     def output_artifact(self, name: str) -> S3Location:
         return self._location("output", name)
 
     @property
     def artifact_credentials(self) -> Credentials:
+        values: tuple[object, ...] = ()
         try:
             raw = self._event.data.artifact_credentials
-            return Credentials(raw.access_key_id, raw.secret_access_key, raw.session_token)
+            values = (raw.access_key_id, raw.secret_access_key, raw.session_token)
         except (KeyError, TypeError, AttributeError):
-            raise BadInputError("The job event has no artifact credentials") from None
+            pass
+        strings = [value for value in values if isinstance(value, str)]
+        if len(strings) != 3:
+            raise BadInputError("The job event has no artifact credentials")
+        return Credentials(*strings)
 
     @property
     def encryption_key_id(self) -> str | None:
-        key = self._event.data.encryption_key
-        return key.get_id if key is not None and key.get_type == "KMS" else None
+        try:
+            key = self._event.data.encryption_key
+            values = (key.get("id"), key.get("type")) if key is not None else None
+        except (TypeError, AttributeError):
+            values = (None, None)
+        if values is None:
+            return None
+        key_id, key_type = values
+        if not isinstance(key_id, str) or not isinstance(key_type, str):
+            raise BadInputError("The job's encryptionKey must be an object with a string id and type")
+        return key_id if key_type == "KMS" else None
 
 
 Handler = Callable[[Job, "LambdaContext"], JobResult]
@@ -164,11 +207,9 @@ def codepipeline_job(work: Handler) -> Callable[[dict[str, Any], LambdaContext],
 
     @functools.wraps(work)
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
+        # Without a job id there is nothing CodePipeline could be told: refuse the event, loudly, before
+        # any work (CodePipeline would refuse a result for an id that is not one).
         job_id = _job_id(event)
-        if job_id is None:
-            # Without a job id there is nothing CodePipeline could be told; say so loudly.
-            logger.error("Not a CodePipeline job event: no CodePipeline.job.id", extra={"keys": sorted(event)})
-            raise BadInputError("Not a CodePipeline job event: CodePipeline.job.id is missing")
         logger.append_keys(job_id=job_id)
         pipeline = clients.codepipeline(config.home_region())
         deadline = _report_before_timeout(pipeline, job_id, context)
@@ -205,12 +246,20 @@ def _report_before_timeout(pipeline: CodePipelineClient, job_id: str, context: L
     return timer
 
 
-def _job_id(event: Any) -> str | None:
+def _job_id(event: Any) -> str:
+    """The event's job id; :class:`BadInputError` when the event is not an object or has no valid id."""
     if not isinstance(event, Mapping):
-        return None
+        logger.error("Not a CodePipeline job event", extra={"event_type": type(event).__name__})
+        raise BadInputError(f"Not a CodePipeline job event: the event is a {type(event).__name__}, not an object")
     job = event.get("CodePipeline.job")
     job_id = job.get("id") if isinstance(job, Mapping) else None
-    return job_id if isinstance(job_id, str) and job_id else None
+    if not isinstance(job_id, str) or not job_id:
+        logger.error("Not a CodePipeline job event: no CodePipeline.job.id", extra={"keys": sorted(map(str, event))})
+        raise BadInputError("Not a CodePipeline job event: CodePipeline.job.id is missing")
+    if not _JOB_ID.fullmatch(job_id):
+        logger.error("Not a CodePipeline job id", extra={"job_id": job_id[:100]})
+        raise BadInputError(f"CodePipeline.job.id is not a job id (a UUID): {shorten(job_id, 100)!r}")
+    return job_id
 
 
 def report_success(
@@ -237,7 +286,7 @@ def report_success(
             pipeline.put_job_success_result(jobId=job_id, executionDetails=details, outputVariables=variables)
         else:
             pipeline.put_job_success_result(jobId=job_id, executionDetails=details)
-    except (ClientError, ParamValidationError) as error:
+    except (ClientError, BotoCoreError) as error:  # a timeout or lost connection too: the job must not hang
         if isinstance(error, ClientError) and error_code(error) == "InvalidJobStateException":
             logger.warning("The job already has a result; not reporting another", extra={"error": str(error)})
             return {"result": "already-reported", "summary": result.summary}

@@ -350,6 +350,40 @@ def test_corrupt_continuation_token_fails_the_job(
     assert inbox.messages() == []
 
 
+def test_token_claiming_both_stacks_settled_does_not_skip_detection(
+    environment: Callable[[str], None], lambda_context: FakeLambdaContext, cfn_calls: CfnCalls
+) -> None:
+    """GIVEN a continuation token that says both deployed stacks are settled (no detection ids) THEN the
+    job fails naming the token: the stacks are described again, never reported IN_SYNC unchecked."""
+    environment("NOTIFY")
+    deploy_both()
+    settled = {"status": "IN_SYNC", "detail": ""}
+    token = json.dumps({"detections": {}, "settled": {"primary": settled, "secondary": settled}})
+    event = continuation_of(load_event("drift-detection", "job"), token)
+
+    result = run_once(event, lambda_context)
+
+    assert "continuation token holds no drift detection for the primary stack" in failure_details(result)["message"]
+    assert not [r for r in local_aws.job_results() if r.status == "Succeeded"]
+
+
+def test_token_naming_a_detection_of_another_stack_fails_the_job(
+    environment: Callable[[str], None], lambda_context: FakeLambdaContext
+) -> None:
+    """GIVEN a token whose detection ids are of another stack (say an in-sync one) THEN the job fails."""
+    environment("NOTIFY")
+    deploy_both()
+    deploy(PRIMARY, "someone-elses")
+    detection = cfn(PRIMARY).detect_stack_drift(StackName="someone-elses")["StackDriftDetectionId"]
+    token = json.dumps({"detections": {"primary": detection, "secondary": detection}})
+    event = continuation_of(load_event("drift-detection", "job"), token)
+
+    result = run_once(event, lambda_context)
+
+    assert "drift detection of another stack" in failure_details(result)["message"]
+    assert not [r for r in local_aws.job_results() if r.status == "Succeeded"]
+
+
 def test_token_naming_an_unknown_detection_fails_the_job(
     environment: Callable[[str], None], lambda_context: FakeLambdaContext
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import stat
 import zipfile
 from typing import TYPE_CHECKING, Any
 
@@ -273,3 +274,43 @@ def test_upload_without_a_key_is_not_kms_and_unversioned_gives_no_version(s3: S3
     assert "SSEKMSKeyId" not in head
     assert head["ContentType"] == "application/json"
     assert version is None
+
+
+def test_symbolic_link_entry_is_rejected() -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        link = zipfile.ZipInfo("app/template.yaml")
+        link.external_attr = (stat.S_IFLNK | 0o777) << 16
+        archive.writestr(link, "/etc/passwd")
+
+    with pytest.raises(ArtifactError, match=r"has a symbolic link: 'app/template\.yaml'"):
+        artifacts.Archive(buffer.getvalue(), "source artifact")
+
+
+def test_file_over_the_template_cap_in_a_small_archive_is_refused_before_it_is_expanded() -> None:
+    """GIVEN a tiny archive whose template expands to 100 MiB THEN reading it fails naming the cap, and
+    no more than the cap is ever decompressed."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("app/template.yaml", b" " * (100 * 1024 * 1024))
+    assert len(buffer.getvalue()) < 1024 * 1024
+
+    with pytest.raises(ArtifactError, match=r"over the 1048576 byte cap \(104857600 bytes\)"):
+        artifacts.Archive(buffer.getvalue(), "source artifact").read("app/template.yaml")
+
+
+def test_file_whose_declared_size_lies_is_still_cut_at_the_cap() -> None:
+    data = artifacts.build_zip({"app/template.yaml": b"x" * 5000})
+
+    with pytest.raises(ArtifactError, match="over the 4096 byte cap"):
+        artifacts.Archive(data, "source artifact").read("app/template.yaml", limit=4096)
+    assert artifacts.Archive(data, "source artifact").read("app/template.yaml", limit=5000) == b"x" * 5000
+
+
+def test_archive_cap_follows_the_function_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+    assert artifacts._archive_cap() == 32 * 1024 * 1024
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "10240")
+    assert artifacts._archive_cap() == 50 * 1024 * 1024
+    monkeypatch.delenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+    assert artifacts._archive_cap() == 50 * 1024 * 1024

@@ -94,7 +94,7 @@ def detect(token: dict[str, Any] | None = None, **clients: CloudFormationClient)
         sns=boto3.client("sns", region_name=PRIMARY),
         config=CONFIG,
         change_set_name=CHANGE_SET,
-        token=token,
+        attempt=int((token or {}).get("attempt", 0)),  # as the handler reads it (Job.token_count)
     )
 
 

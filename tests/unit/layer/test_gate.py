@@ -101,8 +101,10 @@ def wait(
     token: dict[str, Any] | None = None,
     cloudformation_for: Callable[[str], CloudFormationClient] = moto_regions,
 ) -> JobResult:
+    """The gate as its handler runs it: the poll count from the continuation token (Job.token_count)."""
+    polls = int((token or {}).get("polls", 0))
     return gate.wait_for_turn(
-        pipeline=client, cloudformation_for=cloudformation_for, config=CONFIG, execution_id=ME, token=token
+        pipeline=client, cloudformation_for=cloudformation_for, config=CONFIG, execution_id=ME, polls=polls
     )
 
 
@@ -229,7 +231,7 @@ def test_many_earlier_running_executions_are_summed_up(pipeline: tuple[CodePipel
     running = [execution(f"e0000000-0000-4000-8000-00000000010{n}", "InProgress", n) for n in range(5)]
     stubber.add_response("list_pipeline_executions", listing(*running, execution(ME, "InProgress", 10)))
 
-    result = wait(client, {"polls": 0})
+    result = wait(client, {"polls": 1})
 
     assert result.summary.endswith(" and 2 more")
     assert result.summary.count("e0000000-") == 3
@@ -274,7 +276,7 @@ def test_a_stack_whose_return_to_the_release_was_rolled_back_fails_the_gate(
     cfn_stubber.add_response("describe_stack_events", {"StackEvents": [event]}, {"StackName": STACK})
 
     with pytest.raises(PipelineError) as raised:
-        wait(client, {"polls": 0}, lambda region: cfn_secondary if region == SECONDARY else cfn(region))
+        wait(client, {"polls": 1}, lambda region: cfn_secondary if region == SECONDARY else cfn(region))
 
     message = str(raised.value)
     assert f"Stack {STACK} in {SECONDARY} was being returned to the release" in message
@@ -301,7 +303,7 @@ def test_a_stack_rolled_back_from_the_pipelines_own_deploy_does_not_stop_the_gat
     cfn_stubber.add_response("describe_stack_events", {"StackEvents": [event]})
     cfn_stubber.add_response("list_change_sets", {"Summaries": []}, {"StackName": STACK})
 
-    result = wait(client, {"polls": 0}, lambda region: cfn_secondary if region == SECONDARY else cfn(region))
+    result = wait(client, {"polls": 1}, lambda region: cfn_secondary if region == SECONDARY else cfn(region))
 
     assert result.continuation_token is None
     assert result.summary == "No earlier execution in progress: checking this change"

@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
+from botocore.exceptions import ReadTimeoutError
 
 from local_aws import FakeLambdaContext, ReportedJobResult, job_results
-from release_pipeline import artifacts
+from release_pipeline import artifacts, clients
 from release_pipeline import jobs as jobs_module
 from release_pipeline.errors import ArtifactError, BadInputError, ConfigurationError, PipelineError
 from release_pipeline.jobs import (
@@ -327,6 +328,95 @@ def test_event_without_a_job_id_raises_and_records_no_result(
     assert job_results() == []
 
 
+@pytest.mark.parametrize("bad_event", [None, [], "event", 7], ids=["null", "list", "string", "number"])
+def test_event_that_is_not_an_object_is_bad_input_and_records_no_result(
+    monkeypatch: pytest.MonkeyPatch, context: FakeLambdaContext, bad_event: Any
+) -> None:
+    set_prepare_stage_artifact_env(monkeypatch)
+    handler = load_function("prepare-stage-artifact").lambda_handler
+
+    with pytest.raises(BadInputError, match=r"the event is a \w+, not an object"):
+        handler(bad_event, context)
+
+    assert job_results() == []
+
+
+@pytest.mark.parametrize("job_id", ["job-1", "A1B2C3D4-0001-4000-8000-000000000001", "a1b2c3d4" * 40])
+def test_job_id_that_is_not_a_uuid_is_refused_before_any_work(
+    monkeypatch: pytest.MonkeyPatch, context: FakeLambdaContext, job_id: str
+) -> None:
+    """GIVEN a job id CodePipeline would refuse a result for THEN the handler raises BadInputError naming
+    it, and neither reads nor writes anything (the artifacts it names are never fetched)."""
+    set_prepare_stage_artifact_env(monkeypatch)
+    event = load_event("prepare-stage-artifact", "job")
+    event["CodePipeline.job"]["id"] = job_id
+    ran: list[str] = []
+    monkeypatch.setattr(artifacts, "download", lambda *args, **kwargs: ran.append("download"))
+
+    with pytest.raises(BadInputError, match=r"CodePipeline\.job\.id is not a job id"):
+        load_function("prepare-stage-artifact").lambda_handler(event, context)
+
+    assert ran == []
+    assert job_results() == []
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "named"),
+    [
+        (("actionConfiguration",), "x", "actionConfiguration.configuration"),
+        (("actionConfiguration", "configuration", "UserParameters"), ["x"], "UserParameters"),
+        (("continuationToken",), 5, "continuation token"),
+        (("outputArtifacts", 0, "location", "s3Location", "objectKey"), None, "bucketName, objectKey"),
+        (("outputArtifacts", 0, "name"), 7, "no output artifact named 'StageSource'"),
+        (("artifactCredentials", "sessionToken"), 1, "artifact credentials"),
+        (("encryptionKey",), "key", "encryptionKey"),
+    ],
+)
+def test_a_field_of_the_wrong_type_is_one_failure_that_names_it(
+    event: dict[str, Any], context: FakeLambdaContext, path: tuple[Any, ...], value: Any, named: str
+) -> None:
+    """GIVEN a job event whose field has the wrong type THEN the job fails once, naming the field, never
+    with a bare Python error."""
+    node: Any = event["CodePipeline.job"]["data"]
+    for part in path[:-1]:
+        node = node[part]
+    node[path[-1]] = value
+
+    def work(job: Job, ctx: Any) -> JobResult:
+        job.user_parameters, job.continuation_token, job.artifact_credentials, job.encryption_key_id  # noqa: B018
+        job.output_artifact("StageSource")
+        return JobResult(summary="never")
+
+    run(work, event, context)
+
+    message = failure_message(only_failure(job_id_of(event)))
+    assert named in message
+    assert not message.startswith("Unexpected")
+
+
+@pytest.mark.parametrize("count", ['"many"', "-1", "true", "1.5", "99999999"])
+def test_a_count_in_the_continuation_token_is_checked(
+    event: dict[str, Any], context: FakeLambdaContext, count: str
+) -> None:
+    again = continuation_of(event, '{"polls": ' + count + "}")
+
+    run(lambda job, ctx: JobResult(summary=str(job.token_count("polls"))), again, context)
+
+    assert "continuation token holds no valid polls count" in failure_message(only_failure(job_id_of(again)))
+
+
+def test_a_count_in_the_continuation_token_is_read(event: dict[str, Any], context: FakeLambdaContext) -> None:
+    again = continuation_of(event, '{"polls": 3}')
+
+    run(lambda job, ctx: JobResult(summary=f"polls {job.token_count('polls')}"), again, context)
+
+    assert only_result(job_id_of(again)).status == "Succeeded"
+    assert job_results(job_id_of(again))[0].execution_details == {
+        "summary": "polls 3",
+        "externalExecutionId": REQUEST_ID,
+    }
+
+
 def test_invalid_user_parameters_and_token_are_bad_input(event: dict[str, Any], context: FakeLambdaContext) -> None:
     event["CodePipeline.job"]["data"]["actionConfiguration"]["configuration"]["UserParameters"] = "{not json"
 
@@ -372,6 +462,33 @@ def test_success_rejected_by_codepipeline_becomes_exactly_one_failure(
     assert "Could not report the job's success" in failure_message(accepted[0])
     assert "ValidationException" in failure_message(accepted[0])
     assert [(r.status, r.error) for r in results] == [("Succeeded", "ValidationException"), ("Failed", None)]
+    assert returned["result"] == "failed"
+
+
+def test_success_that_cannot_be_sent_becomes_exactly_one_failure(
+    event: dict[str, Any], context: FakeLambdaContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GIVEN PutJobSuccessResult times out on every attempt (a BotoCoreError, not a ClientError) THEN a
+    failure is still reported, once, naming the timeout: the action never waits for CodePipeline's own
+    timeout."""
+    real = clients.codepipeline
+
+    def timing_out(region: str) -> CodePipelineClient:
+        client = real(region)
+
+        def refuse(**_: Any) -> None:
+            raise ReadTimeoutError(endpoint_url=f"https://codepipeline.{region}.amazonaws.com/")
+
+        monkeypatch.setattr(client, "put_job_success_result", refuse)
+        return client
+
+    monkeypatch.setattr(clients, "codepipeline", timing_out)
+
+    returned = run(returning(JobResult(summary="ok")), event, context)
+
+    recorded = only_failure(job_id_of(event))
+    assert "Could not report the job's success" in failure_message(recorded)
+    assert "Read timeout" in failure_message(recorded)
     assert returned["result"] == "failed"
 
 
@@ -573,7 +690,6 @@ def test_artifact_credentials_never_reach_the_logs(
 def set_prepare_stage_artifact_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in {
         "POWERTOOLS_SERVICE_NAME": "prepare-stage-artifact",
-        "SOLUTION_STACK_NAME": "release-pipeline",
         "RELEASE_RECORD_PARAMETER": "/release-pipeline/release/5b7e9a10-3c2d-4f10-9a4e-0a1b2c3d4e5f/record",
         "STAGE_PARAMETERS": '{"Env": "stage"}',
         "TEMPLATE_PATH": TEMPLATE_PATH,

@@ -1,0 +1,181 @@
+"""IAM mutation: each function runs its scenario under moto's IAM enforcement with its template policy,
+then once with each statement removed and once with each action of a statement removed. Every removal
+must make the scenario fail; one that fails nothing is either unneeded or untested, and is listed.
+
+moto checks S3 statements at resource level and every other statement at action level only (resources
+compared with "*"): a removal that another statement still covers for the same action cannot fail here,
+and is listed too, for a person to judge.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from moto.core import set_initial_no_auth_action_count
+
+import local_aws
+from audit import sandbox
+from audit.scenarios import SCENARIOS, Scenario
+from audit.table import Row
+from local_aws import FakeLambdaContext
+from release_pipeline import clients
+from tests.integration import test_least_privilege as lp
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    actions = statement.get("Action", [])
+    return [actions] if isinstance(actions, str) else list(actions)
+
+
+def mutations(policy: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any], list[str]]]:
+    """(description, mutated policy, the actions it removes) for each statement and each action."""
+    statements = policy["Statement"]
+    for index, statement in enumerate(statements):
+        name = statement.get("Sid") or f"statement {index + 1}"
+        actions = _actions(statement)
+        rest = [s for i, s in enumerate(statements) if i != index]
+        yield f"without {name}", {**policy, "Statement": rest}, actions
+        if len(actions) > 1:
+            for action in actions:
+                kept = {**statement, "Action": [a for a in actions if a != action]}
+                mutated = copy.deepcopy(policy)
+                mutated["Statement"][index] = kept
+                yield f"without {action} in {name}", mutated, [action]
+
+
+# Actions no scenario can prove in the emulator, and why.
+UNCHECKABLE = {
+    # moto never checks a caller's KMS permissions when S3 or SSM use a key on its behalf (AWS does,
+    # through kms:ViaService)
+    "kms:": "kms: used by S3 and SSM",
+    # moto does not check iam:PassRole when CloudFormation is handed a role
+    "iam:PassRole": "iam:PassRole",
+    # Lambda's service sends a failed asynchronous event to the dead-letter queue, not the function's code
+    "sqs:SendMessage": "the dead-letter queue (Lambda writes it)",
+}
+# Removals that fail no scenario yet, each with what is missing: the table counts them apart, and any
+# removal that survives and is not listed here is a breach.
+UNTESTED: dict[tuple[str, str], str] = {
+    ("drift-detection", "cloudformation:DescribeStackResourceDrifts"): "needs a scenario in which drift is found",
+    ("drift-detection", "without PublishDriftReport"): "needs a scenario in which drift is found",
+    ("drift-detection", "cloudformation:DetectStackResourceDrift"): (
+        "moto's DetectStackDrift does not call it per resource as AWS does"
+    ),
+    ("drift-detection", "cloudformation:BatchDescribeTypeConfigurations"): (
+        "moto's drift detection does not read type configurations as AWS does"
+    ),
+    ("stage-revert", "cloudformation:ContinueUpdateRollback"): "needs a stage stack in UPDATE_ROLLBACK_FAILED",
+    ("stage-revert", "cloudformation:CreateStack"): "needs a scenario in which the stage stack is missing",
+    ("stage-revert", "without ReleasedTemplateTransforms"): "needs a released template with a transform",
+    ("stage-revert", "without KeepLargeReleasedTemplate"): "needs a released template over 51,200 bytes",
+}
+
+
+def _run(function: str, policy: dict[str, Any]) -> bool:
+    """Whether every scenario of the function succeeds for a principal holding only ``policy``: the
+    working one, and for a job function one that must report a failure (its configuration missing)."""
+    if not _run_one(function, policy, report_failure=False):
+        return False
+    return function not in sandbox.job_functions() or _run_one(function, policy, report_failure=True)
+
+
+def _run_one(function: str, policy: dict[str, Any], *, report_failure: bool) -> bool:
+    target = sandbox.functions()[function]
+    with sandbox.emulator():
+        holder: list[lp.Accounts] = []
+        set_initial_no_auth_action_count(3)(lambda: holder.append(lp.Accounts()))()
+        accounts = holder[0]
+        scenario: Scenario = SCENARIOS[function](accounts)
+        key = accounts.user(f"{function}-role", policy)
+        saved = {
+            name: os.environ.get(name) for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+        }
+        environment = dict(scenario.environment)
+        if report_failure:
+            environment = dict.fromkeys(environment, "")
+        sandbox.set_environment(environment)
+        os.environ["AWS_ACCESS_KEY_ID"] = key["AccessKeyId"]
+        os.environ["AWS_SECRET_ACCESS_KEY"] = key["SecretAccessKey"]
+        os.environ.pop("AWS_SESSION_TOKEN", None)
+        clients._session.cache_clear()
+        context = FakeLambdaContext(target.folder, memory_limit_in_mb=target.memory_mb)
+        try:
+            set_initial_no_auth_action_count(0)(lambda: target.handler(copy.deepcopy(scenario.event), context))()
+            raised = False
+        except Exception:  # noqa: BLE001 (whatever escapes the handler is judged)
+            raised = True
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+            clients._session.cache_clear()
+        if report_failure:
+            results = local_aws.job_results(scenario.event["CodePipeline.job"]["id"])
+            return not raised and [r.status for r in results if r.accepted] == ["Failed"]
+        return not raised and scenario.succeeded(accounts)
+
+
+def _still_granted(policy: dict[str, Any], action: str) -> bool:
+    return not action.startswith("s3:") and any(action in _actions(s) for s in policy["Statement"])
+
+
+def mutate(function: str) -> Row:
+    target = sandbox.functions()[function]
+    row = Row(f"iam {function}", "each statement and action removed, under IAM enforcement")
+    policy = lp.resolved_template("Yes" if function == "prepare-stage-artifact" else "No").function_policy(
+        target.logical_id
+    )
+    all_actions = sorted({a for s in policy["Statement"] for a in _actions(s)})
+    row.cases += 1
+    if not _run(function, policy):
+        row.breach("the scenario fails with the whole policy: no removal could prove anything")
+        return row
+    proven: set[str] = set()
+    unprovable: set[str] = set()
+    shadowed: set[str] = set()
+    untested: set[str] = set()
+    for described, mutated, removed in mutations(policy):
+        row.cases += 1
+        if not _run(function, mutated):
+            proven.update(removed)
+        elif (function, described) in UNTESTED:
+            untested.update(removed)
+        else:
+            unexplained = []
+            for action in removed:
+                if action.startswith(tuple(UNCHECKABLE)):
+                    unprovable.add(action)
+                elif _still_granted(mutated, action):
+                    # moto compares non-S3 resources with "*": another statement with the action hides it
+                    shadowed.add(action)
+                elif (function, action) in UNTESTED:
+                    untested.add(action)
+                else:
+                    unexplained.append(action)
+            if unexplained:
+                row.breach(f"{described}: every scenario still succeeds (unneeded, or untested): {unexplained}")
+    row.figure = f"{len(proven & set(all_actions))} of {len(all_actions)} actions proven needed"
+    for count, what in (
+        (len(unprovable - proven), "not checkable in moto"),
+        (len(shadowed - proven - unprovable), "granted again at another resource"),
+        (len(untested - proven), "untested (listed)"),
+    ):
+        if count:
+            row.figure += f"; {count} {what}"
+    return row
+
+
+def pipeline_role() -> Row:
+    return Row(
+        "iam pipeline role",
+        "pipeline role statements removed",
+        not_run=(
+            "the emulator runs the pipeline's actions without assuming the pipeline role, so a removal from "
+            "it cannot fail a scenario here"
+        ),
+    )
