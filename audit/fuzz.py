@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from hypothesis import HealthCheck, given, seed, settings
+from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
 import local_aws
@@ -34,6 +34,15 @@ from tests.support.events import load_event
 JOB_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 EXAMPLES = 1000
 SEED = 20261201
+# The same events on every run (CI): generation only, derandomized, no example database, no deadline.
+FUZZ_SETTINGS = settings(
+    max_examples=EXAMPLES,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    phases=(Phase.generate,),
+)
 # A failure message that only names a Python exception says nothing about the input.
 PYTHON_ERROR = re.compile(r"^Unexpected (KeyError|TypeError|AttributeError|ValueError|IndexError|JSONDecodeError)")
 
@@ -253,14 +262,7 @@ def fuzz_job_function(function: str) -> Row:
         successes = 0
 
         @seed(SEED)
-        @settings(
-            max_examples=EXAMPLES,
-            derandomize=True,
-            database=None,
-            deadline=None,
-            suppress_health_check=list(HealthCheck),
-            phases=(__import__("hypothesis").Phase.generate,),
-        )
+        @FUZZ_SETTINGS
         @given(mutated(function, bases))
         def run(case: tuple[Any, list[Mutation]]) -> None:
             nonlocal successes

@@ -14,12 +14,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from hypothesis import HealthCheck, Phase, given, seed, settings
+from hypothesis import given, seed
 from hypothesis import strategies as st
 from moto.cloudformation.models import cloudformation_backends
 
 from audit import sandbox
-from audit.fuzz import EXAMPLES, SEED
+from audit.fuzz import FUZZ_SETTINGS, SEED
 from audit.scenarios import SCENARIOS
 from audit.table import Row
 from local_aws import FakeLambdaContext
@@ -135,14 +135,7 @@ def fuzz_stage_revert() -> Row:
         counts = {"writes": 0, "raised": 0, "acted": 0}
 
         @seed(SEED)
-        @settings(
-            max_examples=EXAMPLES,
-            derandomize=True,
-            database=None,
-            deadline=None,
-            suppress_health_check=list(HealthCheck),
-            phases=(Phase.generate,),
-        )
+        @FUZZ_SETTINGS
         @given(events(scenario.event, env["PIPELINE_NAME"]))
         def run(event: Any) -> None:
             row.cases += 1

@@ -140,8 +140,8 @@ def functions() -> dict[str, Function]:
     defaults = template.get("Globals", {}).get("Function", {})
     found: dict[str, Function] = {}
     for logical_id, resource in template["Resources"].items():
-        if resource.get("Type") != "AWS::Serverless::Function":
-            continue
+        if not isinstance(resource, dict) or resource.get("Type") != "AWS::Serverless::Function":
+            continue  # a Fn::ForEach loop (a list) makes log groups, never a function
         properties = resource["Properties"]
         folder = str(properties["CodeUri"]).strip("/").split("/")[-1]
         found[folder] = Function(

@@ -8,13 +8,30 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
+from samtranslator.policy_template_processor.processor import PolicyTemplatesProcessor
+
 from audit.table import Row
+from local_aws.cloudformation import load_template
+from local_aws.cloudformation.templates import expand_for_each
 from tests.support.events import REPO_ROOT
 
 TEMPLATE = REPO_ROOT / "template.yaml"
-_STAR = re.compile(r"""^\s*(?:-\s*)?Resource:\s*["']\*["']\s*(?:#\s*(?P<reason>.+))?$""")
+# SAM policy templates whose every statement is on "*": a function listing one holds a Resource "*".
+_STAR_POLICY_TEMPLATES = "|".join(
+    sorted(
+        name
+        for name, spec in PolicyTemplatesProcessor.get_default_policy_templates_json()["Templates"].items()
+        if all(statement.get("Resource") == "*" for statement in spec["Definition"]["Statement"])
+    )
+)
+_STAR = re.compile(
+    r"""^\s*(?:-\s*)?(?:Resource:\s*["']\*["']|(?:"""
+    + _STAR_POLICY_TEMPLATES
+    + r"""):\s*\{\})\s*(?:#\s*(?P<reason>.+))?$"""
+)
 _COMMENT = re.compile(r"^\s*#\s*(?P<reason>.+)$")
 
 
@@ -32,13 +49,19 @@ def cfn_lint() -> Row:
 
 
 def checkov() -> Row:
-    row = Row("static checkov", "checkov --skip-download on template.yaml")
+    row = Row("static checkov", "checkov --skip-download on template.yaml, Fn::ForEach expanded")
     executable = os.environ.get("CHECKOV", "")
     if not executable or not Path(executable).is_file():
         row.breach("checkov is not installed (make audit installs it in its own virtual environment)")
         return row
-    command = [executable, "-f", str(TEMPLATE), "--framework", "cloudformation", "--skip-download", "--compact"]
-    done = subprocess.run([*command, "--output", "json"], capture_output=True, text=True, check=False)  # noqa: S603
+    # checkov does not expand Fn::ForEach: it reads the template with its loops expanded, as CloudFormation
+    # deploys it, so every log group the loop makes is checked (their skips come from the loop's Metadata).
+    expanded = expand_for_each(load_template(TEMPLATE), {"AWS::StackName": "solution", "AWS::Region": "us-east-1"})
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "template.json"
+        path.write_text(json.dumps(expanded), encoding="utf-8")
+        command = [executable, "-f", str(path), "--framework", "cloudformation", "--skip-download", "--compact"]
+        done = subprocess.run([*command, "--output", "json"], capture_output=True, text=True, check=False)  # noqa: S603
     report = json.loads(done.stdout)
     report = report[0] if isinstance(report, list) else report
     summary = report["summary"]
