@@ -20,11 +20,11 @@ def _tasks() -> list[Task]:
     every = list(sandbox.SCENARIO_FUNCTIONS)
     # longest first, so the two workers finish together
     return [
+        ("iam-pipeline", "pipeline role"),
         *(("fuzz", name) for name in jobs),
         ("fuzz-revert", "stage-revert"),
         *(("faults", name) for name in every),
         *(("iam", name) for name in every),
-        ("iam-pipeline", "pipeline role"),
         ("hostile", ""),
         ("static", ""),
     ]
