@@ -16,6 +16,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from typing import Any
+from unittest import mock
 
 from moto.core import set_initial_no_auth_action_count
 
@@ -107,30 +108,23 @@ def _run_one(function: str, policy: dict[str, Any], *, report_failure: bool) -> 
         accounts = holder[0]
         scenario: Scenario = SCENARIOS[function](accounts)
         key = accounts.user(f"{function}-role", policy)
-        saved = {
-            name: os.environ.get(name) for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
-        }
         environment = dict(scenario.environment)
         if report_failure:
             environment = dict.fromkeys(environment, "")
-        sandbox.set_environment(environment)
-        os.environ["AWS_ACCESS_KEY_ID"] = key["AccessKeyId"]
-        os.environ["AWS_SECRET_ACCESS_KEY"] = key["SecretAccessKey"]
-        os.environ.pop("AWS_SESSION_TOKEN", None)
-        clients._session.cache_clear()
         context = FakeLambdaContext(target.folder, memory_limit_in_mb=target.memory_mb)
-        try:
-            set_initial_no_auth_action_count(0)(lambda: target.handler(copy.deepcopy(scenario.event), context))()
-            raised = False
-        except Exception:  # noqa: BLE001 (whatever escapes the handler is judged)
-            raised = True
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
+        with mock.patch.dict(os.environ):  # every variable set below is put back afterwards
+            sandbox.set_environment(environment)
+            os.environ["AWS_ACCESS_KEY_ID"] = key["AccessKeyId"]
+            os.environ["AWS_SECRET_ACCESS_KEY"] = key["SecretAccessKey"]
+            os.environ.pop("AWS_SESSION_TOKEN", None)
             clients._session.cache_clear()
+            try:
+                set_initial_no_auth_action_count(0)(lambda: target.handler(copy.deepcopy(scenario.event), context))()
+                raised = False
+            except Exception:  # noqa: BLE001 (whatever escapes the handler is judged)
+                raised = True
+            finally:
+                clients._session.cache_clear()
         if report_failure:
             results = local_aws.job_results(scenario.event["CodePipeline.job"]["id"])
             return not raised and [r.status for r in results if r.accepted] == ["Failed"]
