@@ -256,24 +256,24 @@ def test_a_busy_stage_stack_is_waited_for_and_nothing_is_removed(
     assert change_sets(PRIMARY) == {PREFIX + EARLIER_DONE}
 
 
+def secondary_rolled_back(stubber: Stubber, cfn_stubber: Stubber, token: str, *, stack_level: bool) -> None:
+    """The gate's turn has come; the secondary stack is UPDATE_ROLLBACK_COMPLETE, its newest event carrying
+    ``token`` (on the stack itself, or without a resource type)."""
+    deploy_all()
+    stubber.add_response("list_pipeline_executions", listing(execution(ME, "InProgress", 5)))
+    cfn_stubber.add_response("describe_stacks", stack_answer(STACK, "UPDATE_ROLLBACK_COMPLETE"))
+    event = {"StackId": STACK_ID, "EventId": "e1", "StackName": STACK, "Timestamp": T0, "ClientRequestToken": token}
+    if stack_level:
+        event |= {"ResourceType": "AWS::CloudFormation::Stack", "ResourceStatus": "UPDATE_ROLLBACK_COMPLETE"}
+    cfn_stubber.add_response("describe_stack_events", {"StackEvents": [event]}, {"StackName": STACK})
+
+
 def test_a_stack_whose_return_to_the_release_was_rolled_back_fails_the_gate(
     aws: None, pipeline: tuple[CodePipelineClient, Stubber], secondary: tuple[CloudFormationClient, Stubber]
 ) -> None:
     client, stubber = pipeline
     cfn_secondary, cfn_stubber = secondary
-    deploy_all()
-    stubber.add_response("list_pipeline_executions", listing(execution(ME, "InProgress", 5)))
-    cfn_stubber.add_response("describe_stacks", stack_answer(STACK, "UPDATE_ROLLBACK_COMPLETE"))
-    event = {
-        "StackId": STACK_ID,
-        "EventId": "e1",
-        "StackName": STACK,
-        "Timestamp": T0,
-        "ResourceType": "AWS::CloudFormation::Stack",
-        "ResourceStatus": "UPDATE_ROLLBACK_COMPLETE",
-        "ClientRequestToken": "stage-revert-0a1b2c3d",
-    }
-    cfn_stubber.add_response("describe_stack_events", {"StackEvents": [event]}, {"StackName": STACK})
+    secondary_rolled_back(stubber, cfn_stubber, "stage-revert-0a1b2c3d", stack_level=True)
 
     with pytest.raises(PipelineError) as raised:
         wait(client, {"polls": 1}, lambda region: cfn_secondary if region == SECONDARY else cfn(region))
@@ -290,17 +290,7 @@ def test_a_stack_rolled_back_from_the_pipelines_own_deploy_does_not_stop_the_gat
     may go on."""
     client, stubber = pipeline
     cfn_secondary, cfn_stubber = secondary
-    deploy_all()
-    stubber.add_response("list_pipeline_executions", listing(execution(ME, "InProgress", 5)))
-    cfn_stubber.add_response("describe_stacks", stack_answer(STACK, "UPDATE_ROLLBACK_COMPLETE"))
-    event = {
-        "StackId": STACK_ID,
-        "EventId": "e1",
-        "StackName": STACK,
-        "Timestamp": T0,
-        "ClientRequestToken": "pipeline-x",
-    }
-    cfn_stubber.add_response("describe_stack_events", {"StackEvents": [event]})
+    secondary_rolled_back(stubber, cfn_stubber, "pipeline-x", stack_level=False)
     cfn_stubber.add_response("list_change_sets", {"Summaries": []}, {"StackName": STACK})
 
     result = wait(client, {"polls": 1}, lambda region: cfn_secondary if region == SECONDARY else cfn(region))
