@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from release_pipeline import clients
-from release_pipeline.config import ExecutionGateConfig
-from release_pipeline.gate import wait_for_turn
+from release_pipeline.gate import ExecutionGateConfig, wait_for_turn
 from release_pipeline.jobs import Job, JobResult, codepipeline_job
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 logger = Logger(log_uncaught_exceptions=True)
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from release_pipeline import clients
-from release_pipeline.config import PrepareStageArtifactConfig, home_region
+from release_pipeline.config import home_region
 from release_pipeline.jobs import Job, JobResult, codepipeline_job
-from release_pipeline.stage_artifact import prepare_stage_artifact
+from release_pipeline.stage_artifact import PrepareStageArtifactConfig, prepare_stage_artifact
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 logger = Logger(log_uncaught_exceptions=True)
 

@@ -8,12 +8,14 @@ The physical resource id is the store stack's ARN, which carries its Region.
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.typing import LambdaContext
 from crhelper import CfnResource
 
 from release_pipeline import clients, regional_store
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
 @cache

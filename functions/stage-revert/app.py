@@ -3,14 +3,15 @@ back to the release."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from release_pipeline import clients
-from release_pipeline.config import StageRevertConfig
-from release_pipeline.revert import StageEvent, revert_stage
+from release_pipeline.revert import StageEvent, StageRevertConfig, revert_stage
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 logger = Logger(log_uncaught_exceptions=True)
 

@@ -15,18 +15,15 @@ from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
 
 from local_aws.cloudformation import ResolvedTemplate
 from release_pipeline import changes, drift, jobs, regional_store, stage_artifact
-from release_pipeline.config import (
-    ChangeDetectionConfig,
-    DriftDetectionConfig,
-    ExecutionGateConfig,
-    PrepareStageArtifactConfig,
-    RecordReleaseConfig,
-    StageRevertConfig,
-)
+from release_pipeline.changes import ChangeDetectionConfig
+from release_pipeline.drift import DriftDetectionConfig
 from release_pipeline.errors import ConfigurationError
+from release_pipeline.gate import ExecutionGateConfig
 from release_pipeline.jobs import SOURCE_ARTIFACT
 from release_pipeline.parameter_sets import PARAMETER_SET_ACTIONS
-from release_pipeline.revert import REVERT_STATES, STAGE_EVENT
+from release_pipeline.record_release import RecordReleaseConfig
+from release_pipeline.revert import REVERT_STATES, STAGE_EVENT, StageRevertConfig
+from release_pipeline.stage_artifact import PrepareStageArtifactConfig
 from tests.support import solution
 from tests.support.events import REPO_ROOT
 

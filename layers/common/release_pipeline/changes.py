@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import ClientError
 
 from release_pipeline import stacks
+from release_pipeline.config import FromEnv, ProductionStacks, production_stacks, text
 from release_pipeline.errors import ChangeSetError, error_code
 from release_pipeline.jobs import SUMMARY_VARIABLE_LIMIT, JobResult
 from release_pipeline.notifications import publish_report
@@ -25,7 +26,21 @@ if TYPE_CHECKING:
     from mypy_boto3_cloudformation.type_defs import DescribeChangeSetOutputTypeDef
     from mypy_boto3_sns import SNSClient
 
-    from release_pipeline.config import ChangeDetectionConfig
+
+@dataclass(frozen=True)
+class ChangeDetectionConfig(FromEnv):
+    """change-detection: the production stacks, the change set prefix and the topic."""
+
+    FUNCTION = "change-detection"
+
+    stacks: ProductionStacks = production_stacks()
+    change_set_prefix: str = text("CHANGE_SET_PREFIX")
+    topic_arn: str = text("TOPIC_ARN")
+
+    def change_set_name(self, execution_id: str) -> str:
+        """The change set CheckChanges made for pipeline execution ``execution_id``."""
+        return self.change_set_prefix + execution_id
+
 
 PENDING = frozenset({"CREATE_PENDING", "CREATE_IN_PROGRESS", "DELETE_PENDING", "DELETE_IN_PROGRESS"})
 NOT_EXECUTABLE = frozenset({"EXECUTE_IN_PROGRESS", "EXECUTE_COMPLETE", "EXECUTE_FAILED", "OBSOLETE"})
@@ -37,6 +52,8 @@ OUTPUT_VARIABLES = ("HasChanges", "PrimaryHasChanges", "SecondaryHasChanges", "S
 
 @dataclass(frozen=True)
 class ResourceChange:
+    """One resource change of a change set, as DescribeChangeSet lists it."""
+
     logical_id: str
     resource_type: str
     action: str
@@ -50,6 +67,8 @@ class ResourceChange:
 
 @dataclass(frozen=True)
 class RegionChanges:
+    """What one production stack's change set for this execution holds."""
+
     role: str
     region: str
     stack: str

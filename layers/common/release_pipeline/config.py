@@ -76,7 +76,7 @@ class _Env:
             raise ConfigurationError(f"{function} configuration: " + "; ".join(self._problems))
 
 
-class _FromEnv:
+class FromEnv:
     """``from_env`` for a configuration dataclass whose fields each name their variable (:func:`text`,
     :func:`choice` and the others below): read every variable, then fail once, naming them all."""
 
@@ -124,6 +124,8 @@ def parameters(name: str) -> Any:
 
 @dataclass(frozen=True)
 class Regions:
+    """The primary (home) Region and the secondary Region."""
+
     primary: str
     secondary: str
 
@@ -158,80 +160,10 @@ def production_stacks() -> Any:
 
 
 @dataclass(frozen=True)
-class _Releases(_FromEnv):
+class Releases(FromEnv):
     """What the functions that read or write a release share: its record, its stage parameters and
     where its template is in the source."""
 
     release_record_parameter: str = text("RELEASE_RECORD_PARAMETER")
     stage_parameters: dict[str, str] = parameters("STAGE_PARAMETERS")
     template_path: str = text("TEMPLATE_PATH")
-
-
-@dataclass(frozen=True)
-class PrepareStageArtifactConfig(_Releases):
-    FUNCTION = "prepare-stage-artifact"
-
-
-@dataclass(frozen=True)
-class ChangeDetectionConfig(_FromEnv):
-    FUNCTION = "change-detection"
-
-    stacks: ProductionStacks = production_stacks()
-    change_set_prefix: str = text("CHANGE_SET_PREFIX")
-    topic_arn: str = text("TOPIC_ARN")
-
-    def change_set_name(self, execution_id: str) -> str:
-        """The change set CheckChanges made for pipeline execution ``execution_id``."""
-        return self.change_set_prefix + execution_id
-
-
-@dataclass(frozen=True)
-class DriftDetectionConfig(_FromEnv):
-    FUNCTION = "drift-detection"
-
-    stacks: ProductionStacks = production_stacks()
-    topic_arn: str = text("TOPIC_ARN")
-    block_on_drift: bool = flag("DRIFT_POLICY", ("NOTIFY", "BLOCK"), true="BLOCK")
-
-
-@dataclass(frozen=True)
-class RecordReleaseConfig(_Releases):
-    FUNCTION = "record-release"
-
-    artifact_bucket: str = text("ARTIFACT_BUCKET")
-    kms_key_arn: str = text("KMS_KEY_ARN")
-
-
-@dataclass(frozen=True)
-class StageRevertConfig(_FromEnv):
-    FUNCTION = "stage-revert"
-
-    pipeline_name: str = text("PIPELINE_NAME")
-    stage_name: str = text("STAGE_NAME")
-    delete_stage_stack: bool = flag("DELETE_STAGE_STACK", ("Yes", "No"), true="Yes")
-    stage_stack_name: str = text("STAGE_STACK_NAME")
-    stacks: ProductionStacks = production_stacks()
-    release_record_parameter: str = text("RELEASE_RECORD_PARAMETER")
-    cloudformation_role_arn: str = text("CLOUDFORMATION_ROLE_ARN")
-    change_set_prefix: str = text("CHANGE_SET_PREFIX")
-    watched_stages: tuple[str, ...] = names("WATCHED_STAGES")
-    deploy_roles: dict[str, str] = pairs("DEPLOY_STAGES", ("primary", "secondary"))
-    topic_arn: str = text("TOPIC_ARN")
-
-    @property
-    def deploy_stages(self) -> tuple[str, ...]:
-        """The production deploy stages, in the order the pipeline runs them."""
-        return tuple(self.deploy_roles)
-
-
-@dataclass(frozen=True)
-class ExecutionGateConfig(_FromEnv):
-    """The parameter sets are not in the environment (together they could pass Lambda's 4 KB limit):
-    the gate's job reads them from the pipeline's actions (``release_pipeline.parameter_sets``)."""
-
-    FUNCTION = "execution-gate"
-
-    pipeline_name: str = text("PIPELINE_NAME")
-    stage_stack_name: str = text("STAGE_STACK_NAME")
-    stacks: ProductionStacks = production_stacks()
-    change_set_prefix: str = text("CHANGE_SET_PREFIX")

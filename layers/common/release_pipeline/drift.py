@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from release_pipeline import stacks
+from release_pipeline.config import FromEnv, ProductionStacks, flag, production_stacks, text
 from release_pipeline.errors import BadInputError, DriftBlockedError
 from release_pipeline.jobs import SUMMARY_VARIABLE_LIMIT, JobResult
 from release_pipeline.notifications import publish_report
@@ -23,7 +24,17 @@ if TYPE_CHECKING:
     from mypy_boto3_cloudformation.type_defs import PropertyDifferenceTypeDef
     from mypy_boto3_sns import SNSClient
 
-    from release_pipeline.config import DriftDetectionConfig
+
+@dataclass(frozen=True)
+class DriftDetectionConfig(FromEnv):
+    """drift-detection: the production stacks, the topic and the drift policy."""
+
+    FUNCTION = "drift-detection"
+
+    stacks: ProductionStacks = production_stacks()
+    topic_arn: str = text("TOPIC_ARN")
+    block_on_drift: bool = flag("DRIFT_POLICY", ("NOTIFY", "BLOCK"), true="BLOCK")
+
 
 NOT_DEPLOYED = "NOT_DEPLOYED"
 # Worst first: the overall status is the worst of the two stacks'.
@@ -43,6 +54,8 @@ OUTPUT_VARIABLES = ("DriftStatus", "Summary")
 
 @dataclass(frozen=True)
 class StackDrift:
+    """One production stack's drift status, with its drifted resources."""
+
     role: str
     region: str
     stack: str

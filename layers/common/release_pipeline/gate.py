@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import ClientError
 
 from release_pipeline import parameter_sets, stacks
+from release_pipeline.config import FromEnv, ProductionStacks, production_stacks, text
 from release_pipeline.errors import PipelineError
 from release_pipeline.jobs import JobResult
 
@@ -32,7 +33,19 @@ if TYPE_CHECKING:
     from mypy_boto3_codepipeline import CodePipelineClient
     from mypy_boto3_codepipeline.type_defs import PipelineExecutionSummaryTypeDef as ExecutionSummaryTypeDef
 
-    from release_pipeline.config import ExecutionGateConfig
+
+@dataclass(frozen=True)
+class ExecutionGateConfig(FromEnv):
+    """The parameter sets are not in the environment (together they could pass Lambda's 4 KB limit):
+    the gate's job reads them from the pipeline's actions (``release_pipeline.parameter_sets``)."""
+
+    FUNCTION = "execution-gate"
+
+    pipeline_name: str = text("PIPELINE_NAME")
+    stage_stack_name: str = text("STAGE_STACK_NAME")
+    stacks: ProductionStacks = production_stacks()
+    change_set_prefix: str = text("CHANGE_SET_PREFIX")
+
 
 RUNNING = frozenset({"InProgress", "Stopping"})
 # The newest executions the gate reads (ListPipelineExecutions lists newest first): a running execution

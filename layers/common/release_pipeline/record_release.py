@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from release_pipeline import artifacts, releases
+from release_pipeline.config import Releases, text
 from release_pipeline.errors import BadInputError
 from release_pipeline.jobs import SOURCE_ARTIFACT, Job, JobResult
 from release_pipeline.values import S3Location
@@ -14,7 +16,15 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_ssm import SSMClient
 
-    from release_pipeline.config import RecordReleaseConfig
+
+@dataclass(frozen=True)
+class RecordReleaseConfig(Releases):
+    """record-release: where released sources are kept, and the key that encrypts them."""
+
+    FUNCTION = "record-release"
+
+    artifact_bucket: str = text("ARTIFACT_BUCKET")
+    kms_key_arn: str = text("KMS_KEY_ARN")
 
 
 def record_release(

@@ -40,6 +40,8 @@ class StoreError(Exception):
 
 @dataclass(frozen=True)
 class Store:
+    """The secondary Region's artifact store: its stack, bucket and KMS key."""
+
     stack_id: str
     bucket_name: str
     key_arn: str

@@ -37,6 +37,8 @@ def release_template_key(execution_id: str) -> str:
 
 @dataclass(frozen=True)
 class ReleaseRecord:
+    """The last release, as the release record parameter holds it."""
+
     bucket: str
     key: str
     version_id: str | None

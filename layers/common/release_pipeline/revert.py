@@ -34,6 +34,7 @@ from aws_lambda_powertools.utilities.data_classes.event_bridge_event import Even
 from botocore.exceptions import ClientError
 
 from release_pipeline import artifacts, notifications, releases, stacks
+from release_pipeline.config import FromEnv, ProductionStacks, flag, names, pairs, production_stacks, text
 from release_pipeline.errors import ArtifactError, ReleaseRecordError, StackBusyError, StackStuckError
 from release_pipeline.values import S3Location
 
@@ -45,7 +46,30 @@ if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_ssm import SSMClient
 
-    from release_pipeline.config import StageRevertConfig
+
+@dataclass(frozen=True)
+class StageRevertConfig(FromEnv):
+    """stage-revert: the pipeline and stages it watches, the stacks and what a revert needs."""
+
+    FUNCTION = "stage-revert"
+
+    pipeline_name: str = text("PIPELINE_NAME")
+    stage_name: str = text("STAGE_NAME")
+    delete_stage_stack: bool = flag("DELETE_STAGE_STACK", ("Yes", "No"), true="Yes")
+    stage_stack_name: str = text("STAGE_STACK_NAME")
+    stacks: ProductionStacks = production_stacks()
+    release_record_parameter: str = text("RELEASE_RECORD_PARAMETER")
+    cloudformation_role_arn: str = text("CLOUDFORMATION_ROLE_ARN")
+    change_set_prefix: str = text("CHANGE_SET_PREFIX")
+    watched_stages: tuple[str, ...] = names("WATCHED_STAGES")
+    deploy_roles: dict[str, str] = pairs("DEPLOY_STAGES", ("primary", "secondary"))
+    topic_arn: str = text("TOPIC_ARN")
+
+    @property
+    def deploy_stages(self) -> tuple[str, ...]:
+        """The production deploy stages, in the order the pipeline runs them."""
+        return tuple(self.deploy_roles)
+
 
 logger = Logger()
 
@@ -59,6 +83,8 @@ TEMPLATE_BODY_LIMIT = 51_200
 
 @dataclass(frozen=True)
 class StageEvent:
+    """A CodePipeline stage state change, as EventBridge delivers it."""
+
     pipeline: str
     execution_id: str
     stage: str
@@ -88,6 +114,8 @@ class StageEvent:
 
 @dataclass
 class RevertOutcome:
+    """What a stage event led to: the reason it was ignored, or the actions taken."""
+
     ignored: str | None = None
     actions: list[str] = field(default_factory=list)
 

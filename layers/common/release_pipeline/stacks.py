@@ -60,6 +60,8 @@ def is_busy(status: str) -> bool:
 
 @dataclass(frozen=True)
 class StackState:
+    """A stack as DescribeStacks shows it, or a stack that does not exist."""
+
     name: str
     region: str
     status: str | None  # None: the stack does not exist

@@ -8,16 +8,24 @@ current source and the current stage parameters are used.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from release_pipeline import artifacts, releases
+from release_pipeline.config import Releases
 from release_pipeline.jobs import SOURCE_ARTIFACT, Job, JobResult
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_ssm import SSMClient
 
-    from release_pipeline.config import PrepareStageArtifactConfig
+
+@dataclass(frozen=True)
+class PrepareStageArtifactConfig(Releases):
+    """prepare-stage-artifact: the release record, stage parameters and template path."""
+
+    FUNCTION = "prepare-stage-artifact"
+
 
 STAGE_SOURCE_ARTIFACT = "StageSource"
 STAGE_CONFIG_ARTIFACT = "StageConfig"

@@ -13,6 +13,8 @@ def shorten(text: str, limit: int) -> str:
 
 @dataclass(frozen=True)
 class S3Location:
+    """An S3 object's bucket and key."""
+
     bucket: str
     key: str
 

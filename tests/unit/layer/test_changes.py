@@ -13,8 +13,7 @@ from botocore.stub import Stubber
 
 import local_aws
 from release_pipeline import changes
-from release_pipeline.changes import OUTPUT_VARIABLES, RegionChanges, ResourceChange
-from release_pipeline.config import ChangeDetectionConfig
+from release_pipeline.changes import OUTPUT_VARIABLES, ChangeDetectionConfig, RegionChanges, ResourceChange
 from release_pipeline.errors import ChangeSetError
 from release_pipeline.jobs import OUTPUT_VALUE_LIMIT, SUMMARY_VARIABLE_LIMIT, JobResult
 from tests.support.notifications import Inbox

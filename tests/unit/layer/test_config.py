@@ -6,18 +6,14 @@ from typing import Any
 
 import pytest
 
-from release_pipeline.config import (
-    ChangeDetectionConfig,
-    DriftDetectionConfig,
-    ExecutionGateConfig,
-    PrepareStageArtifactConfig,
-    ProductionStacks,
-    RecordReleaseConfig,
-    Regions,
-    StageRevertConfig,
-    home_region,
-)
+from release_pipeline.changes import ChangeDetectionConfig
+from release_pipeline.config import ProductionStacks, Regions, home_region
+from release_pipeline.drift import DriftDetectionConfig
 from release_pipeline.errors import ConfigurationError
+from release_pipeline.gate import ExecutionGateConfig
+from release_pipeline.record_release import RecordReleaseConfig
+from release_pipeline.revert import StageRevertConfig
+from release_pipeline.stage_artifact import PrepareStageArtifactConfig
 
 # The variables template.yaml sets for each function (the wiring contract).
 VARIABLES: dict[type[Any], dict[str, str]] = {

@@ -15,8 +15,7 @@ from botocore.stub import Stubber
 
 import local_aws
 from release_pipeline import drift
-from release_pipeline.config import DriftDetectionConfig
-from release_pipeline.drift import StackDrift
+from release_pipeline.drift import DriftDetectionConfig, StackDrift
 from release_pipeline.errors import BadInputError, DriftBlockedError
 from release_pipeline.jobs import SUMMARY_VARIABLE_LIMIT, JobResult
 from tests.support.notifications import Inbox

@@ -13,8 +13,8 @@ import pytest
 from botocore.stub import Stubber
 
 from release_pipeline import gate
-from release_pipeline.config import ExecutionGateConfig
 from release_pipeline.errors import ConfigurationError, PipelineError
+from release_pipeline.gate import ExecutionGateConfig
 from release_pipeline.jobs import JobResult
 from tests.unit.layer.test_config import environ
 

@@ -13,10 +13,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from release_pipeline import releases
-from release_pipeline.config import RecordReleaseConfig
 from release_pipeline.errors import ArtifactError, BadInputError
 from release_pipeline.jobs import Job, JobResult
-from release_pipeline.record_release import record_release
+from release_pipeline.record_release import RecordReleaseConfig, record_release
 from tests.support.solution import source_zip
 from tests.unit.layer.test_config import environ
 

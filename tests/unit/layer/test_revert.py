@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from release_pipeline import revert
-from release_pipeline.config import StageRevertConfig
+from release_pipeline.revert import StageRevertConfig
 from tests.unit.layer.test_config import environ
 
 EXECUTION = "e1a2b3c4-0000-4000-8000-000000000001"

@@ -13,10 +13,14 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from release_pipeline import releases
-from release_pipeline.config import PrepareStageArtifactConfig
 from release_pipeline.errors import ArtifactError
 from release_pipeline.jobs import Job, JobResult
-from release_pipeline.stage_artifact import CONFIGURATION_FILE, prepare_stage_artifact, template_configuration
+from release_pipeline.stage_artifact import (
+    CONFIGURATION_FILE,
+    PrepareStageArtifactConfig,
+    prepare_stage_artifact,
+    template_configuration,
+)
 from tests.support.solution import ARTIFACT_BUCKET, source_zip
 from tests.unit.layer.test_config import environ
 
