@@ -34,6 +34,7 @@ from release_pipeline.deployment_map import (
     summary_by_wave,
 )
 from release_pipeline.errors import ConfigurationError
+from tests.support.events import REPO_ROOT
 
 HOME = "111122223333"
 OTHER = "222233334444"
@@ -44,6 +45,7 @@ FILES = {
     EU: '{"EnvironmentName": "eu", "RetentionDays": "30"}',
     US: '{"EnvironmentName": "us", "RetentionDays": "7"}',
 }
+EXAMPLE = REPO_ROOT / "examples" / "hello-app"
 # Deterministic and quick: the same examples on every run, no example database, no deadline.
 PROPERTY_SETTINGS = settings(max_examples=40, derandomize=True, database=None, deadline=None)
 
@@ -161,6 +163,35 @@ def test_a_parameter_file_shared_by_targets_is_read_once() -> None:
 
     assert reads == [EU]
     assert all(t.parameters == {"EnvironmentName": "eu", "RetentionDays": "30"} for t in deployment_map.targets())
+
+
+def example_file(path: str) -> str | None:
+    """A file of the example application, as the repository holds it."""
+    file = EXAMPLE / path
+    return file.read_text(encoding="utf-8") if file.is_file() else None
+
+
+def example_map() -> DeploymentMap:
+    raw = example_file("deployment-map.json")
+    assert raw is not None
+    return parse(raw, read_file=example_file, default_stack_name="hello-app", home_account=HOME)
+
+
+def test_the_example_application_map_parses() -> None:
+    deployment_map = example_map()
+
+    assert [(w.name, [(t.region, t.account) for t in w.targets]) for w in deployment_map.waves] == [
+        ("canary", [("us-west-2", None)]),
+        ("early", [("eu-west-1", None), ("us-east-2", OTHER)]),
+        ("rest", [("us-east-1", None)]),
+    ]
+    assert all(set(t.parameters) == {"EnvironmentName", "RetentionDays"} for t in deployment_map.targets())
+    assert {t.stack_name for t in deployment_map.targets()} == {"hello-app"}
+    assert summary_by_wave(deployment_map) == [
+        "wave 1 canary: 1 target (us-west-2), concurrency 1, bake 30 min, no alarms",
+        f"wave 2 early: 2 targets (eu-west-1, us-east-2 account {OTHER}), concurrency 2, bake 15 min, no alarms",
+        "wave 3 rest: 1 target (us-east-1), concurrency 1, bake 0 min, no alarms",
+    ]
 
 
 # ------------------------------------------------------------------------------------- the whole file
@@ -722,12 +753,12 @@ def test_the_digest_changes_with_a_parameter_value_or_the_order_of_the_waves() -
 # --------------------------------------------------------------------------------------------- compare
 
 
-def example_map(*waves: dict[str, Any], files: dict[str, str] | None = None) -> DeploymentMap:
+def map_of(*waves: dict[str, Any], files: dict[str, str] | None = None) -> DeploymentMap:
     return read(document(*waves), files)
 
 
 def test_with_no_previous_map_every_target_is_added() -> None:
-    current = example_map(wave("a"), wave("b", target("us-east-1")))
+    current = map_of(wave("a"), wave("b", target("us-east-1")))
 
     change = compare(None, current)
 
@@ -741,16 +772,16 @@ def test_with_no_previous_map_every_target_is_added() -> None:
 
 
 def test_the_same_map_is_no_change() -> None:
-    change = compare(example_map(wave("a")), example_map(wave("a")))
+    change = compare(map_of(wave("a")), map_of(wave("a")))
 
     assert not change
     assert change.lines() == []
 
 
 def test_a_removed_target_is_reported_and_its_stack_kept() -> None:
-    previous = example_map(wave("a", target(), target(Account=OTHER)))
+    previous = map_of(wave("a", target(), target(Account=OTHER)))
 
-    change = compare(previous, example_map(wave("a")))
+    change = compare(previous, map_of(wave("a")))
 
     assert change == MapChange(removed=(PlacedTarget(previous.waves[0].targets[1], "a"),))
     assert change.lines() == [
@@ -759,17 +790,17 @@ def test_a_removed_target_is_reported_and_its_stack_kept() -> None:
 
 
 def test_a_target_in_another_wave_is_moved_not_removed_and_added() -> None:
-    current = example_map(wave("a"), wave("b", target("us-east-1")))
+    current = map_of(wave("a"), wave("b", target("us-east-1")))
 
-    change = compare(example_map(wave("a", target(), target("us-east-1"))), current)
+    change = compare(map_of(wave("a", target(), target("us-east-1"))), current)
 
     assert change == MapChange(moved=(MovedTarget(current.waves[1].targets[0], from_wave="a", to_wave="b"),))
     assert change.lines() == ["stack app in us-east-1: moved from wave a to wave b"]
 
 
 def test_changed_parameters_are_named_without_their_values() -> None:
-    previous = example_map(wave("a"), files={EU: '{"EnvironmentName": "eu", "RetentionDays": "30", "Old": "x"}'})
-    current = example_map(wave("a"), files={EU: '{"EnvironmentName": "eu", "RetentionDays": "31", "New": "s3cr3t"}'})
+    previous = map_of(wave("a"), files={EU: '{"EnvironmentName": "eu", "RetentionDays": "30", "Old": "x"}'})
+    current = map_of(wave("a"), files={EU: '{"EnvironmentName": "eu", "RetentionDays": "31", "New": "s3cr3t"}'})
 
     change = compare(previous, current)
 
@@ -781,7 +812,32 @@ def test_changed_parameters_are_named_without_their_values() -> None:
 
 
 def test_a_target_named_in_the_home_account_is_the_one_that_names_no_account() -> None:
-    assert not compare(example_map(wave("a")), example_map(wave("a", target(Account=HOME))))
+    assert not compare(map_of(wave("a")), map_of(wave("a", target(Account=HOME))))
+
+
+def test_the_default_map_against_the_example_map() -> None:
+    """GIVEN the pipeline ran without a map WHEN the example map is added THEN the report says what moves."""
+
+    def parameters(name: str) -> dict[str, str]:
+        raw = example_file(f"parameters/{name}.json")
+        assert raw is not None
+        return dict(json.loads(raw))
+
+    previous = default_map(
+        primary_region="us-east-1",
+        secondary_region="eu-west-1",
+        stack_name="hello-app",
+        primary_parameters=parameters("primary"),
+        secondary_parameters=parameters("secondary"),
+        home_account=HOME,
+    )
+
+    assert compare(previous, example_map()).lines() == [
+        "stack hello-app in us-west-2: added, in wave canary",
+        f"stack hello-app in us-east-2, account {OTHER}: added, in wave early",
+        "stack hello-app in eu-west-1: moved from wave secondary to wave early",
+        "stack hello-app in us-east-1: moved from wave primary to wave rest",
+    ]
 
 
 # --------------------------------------------------------------------------------------------- summary
