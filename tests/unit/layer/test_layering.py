@@ -16,6 +16,7 @@ ORDER = [
     "values",
     "errors",
     "parameter_sets",
+    "deployment_map",
     "config",
     "clients",
     "notifications",
