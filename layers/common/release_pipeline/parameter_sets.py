@@ -31,6 +31,10 @@ def parse_parameters(raw: str, what: str) -> dict[str, str]:
         value = json.loads(raw)
     except json.JSONDecodeError as error:
         raise ConfigurationError(f"{what} is not valid JSON: {error.msg} at position {error.pos}") from None
+    except (RecursionError, ValueError):
+        # Valid JSON the decoder still refuses: nesting deeper than the interpreter's recursion limit, or
+        # an integer over Python's 4,300-digit conversion limit. Neither is a parameter set.
+        raise ConfigurationError(f"{what} is not a parameter set: nested too deeply or a number too long") from None
     if not isinstance(value, dict) or not all(
         isinstance(key, str) and isinstance(item, str) for key, item in value.items()
     ):

@@ -58,6 +58,12 @@ def test_anything_but_an_object_of_strings_is_refused_by_name(raw: str) -> None:
         parse_parameters(raw, "SecondaryParameters")
 
 
+@pytest.mark.parametrize("raw", ["[" * 100_000 + "]" * 100_000, '{"a": ' + "9" * 5_000 + "}"])
+def test_json_the_decoder_cannot_hold_is_refused_by_name_not_raised_as_a_python_error(raw: str) -> None:
+    with pytest.raises(ConfigurationError, match="PrimaryParameters is not a parameter set"):
+        parse_parameters(raw, "PrimaryParameters")
+
+
 def test_the_error_does_not_chain_the_json_decoder_traceback() -> None:
     with pytest.raises(ConfigurationError) as raised:
         parse_parameters("{", "PrimaryParameters")
