@@ -21,7 +21,7 @@ from moto.iam.models import iam_backends
 from moto.iam.policy_validation import IAMPolicyDocumentValidator
 
 from audit import static
-from local_aws.cloudformation import load_template
+from local_aws.cloudformation import ResolvedTemplate, load_template
 
 TARGET = "123456789012"  # moto's account, standing for the target account
 SOLUTION = "111122223333"
@@ -206,9 +206,7 @@ def test_the_execution_role_is_passable_only_to_cloudformation(deployed: Deploye
         assert not allows(policy, "iam:PassRole", other, to_cloudformation), other
 
 
-def test_the_execution_role_is_cloudformations_and_holds_only_the_given_policy(
-    deployed: Deployed, template: dict[str, Any]
-) -> None:
+def test_the_execution_role_is_cloudformations(deployed: Deployed, template: dict[str, Any]) -> None:
     assert deployed.execution_trust["Statement"] == [
         {
             "Sid": "CloudFormation",
@@ -218,11 +216,33 @@ def test_the_execution_role_is_cloudformations_and_holds_only_the_given_policy(
             "Condition": {"StringEqualsIfExists": {"aws:SourceAccount": TARGET}},
         }
     ]
-    # moto does not attach a template's ManagedPolicyArns: read them from the template
-    properties = template["Resources"]["CloudFormationExecutionRole"]["Properties"]
-    assert properties["ManagedPolicyArns"] == [{"Ref": "CloudFormationExecutionPolicyArn"}]
-    assert "Policies" not in properties
+    assert "Policies" not in template["Resources"]["CloudFormationExecutionRole"]["Properties"]
     assert "Default" not in template["Parameters"]["CloudFormationExecutionPolicyArn"]
+
+
+@pytest.mark.parametrize(
+    ("given", "attached"),
+    [
+        # the form for StackSets: one name for every account, each account's own policy
+        ("application-bound", f"arn:aws:iam::{TARGET}:policy/application-bound"),
+        (f"arn:aws:iam::{TARGET}:policy/application-bound", f"arn:aws:iam::{TARGET}:policy/application-bound"),
+        ("arn:aws:iam::aws:policy/PowerUserAccess", "arn:aws:iam::aws:policy/PowerUserAccess"),
+    ],
+)
+def test_each_role_holds_only_the_managed_policy_it_is_given(
+    template: dict[str, Any], given: str, attached: str
+) -> None:
+    """Read from the template as CloudFormation resolves it: moto does not attach a template's managed policies."""
+
+    def managed(parameters: dict[str, str], role: str) -> list[str]:
+        resolved = ResolvedTemplate(parameters, account=TARGET, template=template)
+        policies: list[str] = resolved.resource(role)["Properties"].get("ManagedPolicyArns", [])
+        return policies
+
+    execution = managed({**PARAMETERS, "CloudFormationExecutionPolicyArn": given}, "CloudFormationExecutionRole")
+    assert execution == [attached]
+    assert managed(PARAMETERS, "DeployRole") == []  # no read policy unless one is given
+    assert managed({**PARAMETERS, "DriftDetectionReadPolicyArn": given}, "DeployRole") == [attached]
 
 
 def test_changes_only_the_named_stacks_and_only_as_the_execution_role(deployed: Deployed) -> None:
