@@ -44,8 +44,8 @@ typecheck: venv ## mypy --strict on the layer, every handler, the rehearsal, loc
 	$(BIN)/mypy layers/common/release_pipeline rehearsal local_aws tests benchmarks audit
 	@for handler in $(FUNCTIONS); do echo "mypy $$handler"; $(BIN)/mypy $$handler || exit 1; done
 
-template: venv ## cfn-lint and sam validate --lint on template.yaml
-	$(BIN)/cfn-lint template.yaml
+template: venv ## cfn-lint on template.yaml and the target-account bootstrap; sam validate --lint
+	$(BIN)/cfn-lint template.yaml bootstrap/target-account.yaml
 	$(BIN)/sam validate --lint
 
 build: venv ## sam build (needs python3.13 on PATH; .venv provides it)

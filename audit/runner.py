@@ -123,7 +123,7 @@ def main() -> int:
     print(render(rows))
     from audit import static
 
-    print('\nResource "*" in template.yaml, with the reason beside each:')
+    print('\nResource "*" in the templates, with the reason beside each:')
     print("\n".join(static.listing()))
     breached = [row for row in rows if row.verdict == "FAIL"]
     not_run = [row for row in rows if row.verdict == "NOT RUN"]

@@ -1,5 +1,6 @@
-"""Static scans of template.yaml: cfn-lint with no findings, checkov (from its own virtual environment)
-with every skipped check explained, and every ``Resource: "*"`` listed with its reason."""
+"""Static scans of the templates (the solution's template.yaml and the target-account bootstrap): cfn-lint with
+no findings, checkov (from its own virtual environment) with every skipped check explained, and every
+``Resource: "*"`` listed with its reason."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import re
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from samtranslator.policy_template_processor.processor import PolicyTemplatesProcessor
@@ -19,6 +21,8 @@ from local_aws.cloudformation.templates import expand_for_each
 from tests.support.events import REPO_ROOT
 
 TEMPLATE = REPO_ROOT / "template.yaml"
+BOOTSTRAP = REPO_ROOT / "bootstrap" / "target-account.yaml"
+TEMPLATES = (TEMPLATE, BOOTSTRAP)
 # SAM policy templates whose every statement is on "*": a function listing one holds a Resource "*".
 _STAR_POLICY_TEMPLATES = "|".join(
     sorted(
@@ -35,9 +39,14 @@ _STAR = re.compile(
 _COMMENT = re.compile(r"^\s*#\s*(?P<reason>.+)$")
 
 
-def cfn_lint() -> Row:
-    row = Row("static cfn-lint", "cfn-lint template.yaml", cases=1)
-    command = [str(Path(sys.executable).parent / "cfn-lint"), str(TEMPLATE)]
+def _name(template: Path) -> str:
+    return str(template.relative_to(REPO_ROOT))
+
+
+def cfn_lint(templates: Sequence[Path] = TEMPLATES) -> Row:
+    names = " ".join(_name(t) for t in templates)
+    row = Row("static cfn-lint", f"cfn-lint {names}", cases=len(templates))
+    command = [str(Path(sys.executable).parent / "cfn-lint"), *(str(t) for t in templates)]
     done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=REPO_ROOT)  # noqa: S603
     findings = [line for line in done.stdout.splitlines() if line.strip() and not line.startswith(" ")]
     for finding in findings:
@@ -48,19 +57,25 @@ def cfn_lint() -> Row:
     return row
 
 
-def checkov() -> Row:
-    row = Row("static checkov", "checkov --skip-download on template.yaml, Fn::ForEach expanded")
+def checkov(templates: Sequence[Path] = TEMPLATES) -> Row:
+    names = " and ".join(_name(t) for t in templates)
+    row = Row("static checkov", f"checkov --skip-download on {names}, Fn::ForEach expanded")
     executable = os.environ.get("CHECKOV", "")
     if not executable or not Path(executable).is_file():
         row.breach("checkov is not installed (make audit installs it in its own virtual environment)")
         return row
-    # checkov does not expand Fn::ForEach: it reads the template with its loops expanded, as CloudFormation
+    # checkov does not expand Fn::ForEach: it reads each template with its loops expanded, as CloudFormation
     # deploys it, so every log group the loop makes is checked (their skips come from the loop's Metadata).
-    expanded = expand_for_each(load_template(TEMPLATE), {"AWS::StackName": "solution", "AWS::Region": "us-east-1"})
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "template.json"
-        path.write_text(json.dumps(expanded), encoding="utf-8")
-        command = [executable, "-f", str(path), "--framework", "cloudformation", "--skip-download", "--compact"]
+        paths = []
+        for template in templates:
+            expanded = expand_for_each(
+                load_template(template), {"AWS::StackName": "solution", "AWS::Region": "us-east-1"}
+            )
+            path = Path(folder) / f"{template.stem}.json"
+            path.write_text(json.dumps(expanded), encoding="utf-8")
+            paths.append(str(path))
+        command = [executable, "-f", *paths, "--framework", "cloudformation", "--skip-download", "--compact"]
         done = subprocess.run([*command, "--output", "json"], capture_output=True, text=True, check=False)  # noqa: S603
     report = json.loads(done.stdout)
     report = report[0] if isinstance(report, list) else report
@@ -68,10 +83,12 @@ def checkov() -> Row:
     results = report["results"]
     row.cases = summary["passed"] + summary["failed"] + summary["skipped"]
     for check in results.get("failed_checks", []):
-        row.breach(f"{check['check_id']} failed on {check['resource']}: {check['check_name']}")
+        where = f"{Path(check['file_path']).stem}: {check['resource']}"
+        row.breach(f"{check['check_id']} failed on {where}: {check['check_name']}")
     for check in results.get("skipped_checks", []):
         if not str((check.get("check_result") or {}).get("suppress_comment") or "").strip():
-            row.breach(f"{check['check_id']} skipped on {check['resource']} without a reason")
+            where = f"{Path(check['file_path']).stem}: {check['resource']}"
+            row.breach(f"{check['check_id']} skipped on {where} without a reason")
     if summary.get("parsing_errors"):
         row.breach(f"{summary['parsing_errors']} parsing errors")
     row.figure = (
@@ -81,31 +98,34 @@ def checkov() -> Row:
     return row
 
 
-def wildcard_resources() -> Row:
-    """Every statement on every resource ("*") with the reason written beside it or on the line above."""
-    row = Row('static Resource "*"', 'Resource: "*" in template.yaml, each with its reason')
-    lines = TEMPLATE.read_text(encoding="utf-8").splitlines()
-    for number, line in enumerate(lines, start=1):
-        match = _STAR.match(line)
-        if not match:
-            continue
-        row.cases += 1
-        above = _COMMENT.match(lines[number - 2]) if number > 1 else None
-        reason = match.group("reason") or (above.group("reason") if above else None)
-        if not reason:
-            row.breach(f'template.yaml:{number}: Resource "*" without a reason')
-    row.figure = f"{row.cases} listed, {row.cases - row.failures} with a reason"
-    return row
-
-
-def listing() -> list[str]:
-    """Each ``Resource: "*"`` with its reason, for the audit's output."""
-    lines = TEMPLATE.read_text(encoding="utf-8").splitlines()
-    shown = []
+def _wildcards(template: Path) -> list[tuple[int, str | None]]:
+    """(line number, reason or None) of each ``Resource: "*"``: the reason written beside it or on the line above."""
+    lines = template.read_text(encoding="utf-8").splitlines()
+    found = []
     for number, line in enumerate(lines, start=1):
         match = _STAR.match(line)
         if match:
             above = _COMMENT.match(lines[number - 2]) if number > 1 else None
-            reason = match.group("reason") or (above.group("reason") if above else "NO REASON")
-            shown.append(f'  template.yaml:{number}: Resource "*": {reason}')
-    return shown
+            found.append((number, match.group("reason") or (above.group("reason") if above else None)))
+    return found
+
+
+def wildcard_resources(templates: Sequence[Path] = TEMPLATES) -> Row:
+    """Every statement on every resource ("*") with the reason written beside it or on the line above."""
+    row = Row('static Resource "*"', 'Resource: "*" in the templates, each with its reason')
+    for template in templates:
+        for number, reason in _wildcards(template):
+            row.cases += 1
+            if not reason:
+                row.breach(f'{_name(template)}:{number}: Resource "*" without a reason')
+    row.figure = f"{row.cases} listed, {row.cases - row.failures} with a reason"
+    return row
+
+
+def listing(templates: Sequence[Path] = TEMPLATES) -> list[str]:
+    """Each ``Resource: "*"`` with its reason, for the audit's output."""
+    return [
+        f'  {_name(template)}:{number}: Resource "*": {reason or "NO REASON"}'
+        for template in templates
+        for number, reason in _wildcards(template)
+    ]

@@ -1,0 +1,313 @@
+"""bootstrap/target-account.yaml: the deploy role the release workflow assumes in a target account, and the
+CloudFormation execution role that role may pass.
+
+The template is deployed in moto, and what CloudFormation resolved (role names, trust policies, the inline policy
+with one ARN per stack and per bucket) is read back and judged with moto's own IAM policy evaluator, given real
+ARNs and request context. moto's IAM enforcement cannot do this for CloudFormation or IAM calls: it checks them
+against the resource "*" only, so it could not tell one stack, or one role, from another.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+from moto.iam.access_control import IAMPolicy, PermissionResult
+from moto.iam.models import iam_backends
+from moto.iam.policy_validation import IAMPolicyDocumentValidator
+
+from audit import static
+from local_aws.cloudformation import ResolvedTemplate, load_template
+
+TARGET = "123456789012"  # moto's account, standing for the target account
+SOLUTION = "111122223333"
+WORKFLOW_ROLE = "release-solution-WorkflowRole-1A2B3C4D"
+WORKFLOW_ROLE_ARN = f"arn:aws:iam::{SOLUTION}:role/{WORKFLOW_ROLE}"
+STACKS = ["orders", "payments"]
+BUCKETS = ["mrd-us-east-1-5b7e9a10", "mrd-eu-west-1-5b7e9a10"]
+KEYS = [
+    f"arn:aws:kms:us-east-1:{SOLUTION}:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+    f"arn:aws:kms:eu-west-1:{SOLUTION}:key/5678abcd-12ab-34cd-56ef-1234567890ab",
+]
+PARAMETERS = {
+    "SolutionAccountId": SOLUTION,
+    "WorkflowRoleName": WORKFLOW_ROLE,
+    "ApplicationStackNames": ",".join(STACKS),
+    "ArtifactBucketArns": ",".join(f"arn:aws:s3:::{bucket}" for bucket in BUCKETS),
+    "ArtifactKeyArns": ",".join(KEYS),
+    "CloudFormationExecutionPolicyArn": f"arn:aws:iam::{TARGET}:policy/application-bound",
+}
+INLINE_POLICY = "deploy-application-stacks"
+
+
+def role_arn(account: str, kind: str, solution_account: str) -> str:
+    """The ARN the solution computes for a target account's role: ``kind`` is deploy or cfn-execution."""
+    return f"arn:aws:iam::{account}:role/multi-region-{kind}-{solution_account}"
+
+
+DEPLOY_ROLE = role_arn(TARGET, "deploy", SOLUTION)
+EXECUTION_ROLE = role_arn(TARGET, "cfn-execution", SOLUTION)
+
+
+@dataclass(frozen=True)
+class Deployed:
+    outputs: dict[str, str]
+    deploy_trust: dict[str, Any]
+    deploy_policy: dict[str, Any]
+    execution_trust: dict[str, Any]
+
+
+@pytest.fixture
+def template() -> dict[str, Any]:
+    return load_template(static.BOOTSTRAP)
+
+
+@pytest.fixture
+def deployed(aws: None) -> Deployed:
+    """The bootstrap stack, created in moto with PARAMETERS, and the role documents CloudFormation resolved."""
+    cloudformation = boto3.client("cloudformation", region_name="us-east-1")
+    cloudformation.create_stack(
+        StackName="multi-region-deploy-target",
+        TemplateBody=static.BOOTSTRAP.read_text(encoding="utf-8"),
+        Parameters=[{"ParameterKey": key, "ParameterValue": value} for key, value in PARAMETERS.items()],
+        Capabilities=["CAPABILITY_NAMED_IAM"],
+    )
+    stack = cloudformation.describe_stacks(StackName="multi-region-deploy-target")["Stacks"][0]
+    assert stack["StackStatus"] == "CREATE_COMPLETE"
+    iam = boto3.client("iam", region_name="us-east-1")
+    deploy_name, execution_name = DEPLOY_ROLE.rsplit("/", 1)[1], EXECUTION_ROLE.rsplit("/", 1)[1]
+    # moto keeps the inline policy as CloudFormation resolved it (its GetRolePolicy answers with Python's repr)
+    inline = iam_backends[TARGET]["aws"].get_role(deploy_name).policies[INLINE_POLICY]
+    return Deployed(
+        outputs={output["OutputKey"]: output["OutputValue"] for output in stack["Outputs"]},
+        deploy_trust=document(iam.get_role(RoleName=deploy_name)["Role"]["AssumeRolePolicyDocument"]),
+        deploy_policy=document(inline),
+        execution_trust=document(iam.get_role(RoleName=execution_name)["Role"]["AssumeRolePolicyDocument"]),
+    )
+
+
+def document(value: object) -> dict[str, Any]:
+    """A policy document as boto3 or moto give it: already parsed, or JSON text."""
+    parsed = json.loads(value) if isinstance(value, str) else value
+    assert isinstance(parsed, dict)
+    return parsed
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def allows(
+    policy: dict[str, Any],
+    action: str,
+    resource: str,
+    context: dict[str, str] | None = None,
+    principal: str | None = None,
+) -> bool:
+    """Whether ``policy`` allows the request, as moto's IAM evaluator (the one behind its IAM enforcement) judges
+    it: wildcards in resources, explicit denies, principals, and StringEquals conditions on ``context``."""
+    result = IAMPolicy(json.dumps(policy)).is_action_permitted(action, resource, principal, context)
+    return bool(result == PermissionResult.PERMITTED)
+
+
+def stack_arn(name: str, region: str = "eu-west-1") -> str:
+    return f"arn:aws:cloudformation:{region}:{TARGET}:stack/{name}/0a1b2c3d-0000-4000-8000-000000000001"
+
+
+def test_cfn_lint_finds_nothing() -> None:
+    row = static.cfn_lint([static.BOOTSTRAP])
+
+    assert row.cases == 1
+    assert row.breaches == []
+    assert row.failures == 0
+
+
+def test_the_template_is_plain_cloudformation_that_stacksets_can_deploy(template: dict[str, Any]) -> None:
+    """StackSets' default execution role cannot process transforms or macros."""
+    assert "Transform" not in template
+    assert not [name for name in template["Resources"] if name.startswith("Fn::ForEach")]
+    assert {spec["Type"] for spec in template["Resources"].values()} == {"AWS::IAM::Role"}
+
+
+def test_the_outputs_are_the_role_arns_the_solution_computes(deployed: Deployed) -> None:
+    assert deployed.outputs == {"DeployRoleArn": DEPLOY_ROLE, "CloudFormationExecutionRoleArn": EXECUTION_ROLE}
+
+
+def test_the_deploy_role_trusts_exactly_the_workflow_role(deployed: Deployed) -> None:
+    trust = deployed.deploy_trust
+
+    assert trust["Statement"] == [
+        {
+            "Sid": "ReleaseWorkflow",
+            "Effect": "Allow",
+            "Principal": {"AWS": WORKFLOW_ROLE_ARN},
+            "Action": "sts:AssumeRole",
+        }
+    ]
+    assert allows(trust, "sts:AssumeRole", DEPLOY_ROLE, principal=WORKFLOW_ROLE_ARN)
+    for other in (
+        f"arn:aws:iam::{SOLUTION}:role/other-role",  # another role of the solution account
+        f"arn:aws:iam::{SOLUTION}:root",  # the solution account as a whole
+        f"arn:aws:iam::444455556666:role/{WORKFLOW_ROLE}",  # the same name in another account
+        f"arn:aws:iam::{TARGET}:role/{WORKFLOW_ROLE}",  # ... and in the target account itself
+    ):
+        assert not allows(trust, "sts:AssumeRole", DEPLOY_ROLE, principal=other), other
+    assert not allows(trust, "sts:TagSession", DEPLOY_ROLE, principal=WORKFLOW_ROLE_ARN)
+
+
+def test_no_statement_grants_a_wildcard_or_negated_action(deployed: Deployed) -> None:
+    documents = {
+        "deploy role policy": deployed.deploy_policy,
+        "deploy role trust": deployed.deploy_trust,
+        "execution role trust": deployed.execution_trust,
+    }
+    for name, document in documents.items():
+        for statement in document["Statement"]:
+            assert "NotAction" not in statement, name
+            assert "NotResource" not in statement, name
+            assert statement["Effect"] == "Allow", name
+            for action in as_list(statement["Action"]):
+                assert re.fullmatch(r"[a-z0-9-]+:[A-Za-z0-9]+", action), f"{name}: {action}"
+
+
+def test_every_resource_star_has_its_reason(deployed: Deployed) -> None:
+    """The audit's check, on the bootstrap template; it must have found every "*" the deployed policy holds."""
+    row = static.wildcard_resources([static.BOOTSTRAP])
+    stars = [s for s in deployed.deploy_policy["Statement"] if "*" in as_list(s["Resource"])]
+
+    assert row.breaches == []
+    assert row.cases == len(stars) > 0
+    # the actions on "*" read status only
+    assert {a for s in stars for a in as_list(s["Action"])} == {
+        "cloudformation:BatchDescribeTypeConfigurations",
+        "cloudformation:DescribeStackDriftDetectionStatus",
+    }
+
+
+def test_the_deployed_policy_is_a_valid_iam_policy_document(deployed: Deployed) -> None:
+    IAMPolicyDocumentValidator(json.dumps(deployed.deploy_policy)).validate()
+
+
+def test_the_execution_role_is_passable_only_to_cloudformation(deployed: Deployed) -> None:
+    policy = deployed.deploy_policy
+    passing = [s for s in policy["Statement"] if "iam:PassRole" in as_list(s["Action"])]
+    to_cloudformation = {"iam:PassedToService": "cloudformation.amazonaws.com"}
+
+    assert len(passing) == 1
+    assert passing[0]["Resource"] == EXECUTION_ROLE
+    assert passing[0]["Condition"] == {"StringEquals": to_cloudformation}
+    assert allows(policy, "iam:PassRole", EXECUTION_ROLE, to_cloudformation)
+    assert not allows(policy, "iam:PassRole", EXECUTION_ROLE, {"iam:PassedToService": "lambda.amazonaws.com"})
+    for other in (DEPLOY_ROLE, f"arn:aws:iam::{TARGET}:role/OrganizationAccountAccessRole"):
+        assert not allows(policy, "iam:PassRole", other, to_cloudformation), other
+
+
+def test_the_execution_role_is_cloudformations(deployed: Deployed, template: dict[str, Any]) -> None:
+    assert deployed.execution_trust["Statement"] == [
+        {
+            "Sid": "CloudFormation",
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudformation.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringEqualsIfExists": {"aws:SourceAccount": TARGET}},
+        }
+    ]
+    assert "Policies" not in template["Resources"]["CloudFormationExecutionRole"]["Properties"]
+    assert "Default" not in template["Parameters"]["CloudFormationExecutionPolicyArn"]
+
+
+@pytest.mark.parametrize(
+    ("given", "attached"),
+    [
+        # the form for StackSets: one name for every account, each account's own policy
+        ("application-bound", f"arn:aws:iam::{TARGET}:policy/application-bound"),
+        (f"arn:aws:iam::{TARGET}:policy/application-bound", f"arn:aws:iam::{TARGET}:policy/application-bound"),
+        ("arn:aws:iam::aws:policy/PowerUserAccess", "arn:aws:iam::aws:policy/PowerUserAccess"),
+    ],
+)
+def test_each_role_holds_only_the_managed_policy_it_is_given(
+    template: dict[str, Any], given: str, attached: str
+) -> None:
+    """Read from the template as CloudFormation resolves it: moto does not attach a template's managed policies."""
+
+    def managed(parameters: dict[str, str], role: str) -> list[str]:
+        resolved = ResolvedTemplate(parameters, account=TARGET, template=template)
+        policies: list[str] = resolved.resource(role)["Properties"].get("ManagedPolicyArns", [])
+        return policies
+
+    execution = managed({**PARAMETERS, "CloudFormationExecutionPolicyArn": given}, "CloudFormationExecutionRole")
+    assert execution == [attached]
+    assert managed(PARAMETERS, "DeployRole") == []  # no read policy unless one is given
+    assert managed({**PARAMETERS, "DriftDetectionReadPolicyArn": given}, "DeployRole") == [attached]
+
+
+def test_changes_only_the_named_stacks_and_only_as_the_execution_role(deployed: Deployed) -> None:
+    policy = deployed.deploy_policy
+    as_execution_role = {"cloudformation:RoleArn": EXECUTION_ROLE}
+
+    for name in STACKS:
+        for region in ("us-east-1", "eu-west-1"):
+            assert allows(policy, "cloudformation:CreateChangeSet", stack_arn(name, region), as_execution_role)
+        for action in ("ExecuteChangeSet", "DescribeChangeSet", "DescribeStacks", "DetectStackDrift"):
+            assert allows(policy, f"cloudformation:{action}", stack_arn(name)), action
+    for other in ("inventory", "orders-stage", "orders2", "multi-region-deploy-target"):
+        assert not allows(policy, "cloudformation:CreateChangeSet", stack_arn(other), as_execution_role), other
+        assert not allows(policy, "cloudformation:ExecuteChangeSet", stack_arn(other)), other
+        assert not allows(policy, "cloudformation:DescribeStacks", stack_arn(other)), other
+    # a change set on a named stack, but run with another role's permissions
+    for role in (DEPLOY_ROLE, f"arn:aws:iam::{TARGET}:role/admin"):
+        as_other_role = {"cloudformation:RoleArn": role}
+        assert not allows(policy, "cloudformation:CreateChangeSet", stack_arn("orders"), as_other_role), role
+    # never around change sets
+    for action in ("CreateStack", "UpdateStack", "DeleteStack", "SetStackPolicy", "UpdateTerminationProtection"):
+        assert not allows(policy, f"cloudformation:{action}", stack_arn("orders"), as_execution_role), action
+    # an application template's AWS-owned transform
+    transform = "arn:aws:cloudformation:eu-west-1:aws:transform/Serverless-2016-10-31"
+    assert allows(policy, "cloudformation:CreateChangeSet", transform)
+
+
+def test_reads_artifacts_only_from_the_solution_accounts_buckets_through_s3(deployed: Deployed) -> None:
+    policy = deployed.deploy_policy
+    owned = {"s3:ResourceAccount": SOLUTION}
+
+    for bucket in BUCKETS:
+        assert allows(policy, "s3:GetObject", f"arn:aws:s3:::{bucket}/releases/e1/template.yaml", owned)
+        assert not allows(policy, "s3:PutObject", f"arn:aws:s3:::{bucket}/releases/e1/template.yaml", owned)
+    assert not allows(policy, "s3:GetObject", "arn:aws:s3:::another-bucket/template.yaml", owned)
+    # the bucket's name, but another account owns it now
+    taken = {"s3:ResourceAccount": "444455556666"}
+    assert not allows(policy, "s3:GetObject", f"arn:aws:s3:::{BUCKETS[0]}/releases/e1/template.yaml", taken)
+    (decrypt,) = [s for s in policy["Statement"] if "kms:Decrypt" in as_list(s["Action"])]
+    assert decrypt["Resource"] == KEYS
+    # moto's evaluator skips StringLike: the condition is checked as written
+    assert decrypt["Condition"] == {"StringLike": {"kms:ViaService": "s3.*.amazonaws.com"}}
+    assert not allows(policy, "kms:Decrypt", f"arn:aws:kms:us-east-1:{TARGET}:key/1234abcd-12ab-34cd-56ef-000000000000")
+    key_actions = {a for s in policy["Statement"] for a in as_list(s["Action"]) if a.startswith("kms:")}
+    assert key_actions == {"kms:Decrypt"}
+
+
+@pytest.mark.parametrize(
+    ("parameter", "accepted", "refused"),
+    [
+        ("SolutionAccountId", ["111122223333"], ["*", "11112222333", "1111-2222-3333"]),
+        ("WorkflowRoleName", [WORKFLOW_ROLE], ["*", "role/x", "release*"]),
+        ("ApplicationStackNames", STACKS, ["*", "orders*", "orders/*", "or?ers", "1orders", ""]),
+        ("ArtifactBucketArns", [f"arn:aws:s3:::{b}" for b in BUCKETS], ["arn:aws:s3:::*", "arn:aws:s3:::mrd-*", "*"]),
+        ("ArtifactKeyArns", KEYS, ["*", f"arn:aws:kms:us-east-1:{SOLUTION}:key/*", f"arn:aws:kms:*:{SOLUTION}:key/a"]),
+    ],
+)
+def test_a_parameter_cannot_widen_a_resource(
+    template: dict[str, Any], parameter: str, accepted: list[str], refused: list[str]
+) -> None:
+    """Each value lands in an ARN or a trust principal, so a wildcard is refused (on a CommaDelimitedList,
+    CloudFormation checks AllowedPattern against each item)."""
+    pattern = template["Parameters"][parameter]["AllowedPattern"]
+
+    for value in accepted:
+        assert re.fullmatch(pattern, value), value
+    for value in refused:
+        assert not re.fullmatch(pattern, value), value
