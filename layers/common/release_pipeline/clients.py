@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_ssm import SSMClient
+    from mypy_boto3_sts import STSClient
 
 USER_AGENT = "multi-region-deployment/0.1"
 
@@ -63,8 +64,49 @@ def _client(service: str, region: str, **kwargs: Any) -> Any:
     return _session().client(service, region_name=region, config=config, **kwargs)  # type: ignore[call-overload]
 
 
-def cloudformation(region: str) -> CloudFormationClient:
-    client: CloudFormationClient = _client("cloudformation", region)
+def _credentials(credentials: Credentials | None) -> dict[str, str]:
+    if credentials is None:
+        return {}
+    return {
+        "aws_access_key_id": credentials.access_key_id,
+        "aws_secret_access_key": credentials.secret_access_key,
+        "aws_session_token": credentials.session_token,
+    }
+
+
+def cloudformation(region: str, credentials: Credentials | None = None) -> CloudFormationClient:
+    client: CloudFormationClient = _client("cloudformation", region, **_credentials(credentials))
+    return client
+
+
+def sts(region: str) -> STSClient:
+    client: STSClient = _client("sts", region)
+    return client
+
+
+def assume_role(region: str, role_arn: str, session_name: str) -> Credentials:
+    """Credentials of ``role_arn`` (a target account's deploy role), from STS in ``region``."""
+    answer = sts(region).assume_role(RoleArn=role_arn, RoleSessionName=session_name[:64], DurationSeconds=900)
+    found = answer["Credentials"]
+    return Credentials(found["AccessKeyId"], found["SecretAccessKey"], found["SessionToken"])
+
+
+def cloudformation_for_targets(home: str, session_name: str) -> Callable[[str, str | None], CloudFormationClient]:
+    """CloudFormation clients for one invocation, one per (Region, deploy role): the function's own role
+    for a target in its account, the target account's deploy role (assumed once) for any other."""
+    made: dict[tuple[str, str | None], CloudFormationClient] = {}
+    assumed: dict[str, Credentials] = {}
+
+    def client(region: str, role_arn: str | None) -> CloudFormationClient:
+        if (region, role_arn) not in made:
+            credentials = None
+            if role_arn is not None:
+                if role_arn not in assumed:
+                    assumed[role_arn] = assume_role(home, role_arn, session_name)
+                credentials = assumed[role_arn]
+            made[region, role_arn] = cloudformation(region, credentials)
+        return made[region, role_arn]
+
     return client
 
 
@@ -88,14 +130,7 @@ def codepipeline(region: str) -> CodePipelineClient:
 
 def s3(region: str, credentials: Credentials | None = None) -> S3Client:
     """An S3 client; with ``credentials`` (a job's artifact credentials) instead of the function's role."""
-    extra: dict[str, str] = {}
-    if credentials is not None:
-        extra = {
-            "aws_access_key_id": credentials.access_key_id,
-            "aws_secret_access_key": credentials.secret_access_key,
-            "aws_session_token": credentials.session_token,
-        }
-    client: S3Client = _client("s3", region, **extra)
+    client: S3Client = _client("s3", region, **_credentials(credentials))
     return client
 
 

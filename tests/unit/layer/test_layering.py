@@ -23,6 +23,7 @@ ORDER = [
     "artifacts",
     "stacks",
     "releases",
+    "rollout",
     "jobs",
     "gate",
     "changes",

@@ -1,0 +1,454 @@
+"""The rollout: each target's reviewed change set executed wave by wave, and undone when one fails.
+
+A Step Functions state machine (``statemachines/rollout.asl.json``) runs the waves in order: a Map per
+wave over its targets with the wave's concurrency, and Wait states while CloudFormation works or a
+wave's bake time runs. For every step it invokes the deploy-target function, which makes one quick
+CloudFormation request in the target's Region and account and answers at once: no function waits.
+
+Why a function and not the state machine's AWS SDK integrations: those call the service in the state
+machine's own Region only, and targets are in many Regions
+(https://docs.aws.amazon.com/step-functions/latest/dg/concepts-access-cross-acct-resources.html covers
+accounts, through ``Credentials.RoleArn``, not Regions).
+
+Every step is idempotent and can be repeated by the state machine's retries: each stack operation the
+rollout starts carries a ClientRequestToken made from the pipeline execution id, which CloudFormation
+stamps on every event of that operation, so a step recognises what this execution already started.
+The bake is CloudFormation's own: the wave's alarms and bake time are each change set's rollback
+configuration, so CloudFormation rolls a target back when an alarm fires while it bakes
+(https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-cfn-rollback-triggers.html).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final
+
+from botocore.exceptions import ClientError
+
+from release_pipeline import artifacts, deployment_map, releases, stacks
+from release_pipeline.config import FromEnv, text
+from release_pipeline.errors import BadInputError, ConfigurationError, ReleaseRecordError, error_code
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_cloudformation.literals import CapabilityType
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_ssm import SSMClient
+
+
+@dataclass(frozen=True)
+class RolloutConfig(FromEnv):
+    """deploy-target: the release record a return reads, and where the template and map are in it."""
+
+    FUNCTION = "deploy-target"
+
+    release_record_parameter: str = text("RELEASE_RECORD_PARAMETER")
+    template_path: str = text("TEMPLATE_PATH")
+    deployment_map_path: str = text("DEPLOYMENT_MAP_PATH")
+
+
+# What a step answers; the state machine's Choice states branch on it.
+IN_PROGRESS: Final = "IN_PROGRESS"  # poll again after the Wait state
+DONE: Final = "DONE"  # the change is deployed and baked
+UNCHANGED: Final = "UNCHANGED"  # the reviewed change set held no change: nothing was executed
+ROLLED_BACK: Final = "ROLLED_BACK"  # CloudFormation rolled the change back (a resource or an alarm)
+FAILED: Final = "FAILED"  # anything else: the rollout stops
+# Answers of a return to the release.
+RETURNED: Final = "RETURNED"
+UNTOUCHED: Final = "UNTOUCHED"  # this execution never changed the target
+FIRST_RELEASE: Final = "FIRST_RELEASE"  # created by this execution: reported, never deleted
+NOT_RELEASED: Final = "NOT_RELEASED"  # not in the released map: reported, never deleted
+
+CAPABILITIES: tuple[CapabilityType, ...] = ("CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND")
+# ClientRequestToken: 1-128 characters, [a-zA-Z0-9][-a-zA-Z0-9]*
+# https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_ExecuteChangeSet.html
+EXECUTE_TOKEN_PREFIX: Final = "rollout-"  # noqa: S105 - a request token, not a secret
+RETURN_TOKEN_PREFIX: Final = "rollout-return-"  # noqa: S105 - a request token, not a secret
+_COMPLETE = frozenset({"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"})
+_ROLLED_BACK = frozenset({"UPDATE_ROLLBACK_COMPLETE", "ROLLBACK_COMPLETE"})
+_EVENT_PAGES = 5  # the newest events that name this execution's operations (100 per page)
+
+
+@dataclass(frozen=True)
+class TargetStep:
+    """One target as the state machine passes it to a step."""
+
+    key: str  # account/Region/stack: the target's name in reports
+    wave: str
+    region: str
+    stack_name: str
+    change_set_name: str
+    execution_id: str
+    timeout_minutes: int
+    deploy_role_arn: str | None  # None: the solution's own account
+    execution_role_arn: str
+    account: str | None
+
+    @classmethod
+    def parse(cls, event: Mapping[str, Any]) -> TargetStep:
+        target = event.get("Target")
+        if not isinstance(target, Mapping):
+            raise BadInputError("a deploy-target step needs a Target object")
+        problems: list[str] = []
+
+        def field(name: str, optional: bool = False) -> str | None:
+            value = target.get(name)
+            if value is None and optional:
+                return None
+            if not isinstance(value, str) or not value:
+                problems.append(f"Target.{name} must be a non-empty string")
+                return ""
+            return value
+
+        timeout = target.get("TimeoutMinutes")
+        if not isinstance(timeout, int) or isinstance(timeout, bool) or not 1 <= timeout <= 1440:
+            problems.append("Target.TimeoutMinutes must be a whole number of minutes from 1 to 1440")
+            timeout = 1
+        values = {
+            "key": field("Key"),
+            "wave": field("Wave"),
+            "region": field("Region"),
+            "stack_name": field("StackName"),
+            "change_set_name": field("ChangeSetName"),
+            "execution_id": field("ExecutionId"),
+            "deploy_role_arn": field("DeployRoleArn", optional=True),
+            "execution_role_arn": field("ExecutionRoleArn"),
+            "account": field("Account", optional=True),
+        }
+        if problems:
+            raise BadInputError("; ".join(problems))
+        return cls(timeout_minutes=timeout, **values)  # type: ignore[arg-type]
+
+    @property
+    def execute_token(self) -> str:
+        return EXECUTE_TOKEN_PREFIX + self.execution_id
+
+    @property
+    def return_token(self) -> str:
+        return RETURN_TOKEN_PREFIX + self.execution_id
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What a step tells the state machine: its state, the stack's status and a line for the report."""
+
+    state: str
+    detail: str
+    stack_status: str | None = None
+    started_at: str | None = None
+
+    def to_event(self, target: TargetStep) -> dict[str, Any]:
+        answer: dict[str, Any] = {
+            "State": self.state,
+            "Detail": self.detail,
+            "Key": target.key,
+            "Wave": target.wave,
+            "StackStatus": self.stack_status,
+            # Always present: a state machine path to a missing field is a runtime error (States.Runtime).
+            "StartedAt": self.started_at,
+        }
+        return answer
+
+
+# A CloudFormation client for a target: its Region, and the deploy role to assume in another account.
+CloudFormationFor = Callable[[str, str | None], "CloudFormationClient"]
+
+
+def step(
+    event: Mapping[str, Any],
+    *,
+    cloudformation_for: CloudFormationFor,
+    release: Callable[[], ReleasedSource | None],
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Run one step (``Action``: execute, status or return) for the target in ``event``."""
+    if not isinstance(event, Mapping):
+        raise BadInputError("a deploy-target step is a JSON object")
+    action = event.get("Action")
+    target = TargetStep.parse(event)
+    cfn = cloudformation_for(target.region, target.deploy_role_arn)
+    moment = now or datetime.now(UTC)
+    if action == "execute":
+        result = execute(cfn, target, moment)
+    elif action == "status":
+        started = event.get("StartedAt")
+        result = status(cfn, target, started if isinstance(started, str) else None, moment)
+    elif action == "return":
+        result = return_to_release(cfn, target, release)
+    else:
+        raise BadInputError(f"unknown deploy-target action {action!r}: execute, status or return")
+    return result.to_event(target)
+
+
+def _tokens(cfn: CloudFormationClient, stack: str) -> list[tuple[str | None, str, str]]:
+    """(ClientRequestToken, status, reason) of the stack-level events, newest first."""
+    found: list[tuple[str | None, str, str]] = []
+    paginator = cfn.get_paginator("describe_stack_events")
+    for number, page in enumerate(paginator.paginate(StackName=stack)):
+        for event in page.get("StackEvents", []):
+            if event.get("ResourceType") == "AWS::CloudFormation::Stack":
+                token = event.get("ClientRequestToken")
+                found.append((token, event.get("ResourceStatus", ""), event.get("ResourceStatusReason", "")))
+        if number + 1 >= _EVENT_PAGES:
+            break
+    return found
+
+
+def _newest_token(cfn: CloudFormationClient, stack: str) -> str | None:
+    events = _tokens(cfn, stack)
+    return events[0][0] if events else None
+
+
+def _failure_reason(cfn: CloudFormationClient, stack: str, token: str) -> str:
+    """Why this execution's operation on the stack failed: its oldest failure event's reason (the
+    cause; later ones are consequences), or the reason its rollback started with."""
+    reasons: list[str] = []
+    paginator = cfn.get_paginator("describe_stack_events")
+    for number, page in enumerate(paginator.paginate(StackName=stack)):
+        for event in page.get("StackEvents", []):
+            if event.get("ClientRequestToken") != token:
+                continue
+            state = event.get("ResourceStatus", "")
+            if state.endswith("_FAILED") or state in {"ROLLBACK_IN_PROGRESS", "UPDATE_ROLLBACK_IN_PROGRESS"}:
+                reason = event.get("ResourceStatusReason")
+                if reason:
+                    reasons.append(f"{event.get('LogicalResourceId')}: {reason}")
+        if number + 1 >= _EVENT_PAGES:
+            break
+    return reasons[-1] if reasons else "no failure reason in the stack's events"
+
+
+def execute(cfn: CloudFormationClient, target: TargetStep, now: datetime) -> StepResult:
+    """Execute the target's reviewed change set, once: a repeated step finds its own operation."""
+    started = now.isoformat()
+    try:
+        change_set = cfn.describe_change_set(StackName=target.stack_name, ChangeSetName=target.change_set_name)
+    except ClientError as error:
+        if error_code(error) != "ChangeSetNotFound":
+            raise
+        # CloudFormation deletes a stack's change sets once one is executed: this step may be a retry.
+        if _executed_by_us(cfn, target):
+            return StepResult(IN_PROGRESS, "its change set is being executed", started_at=started)
+        return StepResult(FAILED, f"the reviewed change set {target.change_set_name} is gone; nothing was executed")
+    status = change_set["Status"]
+    reason = change_set.get("StatusReason")
+    if stacks.is_empty_change_set(status, reason):
+        return StepResult(UNCHANGED, "no change to deploy")
+    execution = change_set.get("ExecutionStatus")
+    if status == "CREATE_COMPLETE" and execution == "AVAILABLE":
+        cfn.execute_change_set(
+            StackName=target.stack_name, ChangeSetName=target.change_set_name, ClientRequestToken=target.execute_token
+        )
+        return StepResult(IN_PROGRESS, "executing its reviewed change set", started_at=started)
+    if execution in {"EXECUTE_IN_PROGRESS", "EXECUTE_COMPLETE"} and _executed_by_us(cfn, target):
+        return StepResult(IN_PROGRESS, "its change set is being executed", started_at=started)
+    return StepResult(
+        FAILED,
+        f"the reviewed change set {target.change_set_name} cannot be executed: {status}, {execution}"
+        + (f" ({reason})" if reason else ""),
+    )
+
+
+def _executed_by_us(cfn: CloudFormationClient, target: TargetStep) -> bool:
+    try:
+        return any(token == target.execute_token for token, _, _ in _tokens(cfn, target.stack_name))
+    except ClientError as error:
+        if stacks.is_missing_stack(error):
+            return False
+        raise
+
+
+def status(cfn: CloudFormationClient, target: TargetStep, started_at: str | None, now: datetime) -> StepResult:
+    """Where the execution of the target's change set stands (its deploy and its bake)."""
+    state = stacks.describe(cfn, target.stack_name, target.region)
+    if not state.exists or state.status is None:
+        return StepResult(FAILED, "the stack is gone", stack_status=state.status)
+    newest = _newest_token(cfn, target.stack_name)
+    if newest != target.execute_token:
+        return StepResult(
+            FAILED, f"the stack's latest operation is not this execution's ({state.status})", stack_status=state.status
+        )
+    if stacks.is_busy(state.status):
+        if _overdue(started_at, target.timeout_minutes, now):
+            return StepResult(
+                FAILED,
+                f"still {state.status} after {target.timeout_minutes} minutes (DeployTimeoutInMinutes plus the bake)",
+                stack_status=state.status,
+            )
+        return StepResult(IN_PROGRESS, f"{state.status}", stack_status=state.status, started_at=started_at)
+    if state.status in _COMPLETE:
+        return StepResult(DONE, f"deployed and baked ({state.status})", stack_status=state.status)
+    reason = _failure_reason(cfn, target.stack_name, target.execute_token)
+    if state.status in _ROLLED_BACK:
+        return StepResult(ROLLED_BACK, f"rolled back by CloudFormation: {reason}", stack_status=state.status)
+    return StepResult(FAILED, f"{state.status}: {reason}", stack_status=state.status)
+
+
+def _overdue(started_at: str | None, minutes: int, now: datetime) -> bool:
+    if not started_at:
+        return False
+    try:
+        started = datetime.fromisoformat(started_at)
+    except ValueError:
+        raise BadInputError(f"StartedAt {started_at[:40]!r} is not an ISO 8601 time") from None
+    return (now - started).total_seconds() > minutes * 60
+
+
+@dataclass(frozen=True)
+class ReleasedSource:
+    """The last release's source: its template and its deployment map, read from the released zip."""
+
+    execution_id: str
+    template: bytes
+    deployment_map: deployment_map.DeploymentMap
+
+
+def read_released_source(
+    ssm: SSMClient, s3: S3Client, config: RolloutConfig, *, default_stack_name: str, home_account: str
+) -> ReleasedSource | None:
+    """The release a failed rollout returns to, or ``None`` before the first release."""
+    record = releases.read_record(ssm, config.release_record_parameter)
+    if record is None:
+        return None
+    what = f"released source of execution {record.execution_id}"
+    archive = artifacts.Archive(artifacts.download(s3, record.source, record.version_id, what=what), what)
+
+    def read_file(path: str) -> str | None:
+        if path not in archive.names:
+            return None
+        return archive.read(path).decode("utf-8", errors="replace")
+
+    raw_map = read_file(config.deployment_map_path)
+    if raw_map is None:
+        raise ReleaseRecordError(f"the {what} has no deployment map at {config.deployment_map_path}")
+    try:
+        released_map = deployment_map.parse(
+            raw_map, read_file=read_file, default_stack_name=default_stack_name, home_account=home_account
+        )
+    except ConfigurationError as error:
+        raise ReleaseRecordError(f"the deployment map of the {what} cannot be read: {error}") from None
+    return ReleasedSource(record.execution_id, archive.read(config.template_path), released_map)
+
+
+def return_to_release(
+    cfn: CloudFormationClient, target: TargetStep, release: Callable[[], ReleasedSource | None]
+) -> StepResult:
+    """Put a target this execution changed back to the last release. Repeated until it answers
+    anything but IN_PROGRESS: it starts the return once, then follows it."""
+    state = stacks.describe(cfn, target.stack_name, target.region)
+    if not state.exists or state.status is None or state.status == stacks.PLACEHOLDER:
+        return StepResult(UNTOUCHED, "never deployed by this execution", stack_status=state.status)
+    events = _tokens(cfn, target.stack_name)
+    tokens = [token for token, _, _ in events]
+    if target.execute_token not in tokens:
+        return StepResult(UNTOUCHED, "this execution did not change it", stack_status=state.status)
+    newest = tokens[0]
+    if newest == target.return_token:
+        return _follow_return(cfn, target, state.status)
+    if newest != target.execute_token:
+        return StepResult(
+            FAILED,
+            f"another operation followed this execution's ({state.status}); not touched",
+            stack_status=state.status,
+        )
+    if stacks.is_busy(state.status):
+        return StepResult(IN_PROGRESS, f"waiting for this execution's {state.status} to settle", state.status)
+    created = any(token == target.execute_token and status == "CREATE_IN_PROGRESS" for token, status, _ in events)
+    if created:
+        return StepResult(FIRST_RELEASE, f"created by this execution ({state.status}); not deleted", state.status)
+    if state.status in _ROLLED_BACK:
+        return StepResult(RETURNED, "CloudFormation already rolled it back to the release", state.status)
+    released = release()
+    if released is None:
+        return StepResult(NOT_RELEASED, "nothing released yet to return to; not touched", state.status)
+    placed = released.deployment_map.placed()
+    key = _key(target, released.deployment_map.home_account)
+    if key not in placed:
+        return StepResult(NOT_RELEASED, "not in the released deployment map; not touched", state.status)
+    _, released_target = placed[key]
+    request: dict[str, Any] = {
+        "StackName": target.stack_name,
+        "TemplateBody": released.template.decode(),
+        "Parameters": [
+            {"ParameterKey": name, "ParameterValue": value}
+            for name, value in sorted(released_target.parameters.items())
+        ],
+        "Capabilities": CAPABILITIES,
+        "RoleARN": target.execution_role_arn,
+        "ClientRequestToken": target.return_token,
+    }
+    try:
+        cfn.update_stack(**request)
+    except ClientError as error:
+        if stacks.is_no_updates(error):
+            return StepResult(RETURNED, f"already matches release {released.execution_id}", state.status)
+        raise
+    return StepResult(IN_PROGRESS, f"returning to release {released.execution_id}", state.status)
+
+
+def _follow_return(cfn: CloudFormationClient, target: TargetStep, status_now: str) -> StepResult:
+    if stacks.is_busy(status_now):
+        return StepResult(IN_PROGRESS, f"returning to the release ({status_now})", status_now)
+    if status_now in _COMPLETE:
+        return StepResult(RETURNED, "returned to the release", status_now)
+    reason = _failure_reason(cfn, target.stack_name, target.return_token)
+    return StepResult(FAILED, f"the return to the release failed ({status_now}): {reason}", status_now)
+
+
+def _key(target: TargetStep, home_account: str) -> deployment_map.TargetKey:
+    return (target.account or home_account, target.region, target.stack_name)
+
+
+def target_key(account: str, region: str, stack_name: str) -> str:
+    """A target's name in the rollout's input and reports: ``account/Region/stack``."""
+    return f"{account}/{region}/{stack_name}"
+
+
+def workflow_input(
+    released_map: deployment_map.DeploymentMap,
+    *,
+    execution_id: str,
+    change_set_name: str,
+    partition: str,
+    home_execution_role_arn: str,
+    poll_seconds: int,
+    role_names: Callable[[str], tuple[str, str]],
+) -> dict[str, Any]:
+    """The state machine's input for a reviewed map: the waves in order, each target with its change set
+    and roles. ``role_names(home_account)`` gives the deploy and execution role names the bootstrap
+    template creates in every target account."""
+    home = released_map.home_account
+    deploy_name, execution_name = role_names(home)
+    waves: list[dict[str, Any]] = []
+    every: list[dict[str, Any]] = []
+    for wave in released_map.waves:
+        targets = []
+        for target in wave.targets:
+            account = target.account or home
+            other = account != home
+            entry = {
+                "Key": target_key(account, target.region, target.stack_name),
+                "Wave": wave.name,
+                "Region": target.region,
+                "Account": account if other else None,
+                "StackName": target.stack_name,
+                "ChangeSetName": change_set_name,
+                "ExecutionId": execution_id,
+                "TimeoutMinutes": wave.deploy_timeout_minutes + wave.bake_minutes,
+                "DeployRoleArn": f"arn:{partition}:iam::{account}:role/{deploy_name}" if other else None,
+                "ExecutionRoleArn": (
+                    f"arn:{partition}:iam::{account}:role/{execution_name}" if other else home_execution_role_arn
+                ),
+            }
+            targets.append(entry)
+            every.append(entry)
+        waves.append({"Name": wave.name, "MaxConcurrency": wave.max_concurrency, "Targets": targets})
+    document = {"ExecutionId": execution_id, "PollSeconds": poll_seconds, "Waves": waves, "Targets": every}
+    # Step Functions refuses an input over 256 KB:
+    # https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html#service-limits-task-executions
+    if len(json.dumps(document).encode()) > 256 * 1024:
+        raise BadInputError("the rollout's input is over Step Functions' 256 KB; split the map")
+    return document
