@@ -15,7 +15,8 @@ the reference):
   at once), set with ``set_stack_status`` and ``set_change_set_status``.
 - :mod:`local_aws.events`: ``TestEventPattern``.
 - :mod:`local_aws.s3`: bucket policies evaluated over TLS.
-- :mod:`local_aws.awslambda`: the 4 KB limit on environment variables, a Lambda context, handler loading.
+- :mod:`local_aws.awslambda`: the 4 KB limit on environment variables, a Lambda context, handler loading,
+  functions whose Invoke runs a handler in this process (``run_in_process``; moto runs code only in Docker).
 - :mod:`local_aws.iam`: principals that hold one policy, as moto checks it.
 - :mod:`local_aws.stepfunctions`: state machines run (moto's interpreter, turned on by :func:`install`),
   as AWS documents them: a path that names one node gives it, aws-sdk results are JSON and their errors
@@ -41,7 +42,7 @@ from moto.events.responses import EventsHandler
 from moto.s3.models import FakeBucket
 
 from local_aws import awslambda, clock, cloudformation, codepipeline, events, s3, stepfunctions
-from local_aws.awslambda import EnvironmentTooLarge, FakeLambdaContext, check_environment_size
+from local_aws.awslambda import EnvironmentTooLarge, FakeLambdaContext, check_environment_size, run_in_process
 from local_aws.cloudformation import (
     CHANGE_SETS_PER_STACK,
     DRIFT_CHECKABLE_STATUSES,
@@ -82,6 +83,7 @@ __all__ = [
     "inject_drift",
     "install",
     "job_results",
+    "run_in_process",
     "set_change_set_limit",
     "set_change_set_page_size",
     "set_change_set_status",

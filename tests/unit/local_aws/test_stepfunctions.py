@@ -376,6 +376,61 @@ def test_a_task_with_credentials_acts_as_that_role_in_its_account(sfn: SFNClient
 
 
 @pytest.fixture
+def check_target(aws: None, session: boto3.session.Session) -> str:
+    """A Lambda function (its code runs in this process: see local_aws.awslambda.run_in_process); its ARN."""
+    trust = {
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]
+    }
+    role = session.client("iam").create_role(RoleName="check-target", AssumeRolePolicyDocument=json.dumps(trust))
+    function = session.client("lambda").create_function(
+        FunctionName="check-target",
+        Runtime="python3.13",
+        Role=role["Role"]["Arn"],
+        Handler="app.lambda_handler",
+        Code={"ZipFile": b"PK\x05\x06" + b"\0" * 18},
+    )
+    return str(function["FunctionArn"])
+
+
+class TargetUnhealthy(Exception):
+    pass
+
+
+def check(event: Any, context: Any) -> dict[str, Any]:
+    if event["alarms"]:
+        raise TargetUnhealthy(f"{event['region']}: {', '.join(event['alarms'])} in ALARM")
+    return {"region": event["region"], "healthy": True}
+
+
+@pytest.mark.parametrize("alarms", [[], ["5xx"]], ids=["healthy", "unhealthy"])
+def test_a_lambda_invoke_runs_the_function_in_process_and_its_error_is_caught_by_type(
+    sfn: SFNClient, check_target: str, alarms: list[str]
+) -> None:
+    """A state machine's Lambda task calls the function's handler; an exception it raises is the task's
+    error, named after its type, as Lambda's Python runtime reports it."""
+    local_aws.run_in_process("check-target", REGION, check)
+    states = {
+        "Check": {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::lambda:invoke",
+            "Parameters": {"FunctionName": check_target, "Payload.$": "$"},
+            "OutputPath": "$.Payload",
+            "Catch": [{"ErrorEquals": ["TargetUnhealthy"], "ResultPath": "$.error", "Next": "ReturnToRelease"}],
+            "End": True,
+        },
+        "ReturnToRelease": {"Type": "Pass", "End": True},
+    }
+
+    output = output_of(finished(sfn, start(sfn, states, "Check", {"region": "eu-west-1", "alarms": alarms})))
+
+    if alarms:
+        assert output["error"]["Error"] == "TargetUnhealthy"
+        assert json.loads(output["error"]["Cause"])["errorMessage"] == "eu-west-1: 5xx in ALARM"
+    else:
+        assert output == {"region": "eu-west-1", "healthy": True}
+
+
+@pytest.fixture
 def moto_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
