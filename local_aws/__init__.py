@@ -15,9 +15,15 @@ the reference):
   at once), set with ``set_stack_status`` and ``set_change_set_status``.
 - :mod:`local_aws.events`: ``TestEventPattern``.
 - :mod:`local_aws.s3`: bucket policies evaluated over TLS.
-- :mod:`local_aws.awslambda`: the 4 KB limit on environment variables, a Lambda context, handler loading.
+- :mod:`local_aws.awslambda`: the 4 KB limit on environment variables, a Lambda context, handler loading,
+  functions whose Invoke runs a handler in this process (``run_in_process``; moto runs code only in Docker).
 - :mod:`local_aws.iam`: principals that hold one policy, as moto checks it.
-- :mod:`local_aws.clock`: the time CodePipeline's timeouts are measured on, which a scenario advances.
+- :mod:`local_aws.stepfunctions`: state machines run (moto's interpreter, turned on by :func:`install`),
+  as AWS documents them: a path that names one node gives it, aws-sdk results are JSON and their errors
+  ``CloudFormation.<Error>Exception``, a task acts as its role in that role's account, Wait states and
+  Retry intervals on the emulator's clock.
+- :mod:`local_aws.clock`: the time CodePipeline's timeouts and Step Functions' waits are measured on,
+  which a scenario advances.
 
 Test state lives on moto's backends (see :mod:`local_aws.core`): moto's reset (``mock_aws`` start and
 stop, ``POST /moto-api/reset`` on a server) forgets it with everything else.
@@ -26,6 +32,7 @@ stop, ``POST /moto-api/reset`` on a server) forgets it with everything else.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 
 import moto
 from moto.awslambda.responses import LambdaResponse
@@ -34,8 +41,8 @@ from moto.codepipeline.responses import CodePipelineResponse
 from moto.events.responses import EventsHandler
 from moto.s3.models import FakeBucket
 
-from local_aws import awslambda, clock, cloudformation, codepipeline, events, s3
-from local_aws.awslambda import EnvironmentTooLarge, FakeLambdaContext, check_environment_size
+from local_aws import awslambda, clock, cloudformation, codepipeline, events, s3, stepfunctions
+from local_aws.awslambda import EnvironmentTooLarge, FakeLambdaContext, check_environment_size, run_in_process
 from local_aws.cloudformation import (
     CHANGE_SETS_PER_STACK,
     DRIFT_CHECKABLE_STATUSES,
@@ -76,6 +83,7 @@ __all__ = [
     "inject_drift",
     "install",
     "job_results",
+    "run_in_process",
     "set_change_set_limit",
     "set_change_set_page_size",
     "set_change_set_status",
@@ -83,20 +91,23 @@ __all__ = [
     "set_execution_status",
     "set_stack_status",
     "set_stage_execution",
+    "stepfunctions",
 ]
 
-_PATCHES = (
+_PATCHES: tuple[tuple[object, Mapping[str, object]], ...] = (
     (CodePipelineResponse, codepipeline.RESPONSES),
     (CloudFormationResponse, cloudformation.RESPONSES),
     (EventsHandler, events.RESPONSES),
     (LambdaResponse, awslambda.RESPONSES),
     (FakeBucket, {"get_permission": s3.bucket_permission}),
+    *stepfunctions.PATCHES,
 )
 _INSTALL_LOCK = threading.Lock()
 
 
 def install() -> None:
-    """Add the operations to moto's classes (idempotent: setting the same methods again changes nothing)."""
+    """Add the operations to moto's classes and have moto run state machines (idempotent: setting the same
+    methods again changes nothing)."""
     with _INSTALL_LOCK:
         if moto.__version__ != MOTO_VERSION:
             raise RuntimeError(
@@ -106,3 +117,4 @@ def install() -> None:
         for owner, methods in _PATCHES:
             for name, method in methods.items():
                 setattr(owner, name, method)
+        stepfunctions.run_state_machines()

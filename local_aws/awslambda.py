@@ -8,8 +8,18 @@ handler modules loaded the way the Lambda runtime loads them.
   :func:`check_environment_size` applies the same rule to a function that runs in-process.
 - :class:`FakeLambdaContext`: the context object Lambda's Python runtime passes to a handler.
 - :func:`load_handler`: ``<code dir>/app.py`` imported afresh, as a new sandbox would.
+- :func:`run_in_process`: moto runs a function's code only in Docker, which these machines lack, so its
+  Invoke fails; a test or scenario gives a function a handler in this process, and a synchronous Invoke of
+  it (by the SDK or a state machine's task) calls that handler with the payload and a Lambda context and
+  answers as Lambda does: the handler's result as the payload, or an unhandled exception as
+  ``X-Amz-Function-Error: Unhandled`` with the Python runtime's ``errorMessage``, ``errorType``,
+  ``requestId`` and ``stackTrace``
+  (https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html,
+  https://docs.aws.amazon.com/lambda/latest/dg/python-exceptions.html). The handler runs with this
+  process's environment variables, not the function's.
 
-No state.
+State (:class:`InProcessFunctions`, the handlers given) is kept on moto's Lambda backend of the function's
+account and Region.
 """
 
 from __future__ import annotations
@@ -18,22 +28,32 @@ import importlib.util
 import json
 import sys
 import time
+import traceback
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Final
+from urllib.parse import unquote
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from moto.awslambda.exceptions import InvalidParameterValueException
 from moto.awslambda.responses import LambdaResponse
+from moto.awslambda.utils import get_backend
+from moto.core.models import DEFAULT_ACCOUNT_ID
+
+from local_aws.core import LOCK, state_of
 
 __all__ = [
     "ENVIRONMENT_MAX_BYTES",
     "EnvironmentTooLarge",
     "FakeLambdaContext",
+    "Handler",
+    "InProcessFunctions",
     "check_environment_size",
     "load_handler",
+    "run_in_process",
 ]
 
 ENVIRONMENT_MAX_BYTES: Final = 4 * 1024
@@ -78,10 +98,67 @@ def _checked(operation: Callable[[LambdaResponse], Any]) -> Callable[[LambdaResp
     return method
 
 
+Handler = Callable[[Any, "FakeLambdaContext"], Any]
+"""A function's handler: (event, context) -> result, as the Lambda runtime calls it."""
+
+
+@dataclass
+class InProcessFunctions:
+    """The functions of one account and Region that run in this process: function name -> handler."""
+
+    handlers: dict[str, Handler] = field(default_factory=dict)
+
+
+def run_in_process(function_name: str, region: str, handler: Handler, *, account_id: str = DEFAULT_ACCOUNT_ID) -> None:
+    """From now on, a synchronous Invoke of the function ``function_name`` (which must exist, as in AWS)
+    calls ``handler`` in this process instead of moto's Docker runner."""
+    with LOCK:
+        state_of(get_backend(account_id, region), InProcessFunctions).handlers[function_name] = handler
+
+
+def _invoke_in_process(self: LambdaResponse, handler: Handler, function: Any) -> tuple[int, dict[str, str], str]:
+    context = FakeLambdaContext(
+        function.function_name,
+        memory_limit_in_mb=function.memory_size,
+        timeout_ms=function.timeout * 1000,
+        region=self.region,
+        account_id=self.current_account,
+    )
+    headers = {"content-type": "application/json", "x-amz-executed-version": "$LATEST"}
+    try:
+        event = json.loads(self.body) if self.body else {}
+        return 200, headers, json.dumps(handler(event, context))
+    except Exception as exc:  # noqa: BLE001 - Lambda reports any exception of the handler as the payload
+        headers["x-amz-function-error"] = "Unhandled"
+        error = {
+            "errorMessage": str(exc),
+            "errorType": type(exc).__name__,
+            "requestId": context.aws_request_id,
+            "stackTrace": traceback.format_tb(exc.__traceback__),
+        }
+        return 200, headers, json.dumps(error)
+
+
+_moto_invoke: Final = LambdaResponse.invoke
+
+
+def invoke(self: LambdaResponse) -> Any:
+    """Invoke: a function given a handler in this process runs there when invoked synchronously; any other
+    invocation goes to moto."""
+    if self.headers.get("X-Amz-Invocation-Type", "RequestResponse") == "RequestResponse":
+        function = self.backend.get_function(unquote(self.path.rsplit("/", 2)[-2]), self._get_param("qualifier"))
+        with LOCK:
+            handler = state_of(self.backend, InProcessFunctions).handlers.get(function.function_name)
+        if handler is not None:
+            return _invoke_in_process(self, handler, function)
+    return _moto_invoke(self)
+
+
 # moto's own methods, taken once when this module is imported, so that installing twice wraps once.
 RESPONSES: Final[dict[str, Callable[..., object]]] = {
     "create_function": _checked(LambdaResponse.create_function),
     "update_function_configuration": _checked(LambdaResponse.update_function_configuration),
+    "invoke": invoke,
 }
 """What the emulator replaces on ``LambdaResponse``, by method name."""
 

@@ -5,11 +5,15 @@ timeouts the product must respect are CodePipeline's (a manual approval expires 
 TimeoutInMinutes, 7 days by default; a Lambda invoke action that keeps returning continuation tokens is
 ended after 24 hours: https://docs.aws.amazon.com/codepipeline/latest/userguide/limits.html). The
 rehearsal measures them on this clock, and a scenario moves it forward with :func:`advance` instead of
-waiting. The offset lives in a backend of its own, so moto's reset puts the clock back to real time.
+waiting. Step Functions' Wait states and Retry intervals run on it too (:func:`sleep`): a 30-minute bake
+ends when a scenario advances the clock past it, not after 30 real minutes. The offset lives in a
+backend of its own, so moto's reset puts the clock back to real time.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Final
 
@@ -19,7 +23,10 @@ from moto.core.models import DEFAULT_ACCOUNT_ID
 from local_aws.core import LOCK
 from local_aws.core import now as real_now
 
-__all__ = ["advance", "now"]
+__all__ = ["POLL_SECONDS", "advance", "now", "sleep"]
+
+POLL_SECONDS: Final = 0.05
+"""How often, in real seconds, :func:`sleep` looks at the clock."""
 
 
 class ClockBackend(BaseBackend):
@@ -52,3 +59,20 @@ def advance(delta: timedelta) -> datetime:
     with LOCK:
         _clock().offset += delta
     return now()
+
+
+def sleep(
+    seconds: float,
+    *,
+    stopped: Callable[[], bool] = lambda: False,
+    pause: Callable[[float], object] = time.sleep,
+) -> bool:
+    """Wait until this clock has moved ``seconds`` past now: as real time passes, or at once when a scenario
+    advances the clock past the end. Looks every :data:`POLL_SECONDS` of real time (``pause`` waits, and may
+    return early); returns False as soon as ``stopped()`` is true, True when the time has come."""
+    end = now() + timedelta(seconds=seconds)
+    while (left := (end - now()).total_seconds()) > 0:
+        if stopped():
+            return False
+        pause(min(left, POLL_SECONDS))
+    return True

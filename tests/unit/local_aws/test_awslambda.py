@@ -1,4 +1,5 @@
-"""local_aws.awslambda: Lambda's 4 KB limit on environment variables, the Lambda context, handler loading."""
+"""local_aws.awslambda: Lambda's 4 KB limit on environment variables, the Lambda context, handler loading,
+functions invoked in this process."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from local_aws.awslambda import (
     FakeLambdaContext,
     check_environment_size,
     load_handler,
+    run_in_process,
 )
 
 ROLE_TRUST = {
@@ -121,3 +123,46 @@ def test_fake_context_works_with_powertools_logger(capsys: pytest.CaptureFixture
     assert line["function_name"] == "prepare-stage-artifact"
     assert line["function_arn"] == "arn:aws:lambda:us-east-1:123456789012:function:prepare-stage-artifact"
     assert 0 < remaining <= 60_000
+
+
+def test_a_function_run_in_process_answers_invoke_with_its_handler_result(lambda_client: Any) -> None:
+    seen: list[tuple[Any, str]] = []
+
+    def handler(event: Any, context: FakeLambdaContext) -> dict[str, Any]:
+        seen.append((event, context.function_name))
+        return {"released": event["target"]}
+
+    run_in_process("fn", "us-east-1", handler)
+
+    answer = lambda_client.invoke(FunctionName="fn", Payload=json.dumps({"target": "eu-west-1"}))
+
+    assert answer["StatusCode"] == 200
+    assert "FunctionError" not in answer
+    assert json.loads(answer["Payload"].read()) == {"released": "eu-west-1"}
+    assert seen == [({"target": "eu-west-1"}, "fn")]
+
+
+def test_an_unhandled_exception_is_a_function_error_with_the_python_runtime_payload(lambda_client: Any) -> None:
+    def handler(event: Any, context: FakeLambdaContext) -> None:
+        raise ValueError("no such target")
+
+    run_in_process("fn", "us-east-1", handler)
+    function_arn = lambda_client.get_function(FunctionName="fn")["Configuration"]["FunctionArn"]
+
+    answer = lambda_client.invoke(FunctionName=function_arn, Payload=b"{}")
+
+    assert answer["StatusCode"] == 200
+    assert answer["FunctionError"] == "Unhandled"
+    payload = json.loads(answer["Payload"].read())
+    assert (payload["errorType"], payload["errorMessage"]) == ("ValueError", "no such target")
+    assert payload["requestId"]
+    assert any("no such target" in line or "raise ValueError" in line for line in payload["stackTrace"])
+
+
+def test_invoking_a_missing_function_is_refused_even_with_a_handler(lambda_client: Any) -> None:
+    run_in_process("gone", "us-east-1", lambda event, context: "never")
+
+    with pytest.raises(ClientError) as refused:
+        lambda_client.invoke(FunctionName="gone", Payload=b"{}")
+
+    assert refused.value.response["Error"]["Code"] == "ResourceNotFoundException"

@@ -10,25 +10,31 @@ from collections.abc import Callable, Iterator
 import boto3
 import pytest
 from moto import mock_aws
+from moto.awslambda.utils import get_backend
 from moto.codepipeline.models import codepipeline_backends
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.moto_api._internal.models import moto_api_backend
 from moto.server import ThreadedMotoServer
+from moto.sts.models import sts_backends
 
 import local_aws
+from local_aws import stepfunctions
+from local_aws.awslambda import InProcessFunctions
 from local_aws.cloudformation.models import cfn_state, settings
 from local_aws.codepipeline import CodePipelineState
 from local_aws.core import state_of
+from local_aws.stepfunctions import TaskSessions
 
 PRIMARY = "us-east-1"
 SECONDARY = "eu-west-1"
 STACK = "demo-app"
 TEMPLATE = json.dumps({"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}})
+DEPLOY_ROLE = "arn:aws:iam::222222222222:role/deploy"
 
 
 def make_every_kind_of_state() -> None:
     """One of each: job results in two Regions, a stage state, injected and failing drift, a detection,
-    and both emulator-wide settings."""
+    both emulator-wide settings, a function run in process and a role session of a state machine's task."""
     for region in (PRIMARY, SECONDARY):
         boto3.client("codepipeline", region_name=region).put_job_success_result(jobId=str(uuid.uuid4()))
     local_aws.set_stage_execution("release-pipeline", "Stage", "execution-1", "Failed")
@@ -39,6 +45,8 @@ def make_every_kind_of_state() -> None:
     cfn.detect_stack_drift(StackName=STACK)
     local_aws.set_detection_progress(3)
     local_aws.set_change_set_page_size(1)
+    local_aws.run_in_process("check-target", PRIMARY, lambda event, context: event)
+    stepfunctions.role_session(DEPLOY_ROLE, PRIMARY)
     assert_state(present=True)
 
 
@@ -53,6 +61,8 @@ def assert_state(*, present: bool) -> None:
         "detections": bool(cloudformation.detections),
         "detection progress": settings().polls_before_complete != 0,
         "change set page size": settings().change_set_page_size is not None,
+        "in-process functions": bool(state_of(get_backend(DEFAULT_ACCOUNT_ID, PRIMARY), InProcessFunctions).handlers),
+        "task sessions": bool(state_of(sts_backends["222222222222"]["aws"], TaskSessions).keys),
     }
     assert found == dict.fromkeys(found, present)
 
