@@ -161,7 +161,6 @@ def start(sfn: SFNClient) -> str:
         partition="aws",
         home_execution_role_arn=f"arn:aws:iam::{HOME}:role/cfn-execution",
         poll_seconds=POLL,
-        role_names=lambda home: (f"multi-region-deploy-{home}", f"multi-region-cfn-execution-{home}"),
     )
     machine = sfn.list_state_machines()["stateMachines"][0]["stateMachineArn"]
     return sfn.start_execution(stateMachineArn=machine, name=EXECUTION, input=json.dumps(document))["executionArn"]

@@ -402,6 +402,24 @@ def _key(target: TargetStep, home_account: str) -> deployment_map.TargetKey:
     return (target.account or home_account, target.region, target.stack_name)
 
 
+def bootstrap_role_names(home_account: str) -> tuple[str, str]:
+    """The deploy role and CloudFormation execution role that ``bootstrap/target-account.yaml`` creates in
+    every target account, for the solution in ``home_account``."""
+    return f"multi-region-deploy-{home_account}", f"multi-region-cfn-execution-{home_account}"
+
+
+def target_roles(
+    account: str, home_account: str, partition: str, home_execution_role_arn: str
+) -> tuple[str | None, str]:
+    """(deploy role to assume, CloudFormation execution role) for a target in ``account``: in the
+    solution's own account, no role to assume and the solution's execution role; in any other, the roles
+    the bootstrap template created there."""
+    if account == home_account:
+        return None, home_execution_role_arn
+    deploy, execution = bootstrap_role_names(home_account)
+    return f"arn:{partition}:iam::{account}:role/{deploy}", f"arn:{partition}:iam::{account}:role/{execution}"
+
+
 def target_key(account: str, region: str, stack_name: str) -> str:
     """A target's name in the rollout's input and reports: ``account/Region/stack``."""
     return f"{account}/{region}/{stack_name}"
@@ -415,33 +433,28 @@ def workflow_input(
     partition: str,
     home_execution_role_arn: str,
     poll_seconds: int,
-    role_names: Callable[[str], tuple[str, str]],
 ) -> dict[str, Any]:
     """The state machine's input for a reviewed map: the waves in order, each target with its change set
-    and roles. ``role_names(home_account)`` gives the deploy and execution role names the bootstrap
-    template creates in every target account."""
+    and roles."""
     home = released_map.home_account
-    deploy_name, execution_name = role_names(home)
     waves: list[dict[str, Any]] = []
     every: list[dict[str, Any]] = []
     for wave in released_map.waves:
         targets = []
         for target in wave.targets:
             account = target.account or home
-            other = account != home
+            deploy_role, execution_role = target_roles(account, home, partition, home_execution_role_arn)
             entry = {
                 "Key": target_key(account, target.region, target.stack_name),
                 "Wave": wave.name,
                 "Region": target.region,
-                "Account": account if other else None,
+                "Account": None if account == home else account,
                 "StackName": target.stack_name,
                 "ChangeSetName": change_set_name,
                 "ExecutionId": execution_id,
                 "TimeoutMinutes": wave.deploy_timeout_minutes + wave.bake_minutes,
-                "DeployRoleArn": f"arn:{partition}:iam::{account}:role/{deploy_name}" if other else None,
-                "ExecutionRoleArn": (
-                    f"arn:{partition}:iam::{account}:role/{execution_name}" if other else home_execution_role_arn
-                ),
+                "DeployRoleArn": deploy_role,
+                "ExecutionRoleArn": execution_role,
             }
             targets.append(entry)
             every.append(entry)

@@ -320,7 +320,6 @@ def test_the_workflow_input_holds_every_wave_in_order_with_each_targets_roles() 
         partition="aws",
         home_execution_role_arn=EXECUTION_ROLE,
         poll_seconds=30,
-        role_names=lambda home: (f"multi-region-deploy-{home}", f"multi-region-cfn-execution-{home}"),
     )
 
     assert [w["Name"] for w in document["Waves"]] == ["canary", "rest"]
