@@ -159,22 +159,27 @@ def roll_back(stack: Stack, kind: str, failure: tuple[str, str], token: str | No
     applied, so nothing needs undoing."""
     logical_id, reason = failure
     with recorded(stack, token):
+        _event(stack, f"{kind}_IN_PROGRESS", "User Initiated")
+        _event(stack, f"{kind}_FAILED", reason, logical_id)
         if kind == "CREATE":
-            _event(stack, "CREATE_IN_PROGRESS", "User Initiated")
-            _event(stack, "CREATE_FAILED", reason, logical_id)
             summary = f"The following resource(s) failed to create: [{logical_id}]. Rollback requested by user."
-            _event(stack, "ROLLBACK_IN_PROGRESS", summary)
-            _event(stack, "ROLLBACK_COMPLETE")
-            stack.status = "ROLLBACK_COMPLETE"
         else:
-            _event(stack, "UPDATE_IN_PROGRESS", "User Initiated")
-            _event(stack, "UPDATE_FAILED", reason, logical_id)
             summary = f"The following resource(s) failed to update: [{logical_id}]."
-            _event(stack, "UPDATE_ROLLBACK_IN_PROGRESS", summary)
-            _event(stack, "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS")
-            _event(stack, "UPDATE_ROLLBACK_COMPLETE")
-            stack.status = "UPDATE_ROLLBACK_COMPLETE"
-            mark_updated(stack)
+        rolled_back(stack, kind, summary)
+
+
+def rolled_back(stack: Stack, kind: str, summary: str) -> None:
+    """The rollback of an operation of ``kind`` that failed for ``summary``: its events and final status."""
+    if kind == "CREATE":
+        _event(stack, "ROLLBACK_IN_PROGRESS", summary)
+        _event(stack, "ROLLBACK_COMPLETE")
+        stack.status = "ROLLBACK_COMPLETE"
+    else:
+        _event(stack, "UPDATE_ROLLBACK_IN_PROGRESS", summary)
+        _event(stack, "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS")
+        _event(stack, "UPDATE_ROLLBACK_COMPLETE")
+        stack.status = "UPDATE_ROLLBACK_COMPLETE"
+        mark_updated(stack)
     _set(stack, "stack_status_reason", summary)
 
 
