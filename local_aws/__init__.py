@@ -13,6 +13,9 @@ the reference):
 - :mod:`local_aws.cloudformation`: change sets as AWS makes them, drift detection, templates resolved
   for their parameters; the stack and change set statuses moto never holds (it finishes every operation
   at once), set with ``set_stack_status`` and ``set_change_set_status``.
+- :mod:`local_aws.cloudformation.rollback_triggers`: rollback configuration (CloudWatch alarms and a
+  monitoring time) validated, kept and monitored on :mod:`local_aws.clock`; an alarm set to ALARM with
+  CloudWatch's ``SetAlarmState`` rolls the operation back (:mod:`local_aws.cloudwatch`).
 - :mod:`local_aws.events`: ``TestEventPattern``.
 - :mod:`local_aws.s3`: bucket policies evaluated over TLS.
 - :mod:`local_aws.awslambda`: the 4 KB limit on environment variables, a Lambda context, handler loading,
@@ -37,11 +40,13 @@ from collections.abc import Mapping
 import moto
 from moto.awslambda.responses import LambdaResponse
 from moto.cloudformation.responses import CloudFormationResponse
+from moto.cloudwatch.responses import CloudWatchResponse
 from moto.codepipeline.responses import CodePipelineResponse
 from moto.events.responses import EventsHandler
 from moto.s3.models import FakeBucket
 
 from local_aws import awslambda, clock, cloudformation, codepipeline, events, s3, stepfunctions
+from local_aws import cloudwatch as cloudwatch_alarms
 from local_aws.awslambda import EnvironmentTooLarge, FakeLambdaContext, check_environment_size, run_in_process
 from local_aws.cloudformation import (
     CHANGE_SETS_PER_STACK,
@@ -97,6 +102,7 @@ __all__ = [
 _PATCHES: tuple[tuple[object, Mapping[str, object]], ...] = (
     (CodePipelineResponse, codepipeline.RESPONSES),
     (CloudFormationResponse, cloudformation.RESPONSES),
+    (CloudWatchResponse, cloudwatch_alarms.RESPONSES),
     (EventsHandler, events.RESPONSES),
     (LambdaResponse, awslambda.RESPONSES),
     (FakeBucket, {"get_permission": s3.bucket_permission}),

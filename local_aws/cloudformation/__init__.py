@@ -4,7 +4,10 @@ parameters.
 - :mod:`.models`: the state kept on moto's ``CloudFormationBackend`` and the stack and template helpers.
 - :mod:`.change_sets`: CreateChangeSet, DescribeChangeSet, ListChangeSets, ExecuteChangeSet, DeleteChangeSet.
 - :mod:`.operations`: CreateStack, UpdateStack, DeleteStack and change set execution that can fail and
-  roll back, with request tokens and update times.
+  roll back, with request tokens and update times, monitored on the emulator's clock when they carry a
+  rollback configuration.
+- :mod:`.rollback_triggers`: the rollback configuration (alarms and monitoring time) as AWS validates
+  and keeps it, and when its alarms call for a rollback.
 - :mod:`.drift`: DetectStackDrift, DescribeStackDriftDetectionStatus, DescribeStackResourceDrifts.
 - :mod:`.templates`: a template with its intrinsic functions resolved (no moto involved).
 """

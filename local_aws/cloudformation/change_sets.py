@@ -2,8 +2,10 @@
 ``ListChangeSets``, ``ExecuteChangeSet``, ``DeleteChangeSet``) because moto 5.2.5 raises "No updates
 are to be performed" for an unchanged UPDATE change set, defaults ChangeSetType to CREATE, creates a
 second stack of the same name for a CREATE change set on a REVIEW_IN_PROGRESS stack, looks change sets
-up by name across all stacks, and never updates a stack's parameters on execution. moto also makes
-every change set at once: :func:`set_change_set_status` shows one as still being made.
+up by name across all stacks, never updates a stack's parameters on execution and ignores the rollback
+configuration (kept on the change set here, and applied to the stack by its execution: see
+:mod:`.rollback_triggers`). moto also makes every change set at once: :func:`set_change_set_status`
+shows one as still being made.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from moto.cloudformation.utils import generate_changeset_id
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.core.responses import ActionResult, EmptyResult
 
+from local_aws.cloudformation import rollback_triggers
 from local_aws.cloudformation.models import (
     NO_CHANGES_REASON,
     UPDATABLE_STATUSES,
@@ -40,7 +43,7 @@ from local_aws.cloudformation.models import (
     settings,
     template_of,
 )
-from local_aws.cloudformation.operations import mark_updated, recorded, roll_back, take_failure
+from local_aws.cloudformation.operations import mark_updated, recorded, roll_back, run_operation, take_failure
 from local_aws.core import LOCK, PlainResult, error, is_true
 
 _CHANGE_SCOPES: Final = (
@@ -263,6 +266,7 @@ def create_change_set(self: CloudFormationResponse) -> ActionResult:
         raise ValidationError(message=f"ChangeSetType {change_set_type} is not supported by this test double.")
     if sum(bool(x) for x in (body, template_url, use_previous)) != 1:
         raise ValidationError(message="Specify exactly one of TemplateBody, TemplateURL or UsePreviousTemplate.")
+    rollback_configuration = rollback_triggers.requested(self._get_param("RollbackConfiguration"))
 
     stack = live_stack(backend, stack_name)
     if change_set_type == "CREATE":
@@ -317,6 +321,7 @@ def create_change_set(self: CloudFormationResponse) -> ActionResult:
         )
         change_set = backend.change_sets[change_set_id]
         stack = backend.stacks[change_set.stack_id]
+        rollback_triggers.save(stack, rollback_triggers.NONE)
     else:
         change_set = ChangeSet(
             change_set_type=change_set_type,
@@ -353,6 +358,7 @@ def create_change_set(self: CloudFormationResponse) -> ActionResult:
         parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in new_parameters.items()],
         changes=changes,
         capabilities=list(self._get_param("Capabilities", []) or []),
+        rollback_configuration=rollback_configuration,
     )
     attach_extras(change_set, extras)
     return PlainResult({"Id": change_set.change_set_id, "StackId": stack.stack_id})
@@ -383,6 +389,7 @@ def describe_change_set(self: CloudFormationResponse) -> ActionResult:
         "Tags": [{"Key": k, "Value": v} for k, v in (change_set.tags or {}).items()],
         "Changes": copy.deepcopy(page),
         "IncludeNestedStacks": False,
+        "RollbackConfiguration": (extras.rollback_configuration or rollback_triggers.NONE).api(),
     }
     if change_set.description:
         result["Description"] = change_set.description
@@ -447,15 +454,27 @@ def execute_change_set(self: CloudFormationResponse) -> ActionResult:
         roll_back(stack, change_set.change_set_type, failure, token)
         change_set.execution_status = "EXECUTE_FAILED"
         return EmptyResult()
-    with recorded(stack, token):
-        backend.execute_change_set(change_set_name=change_set.change_set_id, stack_name=change_set.stack_name)
-    if change_set.change_set_type == "UPDATE":
-        mark_updated(stack)
-    # moto 5.2.5 keeps the old parameters, template dict, description and outputs: bring them up to date.
-    stack.parameters = dict(change_set.parameters or {})
-    stack._parse_template()
-    stack.description = stack.template_dict.get("Description")
-    stack.output_map = stack._create_output_map()
+
+    def apply() -> None:
+        with recorded(stack, token):
+            backend.execute_change_set(change_set_name=change_set.change_set_id, stack_name=change_set.stack_name)
+        if change_set.change_set_type == "UPDATE":
+            mark_updated(stack)
+        # moto 5.2.5 keeps the old parameters, template dict, description and outputs: bring them up to date.
+        stack.parameters = dict(change_set.parameters or {})
+        stack._parse_template()
+        stack.description = stack.template_dict.get("Description")
+        stack.output_map = stack._create_output_map()
+
+    run_operation(
+        backend,
+        stack,
+        change_set.change_set_type,
+        extras_of(change_set).rollback_configuration,
+        token,
+        apply,
+        change_set=change_set,
+    )
     return EmptyResult()
 
 

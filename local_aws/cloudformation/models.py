@@ -3,8 +3,8 @@
 
 - :class:`CloudFormationState`, kept on ``cloudformation_backends[account][region]``: the drift a test
   injected or made fail, per stack name, and the drift detections started there.
-- :class:`ChangeSetExtras`, kept on each moto ``ChangeSet``: the parameters, changes and capabilities
-  that AWS describes and moto 5.2.5 does not record.
+- :class:`ChangeSetExtras`, kept on each moto ``ChangeSet``: the parameters, changes, capabilities and
+  rollback configuration that AWS describes and moto 5.2.5 does not record.
 - :class:`CloudFormationSettings`, the one emulator-wide piece (how many polls a detection takes, how
   DescribeChangeSet pages): a process-wide setting belongs to no account or Region, so it lives in a
   ``BackendDict`` of its own under the default account and the ``aws`` partition, the way moto keeps
@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
@@ -25,6 +25,7 @@ from moto.core.base_backend import BackendDict, BaseBackend
 from moto.core.exceptions import ServiceException
 from moto.core.models import DEFAULT_ACCOUNT_ID
 
+from local_aws.cloudformation.rollback_triggers import RollbackConfiguration
 from local_aws.core import error, state_of
 
 NO_CHANGES_REASON: Final = (
@@ -91,6 +92,8 @@ class ChangeSetExtras:
     parameters: list[dict[str, str]]
     changes: list[dict[str, Any]]
     capabilities: list[str]
+    rollback_configuration: RollbackConfiguration | None = None
+    """As CreateChangeSet gave it (None: not given); executing the change set applies it to the stack."""
 
 
 def cfn_backend(account_id: str, region: str) -> CloudFormationBackend:
@@ -242,12 +245,32 @@ class CloudFormationState:
     """Detection id -> the detection, in the order they were started."""
     failing: dict[str, dict[str, ResourceFailure]] = field(default_factory=dict)
     """Stack name -> logical id -> how the next operations that create or change it fail."""
+    monitoring: dict[str, Monitoring] = field(default_factory=dict)
+    """Stack id -> the operation whose rollback triggers are being monitored on it."""
 
 
 @dataclass
 class ResourceFailure:
     reason: str
     remaining: int
+
+
+@dataclass
+class Monitoring:
+    """A create or update whose rollback triggers CloudFormation monitors until ``ends_at`` (the
+    emulator's clock), with what it needs to complete or to roll back."""
+
+    stack_id: str
+    kind: str
+    """CREATE (applied already: rolling back deletes what it created) or UPDATE (held back until the end)."""
+    configuration: RollbackConfiguration
+    previous: RollbackConfiguration
+    """The stack's rollback configuration before the operation, which a rollback puts back."""
+    ends_at: datetime
+    token: str | None
+    apply: Callable[[], object]
+    """For an UPDATE: what moto does at once, run when the monitoring ends."""
+    change_set: ChangeSet | None = None
 
 
 def cfn_state(account_id: str, region: str) -> CloudFormationState:

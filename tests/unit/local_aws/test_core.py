@@ -34,7 +34,8 @@ DEPLOY_ROLE = "arn:aws:iam::222222222222:role/deploy"
 
 def make_every_kind_of_state() -> None:
     """One of each: job results in two Regions, a stage state, injected and failing drift, a detection,
-    both emulator-wide settings, a function run in process and a role session of a state machine's task."""
+    an update being monitored, both emulator-wide settings, a function run in process and a role session of
+    a state machine's task."""
     for region in (PRIMARY, SECONDARY):
         boto3.client("codepipeline", region_name=region).put_job_success_result(jobId=str(uuid.uuid4()))
     local_aws.set_stage_execution("release-pipeline", "Stage", "execution-1", "Failed")
@@ -43,6 +44,11 @@ def make_every_kind_of_state() -> None:
     local_aws.inject_drift(STACK, PRIMARY, "Topic", status="DELETED")
     local_aws.fail_detection(STACK, PRIMARY, "Access denied")
     cfn.detect_stack_drift(StackName=STACK)
+    cfn.update_stack(
+        StackName=STACK,
+        TemplateBody=json.dumps({"Resources": {"Alerts": {"Type": "AWS::SNS::Topic"}}}),
+        RollbackConfiguration={"MonitoringTimeInMinutes": 30},
+    )
     local_aws.set_detection_progress(3)
     local_aws.set_change_set_page_size(1)
     local_aws.run_in_process("check-target", PRIMARY, lambda event, context: event)
@@ -59,6 +65,7 @@ def assert_state(*, present: bool) -> None:
         "injected drift": bool(cloudformation.injected),
         "detection failures": bool(cloudformation.failures),
         "detections": bool(cloudformation.detections),
+        "monitored operations": bool(cloudformation.monitoring),
         "detection progress": settings().polls_before_complete != 0,
         "change set page size": settings().change_set_page_size is not None,
         "in-process functions": bool(state_of(get_backend(DEFAULT_ACCOUNT_ID, PRIMARY), InProcessFunctions).handlers),
