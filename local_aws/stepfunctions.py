@@ -67,6 +67,7 @@ from botocore.exceptions import UnknownServiceError
 from jsonpath_ng.ext.parser import parse as parse_path
 from moto.core.botocore_stubber import BotocoreStubber
 from moto.core.config import default_user_config
+from moto.core.models import botocore_stubber as moto_stubber
 from moto.stepfunctions.parser.api import ExecutionStatus
 from moto.stepfunctions.parser.asl.component.common.error_name import error_equals_decl
 from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEventException
@@ -272,9 +273,21 @@ def role_session(role_arn: str, region: str) -> tuple[str, str, str]:
         return sessions.keys[role_arn]
 
 
-# Answers a client's requests from moto's backends in this process, whether or not mock_aws is active.
-_IN_PROCESS: Final = BotocoreStubber()
-_IN_PROCESS.enabled = True
+# Answers a task client's requests from moto's backends in this process when mock_aws is not active (a
+# threaded server). Under mock_aws, moto's own stubber (registered on every client made in the process)
+# answers them: botocore's before-send runs every handler, so answering twice would run each request twice
+# (a Lambda task's function invoked twice, a change set executed twice).
+_STUBBER: Final = BotocoreStubber()
+_STUBBER.enabled = True
+
+
+def _in_process(event_name: str, request: Any, **kwargs: Any) -> Any:
+    if moto_stubber.enabled:
+        return None
+    return _STUBBER(event_name, request, **kwargs)
+
+
+_IN_PROCESS: Final = _in_process
 # One session for every task client, so that service models load once (made lazily: boto3 reads the
 # environment when a session is made).
 _BOTO: list[boto3.session.Session] = []

@@ -427,6 +427,27 @@ def test_a_lambda_invoke_runs_the_function_in_process_and_its_error_is_caught_by
         assert output == {"region": "eu-west-1", "healthy": True}
 
 
+def test_a_lambda_task_invokes_its_function_once(sfn: SFNClient, check_target: str) -> None:
+    """One invocation per task attempt, as in AWS: under mock_aws, moto's own stubber answers the task's
+    request, and the emulator's in-process answer must not run it a second time."""
+    calls: list[Any] = []
+    local_aws.run_in_process("check-target", REGION, lambda event, context: calls.append(event) or {"n": len(calls)})
+    states = {
+        "Check": {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::lambda:invoke",
+            "Parameters": {"FunctionName": check_target, "Payload.$": "$"},
+            "OutputPath": "$.Payload",
+            "End": True,
+        }
+    }
+
+    output = output_of(finished(sfn, start(sfn, states, "Check", {"region": "eu-west-1"})))
+
+    assert output == {"n": 1}
+    assert calls == [{"region": "eu-west-1"}]
+
+
 @pytest.fixture
 def moto_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
