@@ -74,10 +74,11 @@ $(CHECKOV_VENV)/bin/checkov: audit/checkov-requirements.txt
 audit: venv $(CHECKOV_VENV)/bin/checkov ## Fuzz, faults, IAM mutation, static scans, hostile artifacts: one table, fails on a breach
 	CHECKOV=$(CURDIR)/$(CHECKOV_VENV)/bin/checkov PYTHONPATH=layers/common:. $(BIN)/python -m audit
 
-benchmark: venv build $(LAMBDA_VENV)/bin/activate ## Cold start as built (ratio to a boto3-only handler), memory, cost per release
+benchmark: venv build $(LAMBDA_VENV)/bin/activate ## Cold start as built (ratio to a boto3-only handler), memory, cost per release, rollout at scale
 	$(BIN)/python benchmarks/cold_start.py
 	PYTHONPATH=layers/common:. $(BIN)/python benchmarks/memory.py
 	PYTHONPATH=layers/common:. $(BIN)/python benchmarks/release_cost.py
+	PYTHONPATH=layers/common:. $(BIN)/python benchmarks/rollout_scale.py
 
 clean: ## Remove the virtualenv and build output
 	rm -rf $(VENV) $(LAMBDA_VENV) $(CHECKOV_VENV) .aws-sam .mypy_cache .ruff_cache .pytest_cache events/local events/env.json
