@@ -69,7 +69,11 @@ EXECUTE_TOKEN_PREFIX: Final = "rollout-"  # noqa: S105 - a request token, not a 
 RETURN_TOKEN_PREFIX: Final = "rollout-return-"  # noqa: S105 - a request token, not a secret
 _COMPLETE = frozenset({"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"})
 _ROLLED_BACK = frozenset({"UPDATE_ROLLBACK_COMPLETE", "ROLLBACK_COMPLETE"})
-_EVENT_PAGES = 5  # the newest events that name this execution's operations (100 per page)
+# A stack this execution's CREATE change set made: its latest operation, a creation, finished or failed.
+_CREATED = frozenset({"CREATE_COMPLETE", "ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "IMPORT_COMPLETE"})
+_EVENT_PAGES = 5  # the newest events searched for a failure's reason (100 per page)
+# CloudFormation's limit on TemplateBody: https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_UpdateStack.html
+TEMPLATE_BODY_LIMIT: Final = 51_200
 
 
 @dataclass(frozen=True)
@@ -183,23 +187,11 @@ def step(
     return result.to_event(target)
 
 
-def _tokens(cfn: CloudFormationClient, stack: str) -> list[tuple[str | None, str, str]]:
-    """(ClientRequestToken, status, reason) of the stack-level events, newest first."""
-    found: list[tuple[str | None, str, str]] = []
-    paginator = cfn.get_paginator("describe_stack_events")
-    for number, page in enumerate(paginator.paginate(StackName=stack)):
-        for event in page.get("StackEvents", []):
-            if event.get("ResourceType") == "AWS::CloudFormation::Stack":
-                token = event.get("ClientRequestToken")
-                found.append((token, event.get("ResourceStatus", ""), event.get("ResourceStatusReason", "")))
-        if number + 1 >= _EVENT_PAGES:
-            break
-    return found
-
-
 def _newest_token(cfn: CloudFormationClient, stack: str) -> str | None:
-    events = _tokens(cfn, stack)
-    return events[0][0] if events else None
+    """The ClientRequestToken of the stack's latest operation: its newest event carries it (every event of
+    one operation carries the same token), so one page answers, however many resources the stack has."""
+    events = cfn.describe_stack_events(StackName=stack).get("StackEvents", [])
+    return events[0].get("ClientRequestToken") if events else None
 
 
 def _failure_reason(cfn: CloudFormationClient, stack: str, token: str) -> str:
@@ -253,8 +245,9 @@ def execute(cfn: CloudFormationClient, target: TargetStep, now: datetime) -> Ste
 
 
 def _executed_by_us(cfn: CloudFormationClient, target: TargetStep) -> bool:
+    """Whether the stack's latest operation is this execution's change set."""
     try:
-        return any(token == target.execute_token for token, _, _ in _tokens(cfn, target.stack_name))
+        return _newest_token(cfn, target.stack_name) == target.execute_token
     except ClientError as error:
         if stacks.is_missing_stack(error):
             return False
@@ -337,30 +330,24 @@ def return_to_release(
     cfn: CloudFormationClient, target: TargetStep, release: Callable[[], ReleasedSource | None]
 ) -> StepResult:
     """Put a target this execution changed back to the last release. Repeated until it answers
-    anything but IN_PROGRESS: it starts the return once, then follows it."""
+    anything but IN_PROGRESS: it starts the return once, then follows it. A target whose latest operation
+    is not this execution's is never touched: this execution did not change it, or someone changed it since."""
     state = stacks.describe(cfn, target.stack_name, target.region)
     if not state.exists or state.status is None or state.status == stacks.PLACEHOLDER:
         return StepResult(UNTOUCHED, "never deployed by this execution", stack_status=state.status)
-    events = _tokens(cfn, target.stack_name)
-    tokens = [token for token, _, _ in events]
-    if target.execute_token not in tokens:
-        return StepResult(UNTOUCHED, "this execution did not change it", stack_status=state.status)
-    newest = tokens[0]
+    newest = _newest_token(cfn, target.stack_name)
     if newest == target.return_token:
         return _follow_return(cfn, target, state.status)
     if newest != target.execute_token:
-        return StepResult(
-            FAILED,
-            f"another operation followed this execution's ({state.status}); not touched",
-            stack_status=state.status,
-        )
+        return StepResult(UNTOUCHED, "its latest operation is not this execution's: not touched", state.status)
     if stacks.is_busy(state.status):
         return StepResult(IN_PROGRESS, f"waiting for this execution's {state.status} to settle", state.status)
-    created = any(token == target.execute_token and status == "CREATE_IN_PROGRESS" for token, status, _ in events)
-    if created:
+    if state.status in _CREATED:
         return StepResult(FIRST_RELEASE, f"created by this execution ({state.status}); not deleted", state.status)
-    if state.status in _ROLLED_BACK:
+    if state.status == "UPDATE_ROLLBACK_COMPLETE":
         return StepResult(RETURNED, "CloudFormation already rolled it back to the release", state.status)
+    if state.status != "UPDATE_COMPLETE":
+        return StepResult(FAILED, f"{state.status}: cannot be returned to the release automatically", state.status)
     released = release()
     if released is None:
         return StepResult(NOT_RELEASED, "nothing released yet to return to; not touched", state.status)
@@ -369,19 +356,23 @@ def return_to_release(
     if key not in placed:
         return StepResult(NOT_RELEASED, "not in the released deployment map; not touched", state.status)
     _, released_target = placed[key]
-    request: dict[str, Any] = {
-        "StackName": target.stack_name,
-        "TemplateBody": released.template.decode(),
-        "Parameters": [
-            {"ParameterKey": name, "ParameterValue": value}
-            for name, value in sorted(released_target.parameters.items())
-        ],
-        "Capabilities": CAPABILITIES,
-        "RoleARN": target.execution_role_arn,
-        "ClientRequestToken": target.return_token,
-    }
+    if len(released.template) > TEMPLATE_BODY_LIMIT:
+        return StepResult(
+            FAILED,
+            f"the released template is over {TEMPLATE_BODY_LIMIT:,} bytes, CloudFormation's limit inline; "
+            "returning it through a template URL in the target's Region is not supported yet",
+            state.status,
+        )
+    parameters = sorted(released_target.parameters.items())
     try:
-        cfn.update_stack(**request)
+        cfn.update_stack(
+            StackName=target.stack_name,
+            TemplateBody=released.template.decode(),
+            Parameters=[{"ParameterKey": name, "ParameterValue": value} for name, value in parameters],
+            Capabilities=CAPABILITIES,
+            RoleARN=target.execution_role_arn,
+            ClientRequestToken=target.return_token,
+        )
     except ClientError as error:
         if stacks.is_no_updates(error):
             return StepResult(RETURNED, f"already matches release {released.execution_id}", state.status)

@@ -337,3 +337,36 @@ def test_the_workflow_input_holds_every_wave_in_order_with_each_targets_roles() 
         f"{HOME}/eu-west-1/app",
         f"{OTHER_ACCOUNT}/us-east-2/app",
     ]
+
+
+def test_a_target_someone_changed_after_this_execution_is_not_returned(west: CloudFormationClient) -> None:
+    deployed(west, "app", "1")
+    reviewed(west, "app", "2")
+    run("execute", target())
+    west.update_stack(
+        StackName="app",
+        TemplateBody=template("3"),
+        Parameters=[{"ParameterKey": "Name", "ParameterValue": "/v"}],
+        ClientRequestToken="someone-else",
+    )
+
+    answer = run("return", target(), lambda: released("1"))
+
+    assert answer["State"] == "UNTOUCHED"
+    assert value(west, "app") == "3"
+
+
+def test_a_released_template_too_large_to_pass_inline_fails_the_return_without_touching_the_stack(
+    west: CloudFormationClient,
+) -> None:
+    deployed(west, "app", "1")
+    reviewed(west, "app", "2")
+    run("execute", target())
+    large = released("1")
+    large = rollout.ReleasedSource(large.execution_id, large.template + b" " * 51_200, large.deployment_map)
+
+    answer = run("return", target(), lambda: large)
+
+    assert answer["State"] == "FAILED"
+    assert "over 51,200 bytes" in answer["Detail"]
+    assert value(west, "app") == "2"
