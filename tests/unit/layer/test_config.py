@@ -11,6 +11,7 @@ from release_pipeline.config import ProductionStacks, Regions, home_region
 from release_pipeline.drift import DriftDetectionConfig
 from release_pipeline.errors import ConfigurationError
 from release_pipeline.gate import ExecutionGateConfig
+from release_pipeline.map_check import MapCheckConfig
 from release_pipeline.record_release import RecordReleaseConfig
 from release_pipeline.revert import StageRevertConfig
 from release_pipeline.stage_artifact import PrepareStageArtifactConfig
@@ -70,6 +71,10 @@ VARIABLES: dict[type[Any], dict[str, str]] = {
         "SECONDARY_STACK_NAME": "demo-app",
         "CHANGE_SET_PREFIX": "pipeline-",
     },
+    MapCheckConfig: {
+        "DEPLOYMENT_MAP_PATH": "deploy/map.json",
+        "APPLICATION_STACK_NAME": "demo-app",
+    },
 }
 CONFIGS = list(VARIABLES)
 FUNCTION_NAMES = {
@@ -79,6 +84,7 @@ FUNCTION_NAMES = {
     RecordReleaseConfig: "record-release",
     StageRevertConfig: "stage-revert",
     ExecutionGateConfig: "execution-gate",
+    MapCheckConfig: "check-deployment-map",
 }
 WITH_STAGE_PARAMETERS = [PrepareStageArtifactConfig, RecordReleaseConfig]
 
