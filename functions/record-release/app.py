@@ -28,4 +28,5 @@ def lambda_handler(job: Job, context: LambdaContext) -> JobResult:
         release_s3=clients.s3(region),
         ssm=clients.ssm(region),
         config=config,
+        home_account=context.invoked_function_arn.split(":")[4],
     )

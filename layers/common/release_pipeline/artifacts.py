@@ -130,6 +130,16 @@ class Archive:
             raise ArtifactError(too_large)
         return data
 
+    def text(self, path: str) -> str | None:
+        """The UTF-8 text of the file at ``path``, or ``None`` when the archive has no such file; a file
+        that is not UTF-8 text is refused by name."""
+        if normalise_path(path, self.what) not in self._names:
+            return None
+        try:
+            return self.read(path).decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise ArtifactError(f"The file {path!r} in the {self.what} is not UTF-8 text: {error.reason}") from None
+
 
 def check_entry_name(name: str, what: str) -> None:
     if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):

@@ -40,6 +40,13 @@ class _Env:
             self._problems.append(f"{name} is not set")
         return value
 
+    def optional_text(self, name: str, required_with: str | None) -> str:
+        """A variable that may be unset or empty (read as ``""``), unless ``required_with`` is set."""
+        value = self._environ.get(name, "").strip()
+        if not value and required_with is not None and self._environ.get(required_with, "").strip():
+            self._problems.append(f"{name} is not set (it is required when {required_with} is set)")
+        return value
+
     def choice(self, name: str, allowed: tuple[str, ...]) -> str:
         value = self.text(name)
         if value and value not in allowed:
@@ -100,6 +107,12 @@ def _variable(read: Callable[[_Env], object]) -> Any:
 def text(name: str) -> Any:
     """A variable that must be set."""
     return _variable(lambda env: env.text(name))
+
+
+def optional_text(name: str, *, required_with: str | None = None) -> Any:
+    """A variable that may be unset or empty, read as ``""``: the value saying "none" (for example, no
+    deployment map). With ``required_with``, it must be set whenever that variable is."""
+    return _variable(lambda env: env.optional_text(name, required_with))
 
 
 def flag(name: str, allowed: tuple[str, str], true: str) -> Any:

@@ -22,7 +22,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -34,6 +34,12 @@ from release_pipeline.values import shorten
 
 # A target's identity: (account, Region, stack name). Two entries with the same key deploy one stack.
 type TargetKey = tuple[str, str, str]
+
+
+def key_name(key: TargetKey) -> str:
+    """A target's key as reports and the release record write it: ``account/Region/stack``."""
+    return "/".join(key)
+
 
 # The names a wave may take: they become part of change set and Step Functions execution names, so they
 # keep to characters both accept, with room for a prefix. CreateChangeSet's ChangeSetName is
@@ -603,6 +609,16 @@ def _unsafe_path(path: str) -> str | None:
     return None
 
 
+class DeploymentMapError(ConfigurationError):
+    """A map that cannot be used: every problem, each naming its entry (``problems``), and all of them
+    in one message."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = tuple(problems)
+        count = len(self.problems)
+        super().__init__(f"the deployment map has {count} problem{'s' if count != 1 else ''}: " + "; ".join(problems))
+
+
 def parse(
     raw: str, *, read_file: Callable[[str], str | None], default_stack_name: str, home_account: str
 ) -> DeploymentMap:
@@ -610,15 +626,12 @@ def parse(
     repository -> its text, or ``None`` when there is no such file).
 
     A target without StackName gets ``default_stack_name``; one without Account is in ``home_account``.
-    Raises :class:`ConfigurationError` naming every problem, entry by entry.
+    Raises :class:`DeploymentMapError` (a :class:`ConfigurationError`) naming every problem, entry by entry.
     """
     reader = _Reader(read_file, default_stack_name, home_account)
     result = reader.read(raw)
     if result is None:
-        count = len(reader.problems)
-        raise ConfigurationError(
-            f"the deployment map has {count} problem{'s' if count != 1 else ''}: " + "; ".join(reader.problems)
-        )
+        raise DeploymentMapError(reader.problems)
     return result
 
 

@@ -11,7 +11,8 @@ with a new key and bucket, starts as a first release instead of reading it.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+import re
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Self
 
 from botocore.exceptions import ClientError
@@ -35,9 +36,19 @@ def release_template_key(execution_id: str) -> str:
     return f"{RELEASES_PREFIX}{execution_id}/template"
 
 
+# A deployment map's digest: SHA-256 in hex (deployment_map.digest).
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+
+
 @dataclass(frozen=True)
 class ReleaseRecord:
-    """The last release, as the release record parameter holds it."""
+    """The last release, as the release record parameter holds it.
+
+    A release made with a deployment map also names the map (``deployment_map_digest``) and, for each
+    target (``account/Region/stack``), the pipeline execution whose change it runs (``targets``). Both
+    are left out of the JSON when unset, so a release without a map writes the record it always wrote,
+    and a record written before them reads as one without a map.
+    """
 
     bucket: str
     key: str
@@ -47,13 +58,20 @@ class ReleaseRecord:
     released_at: str
     template_path: str
     stage_parameters: dict[str, str]
+    deployment_map_digest: str | None = None
+    targets: dict[str, str] = field(default_factory=dict)
 
     @property
     def source(self) -> S3Location:
         return S3Location(bucket=self.bucket, key=self.key)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+        value = asdict(self)
+        if self.deployment_map_digest is None:
+            del value["deployment_map_digest"]
+        if not self.targets:
+            del value["targets"]
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, raw: str, parameter: str) -> Self:
@@ -71,6 +89,20 @@ class ReleaseRecord:
             raise ReleaseRecordError(
                 f"The release record {parameter} is malformed: it needs a source bucket and key "
                 "and stage parameters that are an object of strings"
+            )
+        digest: Any = record.deployment_map_digest
+        targets: Any = record.targets
+        if digest is not None and not (isinstance(digest, str) and _DIGEST.fullmatch(digest)):
+            raise ReleaseRecordError(
+                f"The release record {parameter} is malformed: its deployment_map_digest is not a SHA-256 in hex"
+            )
+        if not isinstance(targets, dict) or not all(
+            isinstance(name, str) and name and isinstance(execution, str) and execution
+            for name, execution in targets.items()
+        ):
+            raise ReleaseRecordError(
+                f"The release record {parameter} is malformed: its targets must map each target's name to an "
+                "execution id"
             )
         return record
 

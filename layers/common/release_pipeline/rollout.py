@@ -413,7 +413,7 @@ def target_roles(
 
 def target_key(account: str, region: str, stack_name: str) -> str:
     """A target's name in the rollout's input and reports: ``account/Region/stack``."""
-    return f"{account}/{region}/{stack_name}"
+    return deployment_map.key_name((account, region, stack_name))
 
 
 def workflow_input(

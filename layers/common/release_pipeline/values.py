@@ -3,12 +3,32 @@ import it, and it never pulls a job, a client or the environment in with it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 
 def shorten(text: str, limit: int) -> str:
     """``text`` cut to ``limit`` characters, with an ellipsis when it was cut."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def join_within(items: Sequence[str], separator: str, limit: int, left_out: Callable[[int], str]) -> str:
+    """``items`` joined with ``separator`` in at most ``limit`` characters: as many whole items as fit,
+    then ``left_out(count)`` saying how many were left out. When not even the first item fits beside
+    that note, the first item is cut (:func:`shorten`) to make room."""
+    text = separator.join(items)
+    if len(text) <= limit or len(items) < 2:
+        return shorten(text, limit)
+    kept, length = 1, len(items[0])  # the first ``kept`` items, joined, are ``length`` characters
+    for item in items[1:-1]:
+        longer = length + len(separator) + len(item)
+        if longer + len(separator) + len(left_out(len(items) - kept - 1)) > limit:
+            break
+        kept, length = kept + 1, longer
+    note = separator + left_out(len(items) - kept)
+    if length + len(note) > limit:
+        return shorten(items[0], max(limit - len(note), 1)) + note
+    return separator.join(items[:kept]) + note
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,7 @@ from local_aws import FakeLambdaContext
 from release_pipeline import clients
 from tests.support.events import load_event
 from tests.support.jobs import run_job
+from tests.support.maps import MAP_PATH, example_repository
 from tests.support.solution import ARTIFACT_BUCKET, apply_environment, release_record, resolved, source_zip
 
 if TYPE_CHECKING:
@@ -124,6 +126,17 @@ def test_release_keeps_the_source_and_writes_the_record(
     assert record["stage_parameters"] == STAGE_PARAMETERS
     released_at = datetime.fromisoformat(record["released_at"])
     assert before <= released_at <= datetime.now(UTC) + timedelta(seconds=1)
+    # No deployment map: the record is the one written before releases could name a map.
+    assert set(record) == {
+        "bucket",
+        "key",
+        "version_id",
+        "commit_id",
+        "execution_id",
+        "released_at",
+        "template_path",
+        "stage_parameters",
+    }
     (description,) = ssm.describe_parameters()["Parameters"]
     assert description["Name"] == RECORD
     assert description["Type"] == "SecureString"
@@ -298,3 +311,43 @@ def test_ssm_failure_is_reported_and_the_previous_record_stays(
     assert "ssm:PutParameter" in result.failure_details["message"]
     assert read_record(ssm) == first_record
     assert ssm.get_parameter(Name=RECORD)["Parameter"]["Version"] == 1
+
+
+def test_release_with_a_deployment_map_records_the_map_and_each_target_in_the_function_s_account(
+    s3: S3Client, ssm: SSMClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GIVEN a deployment map and the function running in account 123456789012 WHEN released with the
+    canary unchanged and no earlier record THEN every target of the map, named in that account when it
+    names none, runs this execution, and the record names the map's digest."""
+    monkeypatch.setenv("DEPLOYMENT_MAP_PATH", MAP_PATH)
+    monkeypatch.setenv("APPLICATION_STACK_NAME", "hello-app")
+    repository = example_repository()
+    repository[TEMPLATE_PATH] = repository.pop("template.yaml")
+    event = with_user_parameters(
+        load_event("record-release", "job"),
+        {"executionId": EXECUTION_ID, "commitId": COMMIT_ID, "unchangedTargets": "123456789012/us-west-2/hello-app"},
+    )
+
+    result = release(event, s3, source_zip(repository), FakeLambdaContext("record-release"))
+
+    assert result.status == "Succeeded"
+    record = read_record(ssm)
+    assert record["targets"] == {
+        "123456789012/us-west-2/hello-app": EXECUTION_ID,
+        "123456789012/eu-west-1/hello-app": EXECUTION_ID,
+        "222233334444/us-east-2/hello-app": EXECUTION_ID,
+        "123456789012/us-east-1/hello-app": EXECUTION_ID,
+    }
+    assert re.fullmatch(r"[0-9a-f]{64}", record["deployment_map_digest"])
+    assert record["execution_id"] == EXECUTION_ID
+
+
+def test_a_deployment_map_path_without_the_application_stack_name_fails_and_records_nothing(
+    s3: S3Client, ssm: SSMClient, lambda_context: FakeLambdaContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DEPLOYMENT_MAP_PATH", MAP_PATH)
+
+    result = release(load_event("record-release", "job"), s3, SOURCE, lambda_context)
+
+    details = assert_failed_recording_nothing(result, s3, ssm, "APPLICATION_STACK_NAME is not set")
+    assert details["type"] == "ConfigurationError"

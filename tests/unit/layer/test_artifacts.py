@@ -154,6 +154,29 @@ def test_read_refuses_an_unsafe_path(path: str) -> None:
         archive.read(path)
 
 
+def test_text_is_the_file_decoded_or_none_when_the_archive_has_no_such_file() -> None:
+    archive = Archive(build_zip({"deploy/map.json": '{"Waves": "é"}'.encode()}), "source artifact")
+
+    assert archive.text("deploy/map.json") == '{"Waves": "é"}'
+    assert archive.text("./deploy/map.json") == '{"Waves": "é"}'
+    assert archive.text("deploy/other.json") is None
+    assert archive.text("deploy") is None
+
+
+def test_text_refuses_a_file_that_is_not_utf8_by_name() -> None:
+    archive = Archive(build_zip({"deploy/map.json": b"\xff\xfe{}"}), "source artifact")
+
+    with pytest.raises(ArtifactError, match=r"^The file 'deploy/map.json' in the source artifact is not UTF-8 text"):
+        archive.text("deploy/map.json")
+
+
+def test_text_refuses_an_unsafe_path() -> None:
+    archive = Archive(build_zip({"infra/app.yaml": TEMPLATE}), "source artifact")
+
+    with pytest.raises(ArtifactError, match="leaves its folder"):
+        archive.text("../infra/app.yaml")
+
+
 # ------------------------------------------------------------------------------------- build_zip
 
 

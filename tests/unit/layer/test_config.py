@@ -11,6 +11,7 @@ from release_pipeline.config import ProductionStacks, Regions, home_region
 from release_pipeline.drift import DriftDetectionConfig
 from release_pipeline.errors import ConfigurationError
 from release_pipeline.gate import ExecutionGateConfig
+from release_pipeline.map_check import MapCheckConfig
 from release_pipeline.record_release import RecordReleaseConfig
 from release_pipeline.revert import StageRevertConfig
 from release_pipeline.stage_artifact import PrepareStageArtifactConfig
@@ -70,6 +71,10 @@ VARIABLES: dict[type[Any], dict[str, str]] = {
         "SECONDARY_STACK_NAME": "demo-app",
         "CHANGE_SET_PREFIX": "pipeline-",
     },
+    MapCheckConfig: {
+        "DEPLOYMENT_MAP_PATH": "deploy/map.json",
+        "APPLICATION_STACK_NAME": "demo-app",
+    },
 }
 CONFIGS = list(VARIABLES)
 FUNCTION_NAMES = {
@@ -79,6 +84,7 @@ FUNCTION_NAMES = {
     RecordReleaseConfig: "record-release",
     StageRevertConfig: "stage-revert",
     ExecutionGateConfig: "execution-gate",
+    MapCheckConfig: "check-deployment-map",
 }
 WITH_STAGE_PARAMETERS = [PrepareStageArtifactConfig, RecordReleaseConfig]
 
@@ -150,6 +156,50 @@ def test_record_release_config_values() -> None:
     assert config.stage_parameters == {"A": "1", "B": ""}
     assert config.artifact_bucket == "release-pipeline-artifacts"
     assert config.kms_key_arn.startswith("arn:aws:kms:")
+
+
+def test_record_release_without_a_deployment_map_path_has_none() -> None:
+    """GIVEN no DEPLOYMENT_MAP_PATH, unset or empty WHEN read THEN no map (the two-Region rollout), and no
+    application stack name is needed."""
+    for value in (None, "", "  "):
+        config = RecordReleaseConfig.from_env(environ(RecordReleaseConfig, DEPLOYMENT_MAP_PATH=value))
+
+        assert (config.deployment_map_path, config.application_stack_name) == ("", "")
+
+
+def test_record_release_with_a_deployment_map_path_reads_it_and_the_application_stack_name() -> None:
+    env = environ(RecordReleaseConfig, DEPLOYMENT_MAP_PATH=" deploy/map.json ", APPLICATION_STACK_NAME="demo-app")
+
+    config = RecordReleaseConfig.from_env(env)
+
+    assert (config.deployment_map_path, config.application_stack_name) == ("deploy/map.json", "demo-app")
+
+
+@pytest.mark.parametrize("stack_name", [None, "", " "])
+def test_a_deployment_map_path_without_the_application_stack_name_is_refused(stack_name: str | None) -> None:
+    env = environ(RecordReleaseConfig, DEPLOYMENT_MAP_PATH="deploy/map.json", APPLICATION_STACK_NAME=stack_name)
+
+    message = config_error(RecordReleaseConfig, env)
+
+    assert message == (
+        "record-release configuration: "
+        "APPLICATION_STACK_NAME is not set (it is required when DEPLOYMENT_MAP_PATH is set)"
+    )
+
+
+def test_an_optional_variable_is_reported_with_the_missing_ones() -> None:
+    env = environ(RecordReleaseConfig, DEPLOYMENT_MAP_PATH="deploy/map.json", KMS_KEY_ARN=None)
+
+    message = config_error(RecordReleaseConfig, env)
+
+    assert "KMS_KEY_ARN is not set" in message
+    assert "APPLICATION_STACK_NAME is not set" in message
+
+
+def test_an_application_stack_name_alone_is_read_but_asks_for_nothing() -> None:
+    config = RecordReleaseConfig.from_env(environ(RecordReleaseConfig, APPLICATION_STACK_NAME="demo-app"))
+
+    assert (config.deployment_map_path, config.application_stack_name) == ("", "demo-app")
 
 
 def test_change_detection_config_builds_this_executions_change_set_name() -> None:

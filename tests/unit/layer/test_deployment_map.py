@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from release_pipeline.deployment_map import (
     MAX_TARGETS,
     DeploymentMap,
+    DeploymentMapError,
     MapChange,
     MovedTarget,
     ParametersChange,
@@ -30,6 +31,7 @@ from release_pipeline.deployment_map import (
     compare,
     default_map,
     digest,
+    key_name,
     parse,
     summary_by_wave,
 )
@@ -283,6 +285,21 @@ def test_every_problem_is_reported_at_once() -> None:
     # In the order of the file, entry by entry.
     positions = [message.index(problem) for problem in problems]
     assert positions == sorted(positions)
+
+
+def test_the_error_keeps_each_problem_for_a_reader_that_lists_them() -> None:
+    raw = document(wave("a", target("eu-wset-1"), target(Unknown=1)))
+
+    with pytest.raises(DeploymentMapError) as raised:
+        read(raw)
+
+    assert isinstance(raised.value, ConfigurationError)
+    assert raised.value.problems == (
+        "Waves[0].Targets[0] (eu-wset-1): Region 'eu-wset-1' is not an AWS Region",
+        "Waves[0].Targets[1] (eu-west-1): unknown key 'Unknown' (the keys are Region, Account, StackName, "
+        "ParameterFile)",
+    )
+    assert str(raised.value) == "the deployment map has 2 problems: " + "; ".join(raised.value.problems)
 
 
 # ---------------------------------------------------------------------------------------------- waves
@@ -594,6 +611,14 @@ def test_two_entries_for_one_stack_anywhere_in_the_map_are_refused_naming_both(
         f"Waves[2].Targets[0] (eu-west-1): the same target as Waves[0].Targets[0] (eu-west-1) (account {account}, "
         f"Region eu-west-1, stack {STACK}); a stack is deployed once per rollout",
     )
+
+
+def test_a_target_s_name_is_account_region_and_stack() -> None:
+    deployment_map = read(document(wave("a", target(), target("us-east-1", Account=OTHER, StackName="other"))))
+
+    names = [key_name(deployment_map.key(t)) for t in deployment_map.targets()]
+
+    assert names == [f"{HOME}/eu-west-1/{STACK}", f"{OTHER}/us-east-1/other"]
 
 
 def test_targets_that_differ_in_account_region_or_stack_are_distinct() -> None:

@@ -29,11 +29,12 @@ ORDER = [
     "changes",
     "stage_artifact",
     "drift",
+    "map_check",
     "record_release",
     "revert",
     "regional_store",
 ]
-JOB_MODULES = {"gate", "changes", "stage_artifact", "drift", "record_release"}
+JOB_MODULES = {"gate", "changes", "stage_artifact", "drift", "map_check", "record_release"}
 
 
 def package_imports(path: Path) -> set[str]:

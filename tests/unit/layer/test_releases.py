@@ -33,6 +33,27 @@ RECORD = ReleaseRecord(
 )
 
 
+# The fields a release with a deployment map adds; written only when set.
+MAP_FIELDS = ("deployment_map_digest", "targets")
+DIGEST = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+MAP_RECORD = dataclasses.replace(
+    RECORD,
+    deployment_map_digest=DIGEST,
+    targets={
+        "111122223333/us-west-2/app": RECORD.execution_id,
+        "222233334444/us-east-2/app": "0a0b0c0d-0000-4000-8000-000000000001",
+    },
+)
+# A record as the release record parameter held it before releases named their map (field for field).
+RECORD_WITHOUT_MAP = (
+    '{"bucket":"release-pipeline-artifacts","commit_id":"3f786850e387550fdab836ed7e6dc881de23001b",'
+    '"execution_id":"0f1e2d3c-4b5a-6978-8695-a4b3c2d1e0f9",'
+    '"key":"releases/0f1e2d3c-4b5a-6978-8695-a4b3c2d1e0f9/source.zip","released_at":"2026-01-01T12:00:00+00:00",'
+    '"stage_parameters":{"Env":"stage","InstanceType":"t4g.micro"},"template_path":"infra/app.yaml",'
+    '"version_id":"3HL4kqtJlcpXroDTDmJ-rmSpXd3dIbrHY"}'
+)
+
+
 @pytest.fixture
 def ssm() -> SSMClient:
     client: SSMClient = boto3.client("ssm", region_name=REGION)
@@ -75,6 +96,37 @@ def test_record_without_version_or_commit_round_trips(ssm: SSMClient, key_arn: s
     assert read_record(ssm, PARAMETER) == record
 
 
+def test_a_record_written_before_releases_named_their_map_still_reads(ssm: SSMClient) -> None:
+    put_raw(ssm, RECORD_WITHOUT_MAP)
+
+    record = read_record(ssm, PARAMETER)
+
+    assert record == RECORD
+    assert record is not None
+    assert (record.deployment_map_digest, record.targets) == (None, {})
+
+
+def test_a_record_without_a_map_is_written_as_it_always_was() -> None:
+    """The new fields are left out when unset: byte for byte the JSON written before they existed."""
+    assert RECORD.to_json() == RECORD_WITHOUT_MAP
+
+
+def test_a_record_with_a_map_round_trips_and_names_the_map_and_each_target(ssm: SSMClient, key_arn: str) -> None:
+    write_record(ssm, PARAMETER, MAP_RECORD, key_arn)
+
+    assert read_record(ssm, PARAMETER) == MAP_RECORD
+    stored = json.loads(ssm.get_parameter(Name=PARAMETER, WithDecryption=True)["Parameter"]["Value"])
+    assert stored == dataclasses.asdict(MAP_RECORD)
+    assert stored["deployment_map_digest"] == DIGEST
+    assert stored["targets"] == MAP_RECORD.targets
+
+
+def test_explicit_nulls_and_empty_targets_read_as_no_map(ssm: SSMClient) -> None:
+    put_raw(ssm, json.dumps({**json.loads(RECORD_WITHOUT_MAP), "deployment_map_digest": None, "targets": {}}))
+
+    assert read_record(ssm, PARAMETER) == RECORD
+
+
 def test_read_when_nothing_was_released_is_none(ssm: SSMClient) -> None:
     assert read_record(ssm, PARAMETER) is None
 
@@ -95,9 +147,9 @@ def test_overwrite_replaces_the_record_whole(ssm: SSMClient, key_arn: str) -> No
 
     assert version == 2
     assert read_record(ssm, PARAMETER) == newer
-    assert json.loads(ssm.get_parameter(Name=PARAMETER, WithDecryption=True)["Parameter"]["Value"]) == (
-        dataclasses.asdict(newer)
-    )
+    assert json.loads(ssm.get_parameter(Name=PARAMETER, WithDecryption=True)["Parameter"]["Value"]) == {
+        name: value for name, value in dataclasses.asdict(newer).items() if name not in MAP_FIELDS
+    }
 
 
 def test_source_location_and_release_key() -> None:
@@ -119,6 +171,12 @@ def test_source_location_and_release_key() -> None:
         json.dumps({**dataclasses.asdict(RECORD), "bucket": ""}),
         json.dumps({**dataclasses.asdict(RECORD), "bucket": 42}),
         json.dumps({**dataclasses.asdict(RECORD), "key": None}),
+        json.dumps({**dataclasses.asdict(MAP_RECORD), "deployment_map_digest": "abc123"}),
+        json.dumps({**dataclasses.asdict(MAP_RECORD), "deployment_map_digest": 42}),
+        json.dumps({**dataclasses.asdict(MAP_RECORD), "targets": ["111122223333/us-west-2/app"]}),
+        json.dumps({**dataclasses.asdict(MAP_RECORD), "targets": {"111122223333/us-west-2/app": 7}}),
+        json.dumps({**dataclasses.asdict(MAP_RECORD), "targets": {"111122223333/us-west-2/app": ""}}),
+        json.dumps({**dataclasses.asdict(MAP_RECORD), "targets": None}),
     ],
     ids=[
         "invalid-json",
@@ -132,6 +190,12 @@ def test_source_location_and_release_key() -> None:
         "empty-bucket",
         "bucket-not-a-string",
         "no-key",
+        "digest-not-sha256",
+        "digest-not-a-string",
+        "targets-not-object",
+        "target-execution-not-a-string",
+        "target-execution-empty",
+        "targets-null",
     ],
 )
 def test_malformed_record_is_a_release_record_error(ssm: SSMClient, raw: str) -> None:

@@ -1,4 +1,5 @@
-"""release_pipeline.values: text cut to a limit, S3 locations as values, credentials kept out of logs."""
+"""release_pipeline.values: text cut to a limit, lists joined within one, S3 locations as values,
+credentials kept out of logs."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import dataclasses
 
 import pytest
 
-from release_pipeline.values import Credentials, S3Location, shorten
+from release_pipeline.values import Credentials, S3Location, join_within, shorten
 
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 SESSION = "IQoJb3JpZ2luX2VjEXAMPLESESSIONTOKEN"
@@ -40,6 +41,44 @@ def test_a_cut_text_is_exactly_the_limit_and_starts_as_the_original() -> None:
 
     assert len(result) == 300
     assert result[:299] == text[:299]
+
+
+def more(count: int) -> str:
+    return f"+{count} more"
+
+
+@pytest.mark.parametrize(
+    ("items", "limit", "expected"),
+    [
+        ([], 10, ""),
+        (["abc"], 10, "abc"),
+        (["abc", "def"], 7, "abc/def"),  # exactly at the limit: whole
+        (["aaaa", "bbbb", "cccc", "dddd"], 18, "aaaa/bbbb/+2 more"),  # whole items, then how many were left
+        (["aaaa", "bbbb", "cccc", "dddd"], 17, "aaaa/bbbb/+2 more"),  # exactly at the limit
+        (["aaaa", "bbbb", "cccc", "dddd"], 16, "aaaa/+3 more"),  # never a cut item beside the note
+        (["a" * 20, "b"], 15, "aaaaaa…/+1 more"),  # a first item too long alone is cut to make room
+        (["a" * 20], 10, "aaaaaaaaa…"),
+    ],
+)
+def test_join_within_keeps_whole_items_and_says_how_many_were_left_out(
+    items: list[str], limit: int, expected: str
+) -> None:
+    result = join_within(items, "/", limit, more)
+
+    assert result == expected
+    assert len(result) <= limit
+
+
+def test_join_within_counts_the_items_left_out_exactly() -> None:
+    items = [f"problem {number:03d}" for number in range(300)]
+
+    result = join_within(items, "\n", 1000, more)
+
+    *kept, note = result.split("\n")
+    assert len(result) <= 1000
+    assert kept == items[: len(kept)]
+    assert note == f"+{300 - len(kept)} more"
+    assert len(result) + len("\n") + len(items[len(kept)]) > 1000  # the next item would not have fit
 
 
 def test_s3_locations_are_equal_by_value_and_hashable() -> None:

@@ -16,6 +16,7 @@ INVOKE_EVENTS = [
     ("prepare-stage-artifact", "job"),
     ("prepare-stage-artifact", "missing-input-artifact"),
     ("prepare-stage-artifact", "malformed"),
+    ("check-deployment-map", "job"),
     ("change-detection", "job"),
     ("change-detection", "continuation"),
     ("drift-detection", "job"),
@@ -90,6 +91,14 @@ def test_prepare_stage_artifact_job_has_the_contract_artifacts() -> None:
         == []
     )
     assert "inputArtifacts" not in load_event("prepare-stage-artifact", "malformed")["CodePipeline.job"]["data"]
+
+
+def test_check_deployment_map_job_reads_the_source_and_writes_no_artifact() -> None:
+    data = load_event("check-deployment-map", "job")["CodePipeline.job"]["data"]
+
+    assert [a["name"] for a in data["inputArtifacts"]] == ["SourceOutput"]
+    assert data["outputArtifacts"] == []
+    assert "UserParameters" not in data["actionConfiguration"]["configuration"]
 
 
 def test_record_release_user_parameters_name_the_source_commit() -> None:
