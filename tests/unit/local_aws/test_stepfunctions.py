@@ -431,7 +431,12 @@ def test_a_lambda_task_invokes_its_function_once(sfn: SFNClient, check_target: s
     """One invocation per task attempt, as in AWS: under mock_aws, moto's own stubber answers the task's
     request, and the emulator's in-process answer must not run it a second time."""
     calls: list[Any] = []
-    local_aws.run_in_process("check-target", REGION, lambda event, context: calls.append(event) or {"n": len(calls)})
+
+    def count(event: Any, context: Any) -> dict[str, int]:
+        calls.append(event)
+        return {"n": len(calls)}
+
+    local_aws.run_in_process("check-target", REGION, count)
     states = {
         "Check": {
             "Type": "Task",
