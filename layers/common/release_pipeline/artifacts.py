@@ -130,6 +130,14 @@ class Archive:
             raise ArtifactError(too_large)
         return data
 
+    def text(self, path: str) -> str | None:
+        """The file at ``path`` (a name as :attr:`names` lists it) as UTF-8 text, undecodable bytes replaced,
+        or ``None`` when the archive has no such file: a reader of repository files such as
+        :func:`release_pipeline.deployment_map.parse` takes."""
+        if path not in self._names:
+            return None
+        return self.read(path).decode("utf-8", errors="replace")
+
 
 def check_entry_name(name: str, what: str) -> None:
     if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):

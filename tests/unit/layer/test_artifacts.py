@@ -154,6 +154,15 @@ def test_read_refuses_an_unsafe_path(path: str) -> None:
         archive.read(path)
 
 
+def test_text_reads_a_listed_file_and_is_none_for_one_not_in_the_archive() -> None:
+    archive = Archive(build_zip({"infra/app.yaml": TEMPLATE, "map.json": b'{"name": "caf\xc3\xa9 \xff"}'}), "source")
+
+    assert archive.text("infra/app.yaml") == TEMPLATE.decode()
+    assert archive.text("map.json") == '{"name": "café \ufffd"}'  # undecodable bytes replaced
+    assert archive.text("infra/missing.yaml") is None
+    assert archive.text("infra/") is None
+
+
 # ------------------------------------------------------------------------------------- build_zip
 
 
