@@ -27,13 +27,14 @@ ORDER = [
     "jobs",
     "gate",
     "changes",
+    "target_changes",
     "stage_artifact",
     "drift",
     "record_release",
     "revert",
     "regional_store",
 ]
-JOB_MODULES = {"gate", "changes", "stage_artifact", "drift", "record_release"}
+JOB_MODULES = {"gate", "changes", "target_changes", "stage_artifact", "drift", "record_release"}
 
 
 def package_imports(path: Path) -> set[str]:

@@ -23,6 +23,8 @@ INVOKE_EVENTS = [
     ("execution-gate", "job"),
     ("execution-gate", "continuation"),
     ("record-release", "job"),
+    ("target-change-sets", "job"),
+    ("target-change-sets", "continuation"),
 ]
 STAGE_EVENTS = [
     "stage-failed",
@@ -90,6 +92,19 @@ def test_prepare_stage_artifact_job_has_the_contract_artifacts() -> None:
         == []
     )
     assert "inputArtifacts" not in load_event("prepare-stage-artifact", "malformed")["CodePipeline.job"]["data"]
+
+
+def test_target_change_sets_events_read_the_source_and_the_continuation_carries_a_poll_count() -> None:
+    first = load_event("target-change-sets", "job")["CodePipeline.job"]["data"]
+    again = load_event("target-change-sets", "continuation")["CodePipeline.job"]["data"]
+
+    for data in (first, again):
+        assert [a["name"] for a in data["inputArtifacts"]] == ["SourceOutput"]
+        assert json.loads(data["actionConfiguration"]["configuration"]["UserParameters"]) == {
+            "executionId": "e1a2b3c4-0000-4000-8000-000000000001"
+        }
+    assert "continuationToken" not in first
+    assert json.loads(again["continuationToken"]) == {"polls": 1}
 
 
 def test_record_release_user_parameters_name_the_source_commit() -> None:
