@@ -3,13 +3,16 @@
 A change set that FAILED only because it had nothing to change is "no change" for its Region. Any
 other failure fails the job with CloudFormation's reason. A change set on a stack that does not exist
 yet (a REVIEW_IN_PROGRESS placeholder) is always a change: the first release.
+
+How a change set is read (:func:`inspect_change_set`) and shown in a report (:meth:`RegionChanges.lines`,
+:func:`permissions_lines`) is kept apart from what change detection makes of it, so other reviews share it.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
@@ -67,17 +70,18 @@ class ResourceChange:
 
 @dataclass(frozen=True)
 class RegionChanges:
-    """What one production stack's change set for this execution holds."""
+    """What one stack's change set for this execution holds (``role`` says which stack it is)."""
 
     role: str
     region: str
     stack: str
     change_set: str
-    state: str  # CHANGES, NO_CHANGES or PENDING
+    state: str  # CHANGES, NO_CHANGES or PENDING; MISSING or FAILED only from inspect_change_set
     changes: tuple[ResourceChange, ...] = ()
     first_release: bool = False
     stack_id: str | None = None
     change_set_id: str | None = None
+    problem: str | None = None  # FAILED: why the change set cannot be deployed, as the end of a sentence
 
     @property
     def has_changes(self) -> bool:
@@ -104,42 +108,41 @@ class RegionChanges:
             )
         return stacks.console_url(self.region, "stacks", filteringText=self.stack)
 
+    def lines(self) -> list[str]:
+        """The change set's review link and one line per resource change, for a report."""
+        lines = [f"   Review: {self.review_url()}"] if self.has_changes else []
+        for change in self.changes:
+            flag = "  [permissions]" if change.security_sensitive else ""
+            replacement = f" replacement={change.replacement}" if change.action == "Modify" else ""
+            lines.append(f"   {change.action:<7} {change.logical_id} ({change.resource_type}){replacement}{flag}")
+        return lines
 
-def read_change_set(cfn: CloudFormationClient, role: str, region: str, stack: str, name: str) -> RegionChanges:
-    """Read one change set, following pagination of its changes."""
+
+def inspect_change_set(cfn: CloudFormationClient, role: str, region: str, stack: str, name: str) -> RegionChanges:
+    """Read one change set, following pagination of its changes. One that does not exist (or whose stack
+    does not) is MISSING; one that FAILED for a reason other than having nothing to change, or that can no
+    longer be executed, is FAILED with the ``problem``."""
+    missing = RegionChanges(role, region, stack, name, state="MISSING")
     try:
         paginator = cfn.get_paginator("describe_change_set")
         pages: list[DescribeChangeSetOutputTypeDef] = list(paginator.paginate(StackName=stack, ChangeSetName=name))
     except ClientError as error:
-        code = error_code(error)
-        if code == "ChangeSetNotFound" or stacks.is_missing_stack(error):
-            raise ChangeSetError(
-                f"The {role} change set {name} on stack {stack} in {region} does not exist: "
-                "the CheckChanges stage should have created it"
-            ) from None
+        if error_code(error) == "ChangeSetNotFound" or stacks.is_missing_stack(error):
+            return missing
         raise
     first = pages[0]
     status = first["Status"]
-    base = {
-        "role": role,
-        "region": region,
-        "stack": stack,
-        "change_set": name,
-        "stack_id": first.get("StackId"),
-        "change_set_id": first.get("ChangeSetId"),
-    }
+    found = replace(missing, stack_id=first.get("StackId"), change_set_id=first.get("ChangeSetId"))
     if status in PENDING:
-        return RegionChanges(state="PENDING", **base)  # type: ignore[arg-type]
+        return replace(found, state="PENDING")
     if stacks.is_empty_change_set(status, first.get("StatusReason")):
-        return RegionChanges(state="NO_CHANGES", **base)  # type: ignore[arg-type]
+        return replace(found, state="NO_CHANGES")
     if status != "CREATE_COMPLETE":
         reason = first.get("StatusReason") or "no reason given"
-        raise ChangeSetError(f"The {role} change set on {stack} in {region} is {status}: {reason}")
+        return replace(found, state="FAILED", problem=f"is {status}: {reason}")
     if first.get("ExecutionStatus") in NOT_EXECUTABLE:
-        raise ChangeSetError(
-            f"The {role} change set on {stack} in {region} cannot be executed "
-            f"(execution status {first.get('ExecutionStatus')})"
-        )
+        execution = first.get("ExecutionStatus")
+        return replace(found, state="FAILED", problem=f"cannot be executed (execution status {execution})")
     changes = tuple(
         ResourceChange(
             logical_id=detail.get("LogicalResourceId", "?"),
@@ -156,7 +159,28 @@ def read_change_set(cfn: CloudFormationClient, role: str, region: str, stack: st
     first_release = stacks.describe(cfn, stack, region).status == stacks.PLACEHOLDER
     # A complete change set always changes something: with no resource changes it changes outputs,
     # parameters or tags, which must still be deployed and recorded.
-    return RegionChanges(state="CHANGES", changes=changes, first_release=first_release, **base)
+    return replace(found, state="CHANGES", changes=changes, first_release=first_release)
+
+
+def read_change_set(cfn: CloudFormationClient, role: str, region: str, stack: str, name: str) -> RegionChanges:
+    """Read one production change set; :class:`ChangeSetError` when it is missing or cannot be deployed."""
+    result = inspect_change_set(cfn, role, region, stack, name)
+    if result.state == "MISSING":
+        raise ChangeSetError(
+            f"The {role} change set {name} on stack {stack} in {region} does not exist: "
+            "the CheckChanges stage should have created it"
+        )
+    if result.problem is not None:
+        raise ChangeSetError(f"The {role} change set on {stack} in {region} {result.problem}")
+    return result
+
+
+def permissions_lines(results: Sequence[RegionChanges]) -> list[str]:
+    """The report's closing line naming every change to permissions, or none."""
+    sensitive = [c.logical_id for r in results for c in r.changes if c.security_sensitive]
+    if not sensitive:
+        return []
+    return ["Changes to permissions (IAM and resource policies): " + ", ".join(sorted(set(sensitive)))]
 
 
 def summary(results: Sequence[RegionChanges]) -> str:
@@ -168,17 +192,9 @@ def report(results: Sequence[RegionChanges]) -> list[str]:
     lines = ["Changes waiting for approval", "", f"Summary: {summary(results)}", ""]
     for result in results:
         lines.append(f"== {result.role} stack {result.stack} in {result.region}: {result.counts()}")
-        if result.has_changes:
-            lines.append(f"   Review: {result.review_url()}")
-        for change in result.changes:
-            flag = "  [permissions]" if change.security_sensitive else ""
-            replace = f" replacement={change.replacement}" if change.action == "Modify" else ""
-            lines.append(f"   {change.action:<7} {change.logical_id} ({change.resource_type}){replace}{flag}")
+        lines.extend(result.lines())
         lines.append("")
-    sensitive = [c.logical_id for r in results for c in r.changes if c.security_sensitive]
-    if sensitive:
-        lines.append("Changes to permissions (IAM and resource policies): " + ", ".join(sorted(set(sensitive))))
-    return lines
+    return lines + permissions_lines(results)
 
 
 def detect_changes(

@@ -78,7 +78,6 @@ REVERT_STATES = frozenset({"FAILED", "STOPPED"})
 # A stage's latest execution status (GetPipelineState) once it has failed or been stopped.
 FINISHED_BADLY = frozenset({"Failed", "Stopped", "Cancelled"})
 CAPABILITIES: list[CapabilityType] = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
-TEMPLATE_BODY_LIMIT = 51_200
 
 
 @dataclass(frozen=True)
@@ -330,7 +329,7 @@ def released_template(s3: S3Client, record: releases.ReleaseRecord) -> bytes:
 def template_argument(s3: S3Client, record: releases.ReleaseRecord, body: bytes, region: str) -> dict[str, str]:
     """TemplateBody when CloudFormation takes it inline; otherwise the template is kept beside the
     released source and passed as TemplateURL (up to 1 MB)."""
-    if len(body) <= TEMPLATE_BODY_LIMIT:
+    if len(body) <= stacks.TEMPLATE_BODY_LIMIT:
         return {"TemplateBody": body.decode()}
     key = releases.release_template_key(record.execution_id)
     artifacts.upload(s3, S3Location(record.bucket, key), body, None, content_type="text/plain")
@@ -395,10 +394,10 @@ def return_to_release(
             "to return it to: update it by hand"
         )
     body = released_template(s3, record)
-    if len(body) > TEMPLATE_BODY_LIMIT:
+    if len(body) > stacks.TEMPLATE_BODY_LIMIT:
         raise StackStuckError(
-            f"the released template of execution {record.execution_id} is over {TEMPLATE_BODY_LIMIT:,} bytes and "
-            f"cannot be passed inline to {region}: update {role} stack {stack} to it by hand"
+            f"the released template of execution {record.execution_id} is over {stacks.TEMPLATE_BODY_LIMIT:,} "
+            f"bytes and cannot be passed inline to {region}: update {role} stack {stack} to it by hand"
         )
     current = set(state.parameters)
     wanted = {p["ParameterKey"] for p in cfn.get_template_summary(TemplateBody=body.decode()).get("Parameters", [])}

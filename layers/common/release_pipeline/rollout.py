@@ -299,31 +299,56 @@ class ReleasedSource:
     deployment_map: deployment_map.DeploymentMap
 
 
+@dataclass(frozen=True)
+class Release:
+    """The release record and the released source zip it names."""
+
+    record: releases.ReleaseRecord
+    archive: artifacts.Archive
+
+    @property
+    def what(self) -> str:
+        return self.archive.what
+
+
+def open_release(ssm: SSMClient, s3: S3Client, record_parameter: str) -> Release | None:
+    """The last release's record and source, or ``None`` before the first release."""
+    record = releases.read_record(ssm, record_parameter)
+    if record is None:
+        return None
+    what = f"released source of execution {record.execution_id}"
+    return Release(record, artifacts.Archive(artifacts.download(s3, record.source, record.version_id, what=what), what))
+
+
+def released_map(
+    release: Release, path: str, *, default_stack_name: str, home_account: str
+) -> deployment_map.DeploymentMap | None:
+    """The deployment map the release went out with, ``None`` when its source has none at ``path``;
+    :class:`ReleaseRecordError` when it cannot be read."""
+    raw_map = release.archive.text(path)
+    if raw_map is None:
+        return None
+    try:
+        return deployment_map.parse(
+            raw_map, read_file=release.archive.text, default_stack_name=default_stack_name, home_account=home_account
+        )
+    except ConfigurationError as error:
+        raise ReleaseRecordError(f"the deployment map of the {release.what} cannot be read: {error}") from None
+
+
 def read_released_source(
     ssm: SSMClient, s3: S3Client, config: RolloutConfig, *, default_stack_name: str, home_account: str
 ) -> ReleasedSource | None:
     """The release a failed rollout returns to, or ``None`` before the first release."""
-    record = releases.read_record(ssm, config.release_record_parameter)
-    if record is None:
+    release = open_release(ssm, s3, config.release_record_parameter)
+    if release is None:
         return None
-    what = f"released source of execution {record.execution_id}"
-    archive = artifacts.Archive(artifacts.download(s3, record.source, record.version_id, what=what), what)
-
-    def read_file(path: str) -> str | None:
-        if path not in archive.names:
-            return None
-        return archive.read(path).decode("utf-8", errors="replace")
-
-    raw_map = read_file(config.deployment_map_path)
-    if raw_map is None:
-        raise ReleaseRecordError(f"the {what} has no deployment map at {config.deployment_map_path}")
-    try:
-        released_map = deployment_map.parse(
-            raw_map, read_file=read_file, default_stack_name=default_stack_name, home_account=home_account
-        )
-    except ConfigurationError as error:
-        raise ReleaseRecordError(f"the deployment map of the {what} cannot be read: {error}") from None
-    return ReleasedSource(record.execution_id, archive.read(config.template_path), released_map)
+    found = released_map(
+        release, config.deployment_map_path, default_stack_name=default_stack_name, home_account=home_account
+    )
+    if found is None:
+        raise ReleaseRecordError(f"the {release.what} has no deployment map at {config.deployment_map_path}")
+    return ReleasedSource(release.record.execution_id, release.archive.read(config.template_path), found)
 
 
 def return_to_release(

@@ -36,6 +36,10 @@ FAILED_CREATION = frozenset({"ROLLBACK_COMPLETE", "ROLLBACK_FAILED"})
 # A stack whose last update failed: CloudFormation put (or tried to put) the previous version back.
 ROLLED_BACK_UPDATE = frozenset({"UPDATE_ROLLBACK_COMPLETE", "UPDATE_ROLLBACK_FAILED"})
 GONE = frozenset({"DELETE_COMPLETE"})
+# The largest template CloudFormation takes inline (TemplateBody), in bytes; a larger one (up to 1 MB) must
+# be passed as TemplateURL, an S3 object the service reads.
+# https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/cloudformation-limits.html
+TEMPLATE_BODY_LIMIT = 51_200
 
 
 def is_empty_change_set(status: str, reason: str | None) -> bool:
@@ -67,6 +71,9 @@ class StackState:
     status: str | None  # None: the stack does not exist
     stack_id: str | None = None
     parameters: Mapping[str, str] = field(default_factory=dict)  # the current values
+    # The ARNs of the rollback triggers the stack keeps: CloudFormation applies them to every later
+    # operation that does not replace them.
+    rollback_triggers: tuple[str, ...] = ()
 
     @property
     def exists(self) -> bool:
@@ -84,8 +91,14 @@ def describe(cfn: CloudFormationClient, name: str, region: str) -> StackState:
         return StackState(name=name, region=region, status=None)
     stack = stacks[0]
     parameters = {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])}
+    triggers = tuple(t["Arn"] for t in stack.get("RollbackConfiguration", {}).get("RollbackTriggers", []))
     return StackState(
-        name=name, region=region, status=stack["StackStatus"], stack_id=stack.get("StackId"), parameters=parameters
+        name=name,
+        region=region,
+        status=stack["StackStatus"],
+        stack_id=stack.get("StackId"),
+        parameters=parameters,
+        rollback_triggers=triggers,
     )
 
 

@@ -15,6 +15,7 @@ from release_pipeline.map_check import MapCheckConfig
 from release_pipeline.record_release import RecordReleaseConfig
 from release_pipeline.revert import StageRevertConfig
 from release_pipeline.stage_artifact import PrepareStageArtifactConfig
+from release_pipeline.target_changes import TargetChangesConfig
 
 # The variables template.yaml sets for each function (the wiring contract).
 VARIABLES: dict[type[Any], dict[str, str]] = {
@@ -71,9 +72,15 @@ VARIABLES: dict[type[Any], dict[str, str]] = {
         "SECONDARY_STACK_NAME": "demo-app",
         "CHANGE_SET_PREFIX": "pipeline-",
     },
-    MapCheckConfig: {
-        "DEPLOYMENT_MAP_PATH": "deploy/map.json",
+    MapCheckConfig: {"DEPLOYMENT_MAP_PATH": "deploy/map.json", "APPLICATION_STACK_NAME": "demo-app"},
+    TargetChangesConfig: {
+        "DEPLOYMENT_MAP_PATH": "deployment-map.json",
         "APPLICATION_STACK_NAME": "demo-app",
+        "TEMPLATE_PATH": "infra/app.yaml",
+        "CHANGE_SET_PREFIX": "pipeline-",
+        "CLOUDFORMATION_ROLE_ARN": "arn:aws:iam::123456789012:role/release-pipeline-cfn",
+        "TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:release-pipeline",
+        "RELEASE_RECORD_PARAMETER": "/release-pipeline/release/5b7e9a10-3c2d-4f10-9a4e-0a1b2c3d4e5f/record",
     },
 }
 CONFIGS = list(VARIABLES)
@@ -85,6 +92,7 @@ FUNCTION_NAMES = {
     StageRevertConfig: "stage-revert",
     ExecutionGateConfig: "execution-gate",
     MapCheckConfig: "check-deployment-map",
+    TargetChangesConfig: "target-change-sets",
 }
 WITH_STAGE_PARAMETERS = [PrepareStageArtifactConfig, RecordReleaseConfig]
 

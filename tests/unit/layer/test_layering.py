@@ -27,6 +27,7 @@ ORDER = [
     "jobs",
     "gate",
     "changes",
+    "target_changes",
     "stage_artifact",
     "drift",
     "map_check",
@@ -34,7 +35,7 @@ ORDER = [
     "revert",
     "regional_store",
 ]
-JOB_MODULES = {"gate", "changes", "stage_artifact", "drift", "map_check", "record_release"}
+JOB_MODULES = {"gate", "changes", "target_changes", "stage_artifact", "drift", "map_check", "record_release"}
 
 
 def package_imports(path: Path) -> set[str]:

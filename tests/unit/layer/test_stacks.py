@@ -150,6 +150,29 @@ def test_describe_of_a_live_stack(cfn: CloudFormationClient) -> None:
     assert state.exists
 
 
+def test_describe_shows_the_rollback_triggers_the_stack_keeps(cfn: CloudFormationClient) -> None:
+    alarm = f"arn:aws:cloudwatch:{REGION}:123456789012:alarm:app-5xx"
+    boto3.client("cloudwatch", region_name=REGION).put_metric_alarm(
+        AlarmName="app-5xx",
+        MetricName="5xx",
+        Namespace="App",
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1,
+        ComparisonOperator="GreaterThanThreshold",
+    )  # a trigger that names no alarm rolls the creation back
+    cfn.create_stack(
+        StackName="demo-app",
+        TemplateBody=TEMPLATE,
+        RollbackConfiguration={"RollbackTriggers": [{"Arn": alarm, "Type": "AWS::CloudWatch::Alarm"}]},
+    )
+    cfn.create_stack(StackName="other-app", TemplateBody=TEMPLATE)
+
+    assert describe(cfn, "demo-app", REGION).rollback_triggers == (alarm,)
+    assert describe(cfn, "other-app", REGION).rollback_triggers == ()
+
+
 def test_describe_of_a_deleted_stack_does_not_exist(cfn: CloudFormationClient) -> None:
     cfn.create_stack(StackName="demo-app", TemplateBody=TEMPLATE)
     cfn.delete_stack(StackName="demo-app")

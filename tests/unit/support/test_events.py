@@ -24,6 +24,8 @@ INVOKE_EVENTS = [
     ("execution-gate", "job"),
     ("execution-gate", "continuation"),
     ("record-release", "job"),
+    ("target-change-sets", "job"),
+    ("target-change-sets", "continuation"),
 ]
 STAGE_EVENTS = [
     "stage-failed",
@@ -99,6 +101,19 @@ def test_check_deployment_map_job_reads_the_source_and_writes_no_artifact() -> N
     assert [a["name"] for a in data["inputArtifacts"]] == ["SourceOutput"]
     assert data["outputArtifacts"] == []
     assert "UserParameters" not in data["actionConfiguration"]["configuration"]
+
+
+def test_target_change_sets_events_read_the_source_and_the_continuation_carries_a_poll_count() -> None:
+    first = load_event("target-change-sets", "job")["CodePipeline.job"]["data"]
+    again = load_event("target-change-sets", "continuation")["CodePipeline.job"]["data"]
+
+    for data in (first, again):
+        assert [a["name"] for a in data["inputArtifacts"]] == ["SourceOutput"]
+        assert json.loads(data["actionConfiguration"]["configuration"]["UserParameters"]) == {
+            "executionId": "e1a2b3c4-0000-4000-8000-000000000001"
+        }
+    assert "continuationToken" not in first
+    assert json.loads(again["continuationToken"]) == {"polls": 1}
 
 
 def test_record_release_user_parameters_name_the_source_commit() -> None:
