@@ -130,6 +130,13 @@ class Archive:
             raise ArtifactError(too_large)
         return data
 
+    def text(self, path: str) -> str | None:
+        """The file at ``path`` as text (UTF-8, undecodable bytes replaced), or ``None`` when the archive
+        has no such file: how a deployment map and its parameter files are read."""
+        if path not in self._names:
+            return None
+        return self.read(path).decode("utf-8", errors="replace")
+
 
 def check_entry_name(name: str, what: str) -> None:
     if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):

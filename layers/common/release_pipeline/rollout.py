@@ -315,18 +315,12 @@ def read_released_source(
         return None
     what = f"released source of execution {record.execution_id}"
     archive = artifacts.Archive(artifacts.download(s3, record.source, record.version_id, what=what), what)
-
-    def read_file(path: str) -> str | None:
-        if path not in archive.names:
-            return None
-        return archive.read(path).decode("utf-8", errors="replace")
-
-    raw_map = read_file(config.deployment_map_path)
+    raw_map = archive.text(config.deployment_map_path)
     if raw_map is None:
         raise ReleaseRecordError(f"the {what} has no deployment map at {config.deployment_map_path}")
     try:
         released_map = deployment_map.parse(
-            raw_map, read_file=read_file, default_stack_name=default_stack_name, home_account=home_account
+            raw_map, read_file=archive.text, default_stack_name=default_stack_name, home_account=home_account
         )
     except ConfigurationError as error:
         raise ReleaseRecordError(f"the deployment map of the {what} cannot be read: {error}") from None
@@ -416,8 +410,17 @@ def target_roles(
     the bootstrap template created there."""
     if account == home_account:
         return None, home_execution_role_arn
-    deploy, execution = bootstrap_role_names(home_account)
-    return f"arn:{partition}:iam::{account}:role/{deploy}", f"arn:{partition}:iam::{account}:role/{execution}"
+    _, execution = bootstrap_role_names(home_account)
+    return deploy_role_arn(account, home_account, partition), f"arn:{partition}:iam::{account}:role/{execution}"
+
+
+def deploy_role_arn(account: str, home_account: str, partition: str) -> str | None:
+    """The role to assume to reach a target in ``account``: none in the solution's own account, the deploy
+    role the bootstrap template created in any other."""
+    if account == home_account:
+        return None
+    deploy, _ = bootstrap_role_names(home_account)
+    return f"arn:{partition}:iam::{account}:role/{deploy}"
 
 
 def target_key(account: str, region: str, stack_name: str) -> str:

@@ -130,6 +130,14 @@ def test_read_of_a_path_not_in_the_archive_names_the_path() -> None:
     assert str(error.value) == "The source artifact has no file 'infra/missing.yaml'"
 
 
+def test_text_reads_a_file_or_gives_none_when_there_is_none() -> None:
+    archive = Archive(build_zip({"map.json": b'{"Waves": []}', "odd.txt": b"caf\xe9"}), "source artifact")
+
+    assert archive.text("map.json") == '{"Waves": []}'
+    assert archive.text("odd.txt") == "caf\ufffd"  # undecodable bytes replaced, never an error
+    assert archive.text("missing.json") is None
+
+
 def test_read_of_a_folder_is_not_a_file() -> None:
     data = raw_zip({"infra/": b"", "infra/app.yaml": TEMPLATE})
     archive = Archive(data, "source artifact")

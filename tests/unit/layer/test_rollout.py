@@ -337,3 +337,13 @@ def test_the_workflow_input_holds_every_wave_in_order_with_each_targets_roles() 
         f"{HOME}/eu-west-1/app",
         f"{OTHER_ACCOUNT}/us-east-2/app",
     ]
+
+
+def test_the_deploy_role_is_the_bootstrap_roles_in_another_account_and_none_at_home() -> None:
+    assert rollout.deploy_role_arn(HOME, HOME, "aws") is None
+    assert rollout.deploy_role_arn(OTHER_ACCOUNT, HOME, "aws") == DEPLOY_ROLE
+    assert (
+        rollout.deploy_role_arn(OTHER_ACCOUNT, HOME, "aws-cn")
+        == f"arn:aws-cn:iam::{OTHER_ACCOUNT}:role/multi-region-deploy-{HOME}"
+    )
+    assert rollout.target_roles(OTHER_ACCOUNT, HOME, "aws", EXECUTION_ROLE)[0] == DEPLOY_ROLE
