@@ -42,6 +42,9 @@ SUMMARY_LIMIT = 2048
 OUTPUT_VALUE_LIMIT = 800
 OUTPUT_VARIABLES_LIMIT = 122_880
 SUMMARY_VARIABLE_LIMIT = 300
+# PutJobSuccessResult takes a continuationToken of 1 to 2,048 characters:
+# https://docs.aws.amazon.com/codepipeline/latest/APIReference/API_PutJobSuccessResult.html
+CONTINUATION_TOKEN_LIMIT = 2048
 # The largest count a continuation token may carry: each re-invocation adds one, and no action of this
 # pipeline waits anywhere near this many times (a larger count is not one this code wrote).
 MAX_TOKEN_COUNT = 20_160
@@ -64,7 +67,14 @@ class JobResult:
 
     @classmethod
     def keep_waiting(cls, token: Mapping[str, Any], summary: str) -> JobResult:
-        return cls(summary=summary, continuation_token=json.dumps(token, separators=(",", ":")))
+        """A continuation with ``token`` as compact JSON; a token CodePipeline would refuse fails the job here,
+        with its size, instead of as a refused result."""
+        text = json.dumps(token, separators=(",", ":"))
+        if len(text) > CONTINUATION_TOKEN_LIMIT:
+            raise PipelineError(
+                f"The continuation token is {len(text)} characters, over CodePipeline's {CONTINUATION_TOKEN_LIMIT}"
+            )
+        return cls(summary=summary, continuation_token=text)
 
 
 class Job:

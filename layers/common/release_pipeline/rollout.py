@@ -432,8 +432,17 @@ def target_roles(
     the bootstrap template created there."""
     if account == home_account:
         return None, home_execution_role_arn
-    deploy, execution = bootstrap_role_names(home_account)
-    return f"arn:{partition}:iam::{account}:role/{deploy}", f"arn:{partition}:iam::{account}:role/{execution}"
+    _, execution = bootstrap_role_names(home_account)
+    return deploy_role_arn(account, home_account, partition), f"arn:{partition}:iam::{account}:role/{execution}"
+
+
+def deploy_role_arn(account: str, home_account: str, partition: str) -> str | None:
+    """The role to assume to reach a target in ``account``: none in the solution's own account, the deploy
+    role the bootstrap template created in any other."""
+    if account == home_account:
+        return None
+    deploy, _ = bootstrap_role_names(home_account)
+    return f"arn:{partition}:iam::{account}:role/{deploy}"
 
 
 def target_key(account: str, region: str, stack_name: str) -> str:

@@ -1,4 +1,5 @@
-"""drift-detection: DetectStackDrift on both production stacks, followed with continuation tokens."""
+"""drift-detection: DetectStackDrift on both production stacks, or on every target of the deployment map
+when DEPLOYMENT_MAP_PATH names one, followed with continuation tokens."""
 
 from __future__ import annotations
 
@@ -14,13 +15,16 @@ from moto.core.models import DEFAULT_ACCOUNT_ID
 import local_aws
 from local_aws import FakeLambdaContext
 from release_pipeline import clients
+from release_pipeline.jobs import CONTINUATION_TOKEN_LIMIT
+from release_pipeline.values import Credentials
 from tests.support.events import continuation_of, load_event
 from tests.support.jobs import run_job, run_until_final
 from tests.support.notifications import Inbox
-from tests.support.solution import REQUIRED_PARAMETERS, apply_environment, resolved
+from tests.support.solution import REQUIRED_PARAMETERS, apply_environment, resolved, source_zip
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_s3 import S3Client
 
 pytestmark = pytest.mark.usefixtures("aws")
 
@@ -453,3 +457,174 @@ def test_drift_on_a_property_that_may_hold_a_secret_never_shows_its_value(
     assert "s3cr3t" not in message
     assert "x" * 199 + "…" in message
     assert "x" * 201 not in message
+
+
+# ------------------------------------------------------------------------------------ deployment map
+
+OTHER_ACCOUNT = "222233334444"
+WEST = "us-west-2"
+MAP_PATH = "deploy/map.json"
+DEPLOY_ROLE = f"arn:aws:iam::{OTHER_ACCOUNT}:role/multi-region-deploy-{DEFAULT_ACCOUNT_ID}"
+# Three waves, three Regions, two accounts; every target takes the application stack's name.
+MAP = {
+    "Waves": [
+        {"Name": "canary", "Targets": [{"Region": WEST, "ParameterFile": "params/all.json"}]},
+        {
+            "Name": "early",
+            "Targets": [{"Region": SECONDARY, "Account": OTHER_ACCOUNT, "ParameterFile": "params/all.json"}],
+        },
+        {"Name": "rest", "Targets": [{"Region": PRIMARY, "ParameterFile": "params/all.json"}]},
+    ]
+}
+CANARY = f"{DEFAULT_ACCOUNT_ID}/{WEST}/{STACK}"
+EARLY = f"{OTHER_ACCOUNT}/{SECONDARY}/{STACK}"
+REST = f"{DEFAULT_ACCOUNT_ID}/{PRIMARY}/{STACK}"
+
+
+@pytest.fixture
+def mapped(
+    environment: Callable[[str], None], monkeypatch: pytest.MonkeyPatch, s3: S3Client, artifact_bucket: str
+) -> Callable[[str], dict[str, Any]]:
+    """The function's environment for a DriftPolicy with DEPLOYMENT_MAP_PATH set, and the map job's event
+    with its source artifact (the map and its parameter file) in the artifact bucket."""
+
+    def apply(policy: str) -> dict[str, Any]:
+        environment(policy)
+        monkeypatch.setenv("DEPLOYMENT_MAP_PATH", MAP_PATH)
+        event = load_event("drift-detection", "deployment-map")
+        location = event["CodePipeline.job"]["data"]["inputArtifacts"][0]["location"]["s3Location"]
+        body = source_zip({MAP_PATH: json.dumps(MAP), "params/all.json": "{}", "app/template.yaml": APP_TEMPLATE})
+        s3.put_object(Bucket=artifact_bucket, Key=location["objectKey"], Body=body)
+        return event
+
+    return apply
+
+
+def other_account(region: str) -> CloudFormationClient:
+    """CloudFormation in the other account, through the deploy role its bootstrap stack created."""
+    return clients.cloudformation_for_targets(PRIMARY, "test")(region, DEPLOY_ROLE)
+
+
+@pytest.fixture
+def assumed(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """Every role the handler assumes, as (role ARN, session name)."""
+    calls: list[tuple[str, str]] = []
+    assume = clients.assume_role
+
+    def recording(region: str, role_arn: str, session_name: str) -> Credentials:
+        calls.append((role_arn, session_name))
+        return assume(region, role_arn, session_name)
+
+    monkeypatch.setattr(clients, "assume_role", recording)
+    return calls
+
+
+@pytest.fixture
+def target_calls(monkeypatch: pytest.MonkeyPatch) -> CfnCalls:
+    """Every CloudFormation call the handler makes to the targets, as (Region, operation, parameters)."""
+    calls: CfnCalls = []
+    make = clients.cloudformation
+
+    def recording(region: str, credentials: Credentials | None = None) -> CloudFormationClient:
+        client = make(region, credentials)
+
+        def record(model: Any, params: dict[str, Any], **_: Any) -> None:
+            calls.append((region, model.name, dict(params.get("body", {}))))
+
+        client.meta.events.register("before-call.cloudformation", record)
+        return client
+
+    monkeypatch.setattr(clients, "cloudformation", recording)
+    return calls
+
+
+def test_map_drift_in_another_account_under_block_fails_the_job_naming_the_target_and_its_wave(
+    mapped: Callable[[str], dict[str, Any]], inbox: Inbox, lambda_context: FakeLambdaContext
+) -> None:
+    """GIVEN a map of three waves over three Regions and two accounts, and the other account's queue
+    changed by hand WHEN the policy is BLOCK THEN the job fails naming that target, after one report that
+    shows it under its wave."""
+    event = mapped("BLOCK")
+    deploy(WEST)
+    deploy(PRIMARY)
+    other_account(SECONDARY).create_stack(StackName=STACK, TemplateBody=APP_TEMPLATE)
+    local_aws.inject_drift(STACK, SECONDARY, "Queue", QUEUE_DRIFT, account_id=OTHER_ACCOUNT)
+
+    result = run_once(event, lambda_context)
+
+    message = failure_details(result)["message"]
+    assert message == (
+        f"Drift found and DriftPolicy is BLOCK: 3 targets: 1 DRIFTED, 2 IN_SYNC; {EARLY}: DRIFTED (1 resources)"
+    )
+    assert not [r for r in local_aws.job_results() if r.status == "Succeeded"]
+    [(report, subject)] = inbox.messages()
+    assert subject == "Drift on production: 1 of 3 targets"
+    assert f"Wave 2 early: 1 target: 1 DRIFTED\n\n== {EARLY}: DRIFTED (1 resources)" in report
+    assert "/DelaySeconds: NOT_EQUAL expected '0' actual '45'" in report
+    assert f"== {CANARY}: IN_SYNC" in report
+    assert f"== {REST}: IN_SYNC" in report
+
+
+def test_map_detection_is_followed_over_several_invocations_through_the_deploy_role(
+    mapped: Callable[[str], dict[str, Any]],
+    inbox: Inbox,
+    lambda_context: FakeLambdaContext,
+    assumed: list[tuple[str, str]],
+    target_calls: CfnCalls,
+) -> None:
+    """GIVEN detection takes two status checks and the canary's stack is not deployed yet THEN each
+    deployed target gets one detection, in its Region and (for the other account) through its deploy role;
+    every token is within CodePipeline's limit; the last result carries the outputs."""
+    event = mapped("NOTIFY")
+    deploy(PRIMARY)
+    other_account(SECONDARY).create_stack(StackName=STACK, TemplateBody=APP_TEMPLATE)
+    local_aws.set_detection_progress(2)
+    assumed.clear()  # the test's own setup reached the other account too
+    target_calls.clear()
+
+    results = run_to_completion(event, lambda_context)
+
+    assert len(results) == 3
+    for waiting in results[:-1]:
+        assert waiting.continuation_token is not None
+        assert len(waiting.continuation_token) <= CONTINUATION_TOKEN_LIMIT
+        assert waiting.output_variables == {}
+    assert results[0].continuation_token == results[1].continuation_token
+    last = results[-1]
+    assert last.status == "Succeeded"
+    assert last.output_variables == {"DriftStatus": "IN_SYNC", "Summary": "3 targets: 2 IN_SYNC, 1 NOT_DEPLOYED"}
+    assert sorted(detections(target_calls)) == sorted([SECONDARY, PRIMARY])
+    assert [role for role, _ in assumed] == [DEPLOY_ROLE] * 3  # once an invocation
+    assert all(session.startswith("drift-detection-") for _, session in assumed)
+    assert inbox.messages() == []
+
+
+def test_an_empty_map_path_is_the_two_production_stacks(
+    environment: Callable[[str], None], monkeypatch: pytest.MonkeyPatch, lambda_context: FakeLambdaContext
+) -> None:
+    environment("NOTIFY")
+    monkeypatch.setenv("DEPLOYMENT_MAP_PATH", "")
+    deploy_both()
+
+    result = run_once(load_event("drift-detection", "job"), lambda_context)
+
+    assert result.output_variables == {
+        "DriftStatus": "IN_SYNC",
+        "Summary": f"primary {PRIMARY}: IN_SYNC; secondary {SECONDARY}: IN_SYNC",
+    }
+
+
+def test_a_map_path_not_in_the_source_fails_the_job_naming_it(
+    mapped: Callable[[str], dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+    lambda_context: FakeLambdaContext,
+    target_calls: CfnCalls,
+) -> None:
+    event = mapped("NOTIFY")
+    monkeypatch.setenv("DEPLOYMENT_MAP_PATH", "deploy/missing.json")
+    deploy(PRIMARY)
+
+    result = run_once(event, lambda_context)
+
+    assert "no deployment map at 'deploy/missing.json' (DEPLOYMENT_MAP_PATH)" in failure_details(result)["message"]
+    assert detections(target_calls) == []

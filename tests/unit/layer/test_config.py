@@ -307,6 +307,17 @@ def test_missing_drift_policy_is_refused_not_defaulted() -> None:
     assert message == "drift-detection configuration: DRIFT_POLICY is not set"
 
 
+@pytest.mark.parametrize(
+    ("value", "path"), [(None, ""), ("", ""), ("  ", ""), (" deploy/map.json ", "deploy/map.json")]
+)
+def test_the_deployment_map_path_is_optional_and_empty_means_the_two_production_stacks(
+    value: str | None, path: str
+) -> None:
+    config = DriftDetectionConfig.from_env(environ(DriftDetectionConfig, DEPLOYMENT_MAP_PATH=value))
+
+    assert config.deployment_map_path == path
+
+
 @pytest.mark.parametrize(("value", "deletes"), [("Yes", True), ("No", False)])
 def test_delete_stage_stack(value: str, deletes: bool) -> None:
     config = StageRevertConfig.from_env(environ(StageRevertConfig, DELETE_STAGE_STACK=value))

@@ -18,6 +18,7 @@ from release_pipeline import artifacts, clients
 from release_pipeline import jobs as jobs_module
 from release_pipeline.errors import ArtifactError, BadInputError, ConfigurationError, PipelineError
 from release_pipeline.jobs import (
+    CONTINUATION_TOKEN_LIMIT,
     FAILURE_MESSAGE_LIMIT,
     OUTPUT_VARIABLES_LIMIT,
     SUMMARY_LIMIT,
@@ -181,6 +182,23 @@ def test_keep_waiting_builds_a_compact_json_token(event: dict[str, Any], context
     recorded = only_result(job_id_of(event))
     assert recorded.continuation_token == '{"n":1}'
     assert not recorded.final
+
+
+def test_a_token_over_codepipelines_limit_fails_the_job_naming_its_size(
+    event: dict[str, Any], context: FakeLambdaContext
+) -> None:
+    """GIVEN a continuation token of 2,049 characters THEN the job fails saying so (CodePipeline would
+    refuse the token), and no continuation is recorded."""
+    at_limit = {"t": "x" * (CONTINUATION_TOKEN_LIMIT - len('{"t":""}'))}
+    assert len(JobResult.keep_waiting(at_limit, "waiting").continuation_token or "") == CONTINUATION_TOKEN_LIMIT
+
+    def work(job: Job, context: Any) -> JobResult:
+        return JobResult.keep_waiting({"t": at_limit["t"] + "x"}, "waiting")
+
+    run(work, event, context)
+
+    message = failure_message(only_failure(job_id_of(event)))
+    assert message == "The continuation token is 2049 characters, over CodePipeline's 2048"
 
 
 # ------------------------------------------------------------------------------------------ failures

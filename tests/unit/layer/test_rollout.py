@@ -370,3 +370,13 @@ def test_a_released_template_too_large_to_pass_inline_fails_the_return_without_t
     assert answer["State"] == "FAILED"
     assert "over 51,200 bytes" in answer["Detail"]
     assert value(west, "app") == "2"
+
+
+def test_the_deploy_role_is_the_bootstrap_roles_in_another_account_and_none_at_home() -> None:
+    assert rollout.deploy_role_arn(HOME, HOME, "aws") is None
+    assert rollout.deploy_role_arn(OTHER_ACCOUNT, HOME, "aws") == DEPLOY_ROLE
+    assert (
+        rollout.deploy_role_arn(OTHER_ACCOUNT, HOME, "aws-cn")
+        == f"arn:aws-cn:iam::{OTHER_ACCOUNT}:role/multi-region-deploy-{HOME}"
+    )
+    assert rollout.target_roles(OTHER_ACCOUNT, HOME, "aws", EXECUTION_ROLE)[0] == DEPLOY_ROLE

@@ -21,6 +21,7 @@ INVOKE_EVENTS = [
     ("change-detection", "continuation"),
     ("drift-detection", "job"),
     ("drift-detection", "continuation"),
+    ("drift-detection", "deployment-map"),
     ("execution-gate", "job"),
     ("execution-gate", "continuation"),
     ("record-release", "job"),
