@@ -315,22 +315,34 @@ def read_released_source(
         return None
     what = f"released source of execution {record.execution_id}"
     archive = artifacts.Archive(artifacts.download(s3, record.source, record.version_id, what=what), what)
-
-    def read_file(path: str) -> str | None:
-        if path not in archive.names:
-            return None
-        return archive.read(path).decode("utf-8", errors="replace")
-
-    raw_map = read_file(config.deployment_map_path)
-    if raw_map is None:
-        raise ReleaseRecordError(f"the {what} has no deployment map at {config.deployment_map_path}")
     try:
-        released_map = deployment_map.parse(
-            raw_map, read_file=read_file, default_stack_name=default_stack_name, home_account=home_account
+        released_map = read_map(
+            archive, config.deployment_map_path, default_stack_name=default_stack_name, home_account=home_account
         )
     except ConfigurationError as error:
         raise ReleaseRecordError(f"the deployment map of the {what} cannot be read: {error}") from None
+    if released_map is None:
+        raise ReleaseRecordError(f"the {what} has no deployment map at {config.deployment_map_path}")
     return ReleasedSource(record.execution_id, archive.read(config.template_path), released_map)
+
+
+def read_map(
+    archive: artifacts.Archive, path: str, *, default_stack_name: str, home_account: str
+) -> deployment_map.DeploymentMap | None:
+    """The deployment map at ``path`` in a source archive, its parameter files read from the same archive;
+    ``None`` when the archive has no file there. Raises :class:`ConfigurationError` naming every problem."""
+
+    def read_file(name: str) -> str | None:
+        if name not in archive.names:
+            return None
+        return archive.read(name).decode("utf-8", errors="replace")
+
+    raw_map = read_file(path)
+    if raw_map is None:
+        return None
+    return deployment_map.parse(
+        raw_map, read_file=read_file, default_stack_name=default_stack_name, home_account=home_account
+    )
 
 
 def return_to_release(
