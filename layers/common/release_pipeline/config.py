@@ -40,6 +40,10 @@ class _Env:
             self._problems.append(f"{name} is not set")
         return value
 
+    def optional(self, name: str) -> str:
+        """A variable that may be unset or empty: it turns a feature on, and empty leaves it off."""
+        return self._environ.get(name, "").strip()
+
     def choice(self, name: str, allowed: tuple[str, ...]) -> str:
         value = self.text(name)
         if value and value not in allowed:
@@ -100,6 +104,11 @@ def _variable(read: Callable[[_Env], object]) -> Any:
 def text(name: str) -> Any:
     """A variable that must be set."""
     return _variable(lambda env: env.text(name))
+
+
+def optional_text(name: str) -> Any:
+    """A variable that turns a feature on; unset or empty, it reads as "" and the feature is off."""
+    return _variable(lambda env: env.optional(name))
 
 
 def flag(name: str, allowed: tuple[str, str], true: str) -> Any:
