@@ -1,5 +1,5 @@
 """stage-revert: on a failed or rejected Stage or production deploy, bring the stage stack and production
-back to the release."""
+back to the release; with a deployment map, remove the execution's review from every target."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from aws_lambda_powertools import Logger
 
 from release_pipeline import clients
 from release_pipeline.revert import StageEvent, StageRevertConfig, revert_stage
+from release_pipeline.review import Reach
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -29,6 +30,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         ssm=clients.ssm(region),
         s3=clients.s3(region),
         sns=clients.sns(region),
+        reach=Reach.of_function(context.invoked_function_arn, "stage-revert"),
     )
     if outcome.ignored:
         logger.info("Event ignored", extra={"reason": outcome.ignored})

@@ -13,6 +13,16 @@ production stacks: the reviewed ones a rejection kept for a Retry (a retry now c
 changes) and any an interrupted run left. CloudFormation deletes a stack's other change sets only when
 one is executed, and refuses new ones past its per-stack limit, so a rarely changing stack would
 otherwise fill up.
+
+With a deployment map (DEPLOYMENT_MAP_PATH set), the same holds for every target of the map this
+execution is about to review (read from its own source artifact, :mod:`release_pipeline.review`), in
+every Region and account: the gate waits while any of them is busy (stage-revert may still be deleting a
+placeholder this execution's CREATE change set would need), then removes earlier executions' change sets
+from each. It does not use :func:`release_pipeline.review.remove_review`, which removes one execution's
+review: the gate does not know which of up to 2,000 earlier executions left change sets, so it lists each
+target's change sets once; and it deletes no placeholder, since this execution is about to make its own
+change set on it. A target that only an earlier map named is not reached: stage-revert removed its
+review when that execution failed.
 """
 
 from __future__ import annotations
@@ -23,15 +33,16 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
-from release_pipeline import parameter_sets, stacks
-from release_pipeline.config import FromEnv, ProductionStacks, production_stacks, text
-from release_pipeline.errors import PipelineError
+from release_pipeline import parameter_sets, review, stacks
+from release_pipeline.config import FromEnv, ProductionStacks, optional_text, production_stacks, text
+from release_pipeline.errors import ConfigurationError, PipelineError
 from release_pipeline.jobs import JobResult
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
     from mypy_boto3_codepipeline import CodePipelineClient
     from mypy_boto3_codepipeline.type_defs import PipelineExecutionSummaryTypeDef as ExecutionSummaryTypeDef
+    from mypy_boto3_s3 import S3Client
 
 
 @dataclass(frozen=True)
@@ -45,6 +56,8 @@ class ExecutionGateConfig(FromEnv):
     stage_stack_name: str = text("STAGE_STACK_NAME")
     stacks: ProductionStacks = production_stacks()
     change_set_prefix: str = text("CHANGE_SET_PREFIX")
+    # The deployment map's path in the application repository. Empty: the two production stacks only.
+    deployment_map_path: str = optional_text("DEPLOYMENT_MAP_PATH")
 
 
 RUNNING = frozenset({"InProgress", "Stopping"})
@@ -90,9 +103,12 @@ def wait_for_turn(
     config: ExecutionGateConfig,
     execution_id: str,
     polls: int,
+    s3: S3Client | None = None,
+    reach: review.Reach | None = None,
 ) -> JobResult:
     """``polls``: how many times this job has been invoked before (0 on the first invocation, whose token
-    is absent; each continuation carries the count on)."""
+    is absent; each continuation carries the count on). ``s3`` (to read the execution's source) and
+    ``reach`` (to reach the map's targets) are needed only when DEPLOYMENT_MAP_PATH is set."""
     if polls == 0:
         # First invocation: a parameter set that is not a JSON object of strings fails here, by name,
         # before CheckChanges makes a change set from it.
@@ -105,12 +121,12 @@ def wait_for_turn(
         return JobResult.keep_waiting(
             next_token, f"Waiting (check {polls + 1}) for earlier execution(s) to finish: {shown}"
         )
+    places = production_places(cloudformation_for, config)
+    if config.deployment_map_path:
+        places = with_map_targets(places, pipeline, s3, reach, config, execution_id)
     primary = cloudformation_for(config.stacks.regions.primary)
     checked = [(primary, stacks.describe(primary, config.stage_stack_name, config.stacks.regions.primary))]
-    checked += [
-        (cloudformation_for(region), stacks.describe(cloudformation_for(region), stack, region))
-        for _, region, stack in config.stacks.targets()
-    ]
+    checked += [(cfn, stacks.describe(cfn, stack, region)) for cfn, region, stack in places.values()]
     for cfn, state in checked:
         if state.status is not None and stacks.is_busy(state.status):
             # A revert may still be changing the stage stack, or returning a Region to the release.
@@ -125,11 +141,53 @@ def wait_for_turn(
                 "events name the resource), update it to the release by hand, then retry this stage"
             )
     removed = sum(
-        remove_earlier_change_sets(cloudformation_for(region), stack, config.change_set_prefix, executions.keep)
-        for _, region, stack in config.stacks.targets()
+        remove_earlier_change_sets(cfn, stack, config.change_set_prefix, executions.keep)
+        for cfn, _, stack in places.values()
     )
     cleaned = f"; removed {removed} change set(s) earlier executions left" if removed else ""
     return JobResult(summary=f"No earlier execution in progress: checking this change{cleaned}")
+
+
+# A stack as the gate reaches it: its account's deploy role (None at home), Region and name.
+Place = tuple[str | None, str, str]
+
+
+def production_places(
+    cloudformation_for: Callable[[str], CloudFormationClient], config: ExecutionGateConfig
+) -> dict[Place, tuple[CloudFormationClient, str, str]]:
+    """The two production stacks, each with its client, Region and name."""
+    targets = config.stacks.targets()
+    return {(None, region, stack): (cloudformation_for(region), region, stack) for _, region, stack in targets}
+
+
+def with_map_targets(
+    places: dict[Place, tuple[CloudFormationClient, str, str]],
+    pipeline: CodePipelineClient,
+    s3: S3Client | None,
+    reach: review.Reach | None,
+    config: ExecutionGateConfig,
+    execution_id: str,
+) -> dict[Place, tuple[CloudFormationClient, str, str]]:
+    """``places`` and every target of the map in this execution's source, each stack once."""
+    if s3 is None or reach is None:
+        raise ConfigurationError("DEPLOYMENT_MAP_PATH is set, but the gate was given no way to read the map's targets")
+    targets = review.reviewed_targets(
+        pipeline,
+        s3,
+        reach,
+        pipeline_name=config.pipeline_name,
+        execution_id=execution_id,
+        map_path=config.deployment_map_path,
+        production=config.stacks,
+        home_execution_role_arn=None,  # the gate deletes no stack
+    )
+    found = dict(places)
+    for target in targets:
+        place = (target.deploy_role_arn, target.region, target.stack_name)
+        if place not in found:
+            cfn = reach.cloudformation_for(target.region, target.deploy_role_arn)
+            found[place] = (cfn, target.region, target.stack_name)
+    return found
 
 
 def remove_earlier_change_sets(cfn: CloudFormationClient, stack: str, prefix: str, keep: frozenset[str]) -> int:

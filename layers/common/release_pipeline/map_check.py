@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from release_pipeline import artifacts, deployment_map
+from release_pipeline import artifacts, deployment_map, rollout
 from release_pipeline.config import FromEnv, text
 from release_pipeline.deployment_map import DeploymentMap, DeploymentMapError
 from release_pipeline.errors import ArtifactError, BadInputError
@@ -44,17 +44,15 @@ def read_map(archive: artifacts.Archive, path: str, *, default_stack_name: str, 
     A map file that is not in the archive is an :class:`ArtifactError`; a map with problems is a
     :class:`BadInputError` (a job failure) listing them (:func:`problems_message`).
     """
-    raw = archive.text(path)
-    if raw is None:
+    try:
+        found = rollout.read_map(archive, path, default_stack_name=default_stack_name, home_account=home_account)
+    except DeploymentMapError as error:
+        raise BadInputError(problems_message(path, error)) from None
+    if found is None:
         raise ArtifactError(
             f"The {PATH_PARAMETER} parameter names {shorten(path, 200)!r}, a file that is not in the {archive.what}"
         )
-    try:
-        return deployment_map.parse(
-            raw, read_file=archive.text, default_stack_name=default_stack_name, home_account=home_account
-        )
-    except DeploymentMapError as error:
-        raise BadInputError(problems_message(path, error)) from None
+    return found
 
 
 def problems_message(path: str, error: DeploymentMapError) -> str:

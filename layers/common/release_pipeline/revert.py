@@ -9,9 +9,12 @@ Production is touched only where AWS leaves it unusable or the Regions out of st
 - when a deploy stage fails after an earlier one succeeded in the same execution, the earlier Regions
   return to the last release (they ran an approved change; now every Region runs one version), and the
   topic is told what each Region runs.
-The execution's reviewed change sets and a first release's REVIEW_IN_PROGRESS placeholders are kept, so
-that Retry of the failed stage deploys exactly what was reviewed; the execution gate removes them once
-a later execution has passed it.
+Without a deployment map (DEPLOYMENT_MAP_PATH empty), the execution's reviewed change sets and a first
+release's REVIEW_IN_PROGRESS placeholders are kept, so that Retry of the failed stage deploys exactly what
+was reviewed; the execution gate removes them once a later execution has passed it. With a map, nothing of
+the review is left behind: the execution's change set goes from every target of the map it reviewed, and
+each placeholder that holds nothing else with it (:mod:`release_pipeline.review`). A Retry then has no
+reviewed change set to deploy and fails without touching a stack: a new execution makes a new review.
 
 Every step is idempotent: EventBridge delivers at least once, and a second call finds nothing to do.
 Each stack operation carries a ClientRequestToken named for the execution, so a duplicate delivery that
@@ -33,9 +36,24 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes.event_bridge_event import EventBridgeEvent
 from botocore.exceptions import ClientError
 
-from release_pipeline import artifacts, notifications, releases, stacks
-from release_pipeline.config import FromEnv, ProductionStacks, flag, names, pairs, production_stacks, text
-from release_pipeline.errors import ArtifactError, ReleaseRecordError, StackBusyError, StackStuckError
+from release_pipeline import artifacts, notifications, releases, review, stacks
+from release_pipeline.config import (
+    FromEnv,
+    ProductionStacks,
+    flag,
+    names,
+    optional_text,
+    pairs,
+    production_stacks,
+    text,
+)
+from release_pipeline.errors import (
+    ArtifactError,
+    ConfigurationError,
+    ReleaseRecordError,
+    StackBusyError,
+    StackStuckError,
+)
 from release_pipeline.values import S3Location
 
 if TYPE_CHECKING:
@@ -64,6 +82,8 @@ class StageRevertConfig(FromEnv):
     watched_stages: tuple[str, ...] = names("WATCHED_STAGES")
     deploy_roles: dict[str, str] = pairs("DEPLOY_STAGES", ("primary", "secondary"))
     topic_arn: str = text("TOPIC_ARN")
+    # The deployment map's path in the application repository. Empty: the two production stacks only.
+    deployment_map_path: str = optional_text("DEPLOYMENT_MAP_PATH")
 
     @property
     def deploy_stages(self) -> tuple[str, ...]:
@@ -153,9 +173,11 @@ def revert_stage(
     ssm: SSMClient,
     s3: S3Client,
     sns: SNSClient,
+    reach: review.Reach | None = None,
 ) -> RevertOutcome:
     """Revert after ``event``. Every step runs even when an earlier one fails; the first error is then
-    raised, so the event is retried (and in the end kept in the dead-letter queue)."""
+    raised, so the event is retried (and in the end kept in the dead-letter queue). ``reach`` reaches a
+    deployment map's targets; it is needed only when DEPLOYMENT_MAP_PATH is set."""
     reason = ignore_reason(event, config)
     if reason is not None or event is None:
         return RevertOutcome(ignored=reason)
@@ -182,6 +204,15 @@ def revert_stage(
         outcome.actions.append(done)
         return done
 
+    def steps(action: Callable[..., list[str]], *args: Any) -> None:
+        """A step that reports one line per target; on failure, every target's line is in the error's notes."""
+        try:
+            outcome.actions.extend(action(*args))
+        except Exception as error:  # every step runs; the first error is raised below
+            logger.exception("Revert step failed")
+            outcome.actions.extend(getattr(error, "__notes__", None) or [f"failed: {error}"])
+            errors.append(error)
+
     owner = latest.get(config.stage_name, (None, None))[0]
     if owner == event.execution_id:
         step(restore_stage_stack, cloudformation_for(config.stacks.regions.primary), release, s3, config, token)
@@ -190,9 +221,9 @@ def revert_stage(
             f"stage stack {config.stage_stack_name} left as it is: execution {owner} has reached "
             f"the {config.stage_name} stage since"
         )
-    # The execution's reviewed change sets (and a first release's placeholders) are kept, so that a
-    # Retry of the failed stage deploys exactly what was reviewed; the execution gate removes them once
-    # a later execution has passed it.
+    # Without a map, the execution's reviewed change sets (and a first release's placeholders) are kept,
+    # so that a Retry of the failed stage deploys exactly what was reviewed; the execution gate removes
+    # them once a later execution has passed it. With a map, remove_execution_review removes them below.
     for role, region, stack in config.stacks.targets():
         step(remove_failed_creation, cloudformation_for(region), role, region, stack, config, token)
     returned: dict[str, str] = {}
@@ -205,6 +236,8 @@ def revert_stage(
         change_set = f"{config.change_set_prefix}{event.execution_id}"
         for _, region, stack in config.stacks.targets():
             step(remove_change_set, cloudformation_for(region), stack, region, change_set)
+    if config.deployment_map_path:
+        steps(remove_execution_review, pipeline, s3, reach, event, config)
     if event.stage in config.deploy_stages and event.state == "FAILED":
         step(report_regions, sns, cloudformation_for, release, event, config, returned)
     if errors:
@@ -348,7 +381,9 @@ def remove_failed_creation(
     if state.status == "DELETE_IN_PROGRESS":
         return f"{role} stack {stack} in {region} is already being deleted"
     if state.status not in stacks.FAILED_CREATION:
-        kept = " (its reviewed change sets are kept for a retry)" if state.status == stacks.PLACEHOLDER else ""
+        kept = ""
+        if state.status == stacks.PLACEHOLDER and not config.deployment_map_path:
+            kept = " (its reviewed change sets are kept for a retry)"
         return f"{role} stack {stack} in {region} left as it is ({state.status}){kept}"
     start_delete(cfn, stack, config, token)
     return f"removing {role} stack {stack} in {region}: its first creation failed ({state.status}), never released"
@@ -422,6 +457,30 @@ def return_to_release(
             "update it by hand"
         )
     return f"returning {role} stack {stack} in {region} to release {record.execution_id} ({after.status})"
+
+
+def remove_execution_review(
+    pipeline: CodePipelineClient,
+    s3: S3Client,
+    reach: review.Reach | None,
+    event: StageEvent,
+    config: StageRevertConfig,
+) -> list[str]:
+    """With a deployment map: remove the execution's change set from every target of the map it reviewed
+    (read from its own source artifact), and every placeholder that holds nothing else."""
+    if reach is None:
+        raise ConfigurationError("DEPLOYMENT_MAP_PATH is set, but stage-revert was given no way to reach the targets")
+    targets = review.reviewed_targets(
+        pipeline,
+        s3,
+        reach,
+        pipeline_name=config.pipeline_name,
+        execution_id=event.execution_id,
+        map_path=config.deployment_map_path,
+        production=config.stacks,
+        home_execution_role_arn=config.cloudformation_role_arn,
+    )
+    return review.remove_review(targets, event.execution_id, reach.cloudformation_for, config.change_set_prefix)
 
 
 def remove_change_set(cfn: CloudFormationClient, stack: str, region: str, change_set: str) -> str:

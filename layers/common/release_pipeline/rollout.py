@@ -325,13 +325,8 @@ def released_map(
 ) -> deployment_map.DeploymentMap | None:
     """The deployment map the release went out with, ``None`` when its source has none at ``path``;
     :class:`ReleaseRecordError` when it cannot be read."""
-    raw_map = release.archive.text(path)
-    if raw_map is None:
-        return None
     try:
-        return deployment_map.parse(
-            raw_map, read_file=release.archive.text, default_stack_name=default_stack_name, home_account=home_account
-        )
+        return read_map(release.archive, path, default_stack_name=default_stack_name, home_account=home_account)
     except ConfigurationError as error:
         raise ReleaseRecordError(f"the deployment map of the {release.what} cannot be read: {error}") from None
 
@@ -349,6 +344,19 @@ def read_released_source(
     if found is None:
         raise ReleaseRecordError(f"the {release.what} has no deployment map at {config.deployment_map_path}")
     return ReleasedSource(release.record.execution_id, release.archive.read(config.template_path), found)
+
+
+def read_map(
+    archive: artifacts.Archive, path: str, *, default_stack_name: str, home_account: str
+) -> deployment_map.DeploymentMap | None:
+    """The deployment map at ``path`` in a source archive, its parameter files read from the same archive;
+    ``None`` when the archive has no file there. Raises :class:`DeploymentMapError` naming every problem."""
+    raw_map = archive.text(path)
+    if raw_map is None:
+        return None
+    return deployment_map.parse(
+        raw_map, read_file=archive.text, default_stack_name=default_stack_name, home_account=home_account
+    )
 
 
 def return_to_release(

@@ -13,9 +13,12 @@ import pytest
 import local_aws
 from local_aws import FakeLambdaContext
 from local_aws.cloudformation import ResolvedTemplate
+from release_pipeline import artifacts, clients
+from release_pipeline.values import S3Location
+from tests.support.action_executions import serve_source_action
 from tests.support.events import continuation_of, load_event
 from tests.support.jobs import run_job
-from tests.support.solution import apply_environment, create_pipeline, resolved
+from tests.support.solution import ARTIFACT_BUCKET, apply_environment, create_pipeline, resolved
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
 PIPELINE = resolved().resource("Pipeline")["Properties"]["Name"]
@@ -331,3 +334,48 @@ def test_a_return_to_the_release_that_was_rolled_back_fails_the_next_change_nami
     local_aws.fail_resource(APP, SECONDARY, "Topic", "limit", account_id=ACCOUNT)
     cfn.update_stack(StackName=APP, TemplateBody=CHANGED_TEMPLATE, ClientRequestToken="pipeline-deploy")
     assert run(gate_event(again), lambda_context).status == "Succeeded"
+
+
+# ------------------------------------------------------------------------------- with a deployment map
+
+OTHER_ACCOUNT = "222233334444"
+SOURCE = S3Location(ARTIFACT_BUCKET, "pipeline-release/SourceOutp/Gh7")
+DEPLOYMENT_MAP = {
+    "Waves": [
+        {"Name": "canary", "Targets": [{"Region": "ap-southeast-2", "Account": OTHER_ACCOUNT, "ParameterFile": "p"}]},
+        {"Name": "home", "Targets": [{"Region": REGION, "ParameterFile": "p"}]},
+    ]
+}
+
+
+def in_other_account(region: str) -> Any:
+    role = f"arn:aws:iam::{OTHER_ACCOUNT}:role/multi-region-deploy-{ACCOUNT}"
+    return clients.cloudformation_for_targets(REGION, "test")(region, role)
+
+
+@pytest.mark.usefixtures("env")
+def test_with_a_map_passing_the_gate_removes_earlier_change_sets_from_every_target(
+    lambda_context: FakeLambdaContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GIVEN DEPLOYMENT_MAP_PATH and a map with a target in another account and Region, where a rejected
+    execution left its change set WHEN the next execution passes the gate THEN it is removed there too."""
+    rejected, mine = executions("Failed", "InProgress")
+    monkeypatch.setenv("DEPLOYMENT_MAP_PATH", "deploy/map.json")
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket=ARTIFACT_BUCKET)
+    files = {"deploy/map.json": json.dumps(DEPLOYMENT_MAP).encode(), "p": b"{}"}
+    s3.put_object(Bucket=SOURCE.bucket, Key=SOURCE.key, Body=artifacts.build_zip(files))
+    requests = serve_source_action(monkeypatch, {mine: SOURCE})
+    far = in_other_account("ap-southeast-2")
+    far.create_stack(StackName=APP, TemplateBody=APP_TEMPLATE)
+    far.create_change_set(StackName=APP, ChangeSetName=f"pipeline-{rejected}", TemplateBody=CHANGED_TEMPLATE)
+    boto3.client("cloudformation", region_name=REGION).create_stack(StackName=APP, TemplateBody=APP_TEMPLATE)
+    review(REGION, rejected)
+
+    result = run(gate_event(mine), lambda_context)
+
+    assert result.status == "Succeeded"
+    assert "removed 2 change set(s)" in (result.execution_details or {})["summary"]
+    assert far.list_change_sets(StackName=APP)["Summaries"] == []
+    assert change_sets_on(REGION) == []
+    assert requests == [{"pipelineExecutionId": mine}]

@@ -13,8 +13,10 @@ from moto.core.models import DEFAULT_ACCOUNT_ID
 
 import local_aws
 from local_aws import FakeLambdaContext
-from release_pipeline import artifacts, clients, releases
+from release_pipeline import artifacts, clients, releases, rollout
 from release_pipeline.errors import ConfigurationError, ReleaseRecordError, StackBusyError, StackStuckError
+from release_pipeline.values import S3Location
+from tests.support.action_executions import serve_source_action
 from tests.support.events import load_event, load_function
 from tests.support.notifications import Inbox
 from tests.support.solution import REQUIRED_PARAMETERS, apply_environment, release_record, resolved
@@ -921,3 +923,245 @@ def test_the_release_record_is_read_once_however_many_steps_need_it(
     assert template_of(STAGE_STACK) == json.loads(RELEASED_TEMPLATE)
     assert template_of(APP, SECONDARY) == json.loads(RELEASED_TEMPLATE)
     assert calls.count(("ssm", "GetParameter")) == 1
+
+
+# ------------------------------------------------------------------------- with a deployment map
+
+
+OTHER_ACCOUNT = "222233334444"
+MAP_PATH = "deploy/map.json"
+SOURCE = S3Location(BUCKET, "release-pipeline/SourceOutp/Xy12AbC")
+# Three Regions, two accounts: the primary Region at home, the secondary at home and abroad, a third abroad.
+DEPLOYMENT_MAP = {
+    "Waves": [
+        {
+            "Name": "canary",
+            "Targets": [{"Region": "ap-southeast-2", "Account": OTHER_ACCOUNT, "ParameterFile": "prod.json"}],
+        },
+        {
+            "Name": "europe",
+            "MaxConcurrency": 2,
+            "Targets": [
+                {"Region": SECONDARY, "ParameterFile": "prod.json"},
+                {"Region": SECONDARY, "Account": OTHER_ACCOUNT, "ParameterFile": "prod.json"},
+            ],
+        },
+        {"Name": "home", "Targets": [{"Region": PRIMARY, "ParameterFile": "prod.json"}]},
+    ]
+}
+MAP_PLACES = [
+    (OTHER_ACCOUNT, "ap-southeast-2"),
+    (DEFAULT_ACCOUNT_ID, SECONDARY),
+    (OTHER_ACCOUNT, SECONDARY),
+    (DEFAULT_ACCOUNT_ID, PRIMARY),
+]
+
+
+def in_account(account: str, region: str) -> CloudFormationClient:
+    """A CloudFormation client in ``account`` (another account through the deploy role stage-revert uses)."""
+    if account == DEFAULT_ACCOUNT_ID:
+        return cfn(region)
+    role = rollout.target_roles(account, DEFAULT_ACCOUNT_ID, "aws", ROLE_ARN)[0]
+    return clients.cloudformation_for_targets(PRIMARY, "test")(region, role)
+
+
+def account_state(account: str, region: str) -> Any:
+    """The application stack's status, template, resources and change sets in ``account``; None if none."""
+    client = in_account(account, region)
+    try:
+        found = client.describe_stacks(StackName=APP)["Stacks"][0]
+    except ClientError as error:
+        if "does not exist" not in str(error):
+            raise
+        return None
+    body = client.get_template(StackName=APP)["TemplateBody"]
+    resources = client.list_stack_resources(StackName=APP)["StackResourceSummaries"]
+    change_sets = client.list_change_sets(StackName=APP)["Summaries"]
+    return (
+        found["StackStatus"],
+        json.loads(body) if isinstance(body, str) else body,
+        sorted(r["LogicalResourceId"] for r in resources),
+        sorted((s["ChangeSetName"], s["ExecutionStatus"]) for s in change_sets),
+    )
+
+
+def map_snapshot() -> dict[tuple[str, str], Any]:
+    return {place: account_state(*place) for place in MAP_PLACES}
+
+
+def reviewed_in(account: str, region: str, name: str = THIS_CHANGE_SET, change_set_type: str = "UPDATE") -> None:
+    in_account(account, region).create_change_set(
+        StackName=APP,
+        ChangeSetName=name,
+        ChangeSetType=change_set_type,  # type: ignore[arg-type]
+        TemplateBody=NEW_TEMPLATE,
+        Parameters=env("prod"),
+    )
+
+
+def deployed_in(account: str, region: str) -> None:
+    in_account(account, region).create_stack(StackName=APP, TemplateBody=RELEASED_TEMPLATE, Parameters=env("prod"))
+
+
+@pytest.fixture
+def with_map(monkeypatch: pytest.MonkeyPatch) -> Callable[..., list[dict[str, Any]]]:
+    """DEPLOYMENT_MAP_PATH set (call after ``environment``) and this execution's source artifact, holding
+    ``files``, where its Source action put it; returns the ListActionExecutions requests."""
+
+    def apply(files: dict[str, str] | None = None) -> list[dict[str, Any]]:
+        monkeypatch.setenv("DEPLOYMENT_MAP_PATH", MAP_PATH)
+        if files is None:
+            files = {MAP_PATH: json.dumps(DEPLOYMENT_MAP), "prod.json": '{"Env": "prod"}'}
+        s3 = boto3.client("s3", region_name=PRIMARY)
+        if BUCKET not in {bucket["Name"] for bucket in s3.list_buckets()["Buckets"]}:
+            s3.create_bucket(Bucket=BUCKET)
+        body = artifacts.build_zip({TEMPLATE_PATH: NEW_TEMPLATE.encode()} | {k: v.encode() for k, v in files.items()})
+        s3.put_object(Bucket=SOURCE.bucket, Key=SOURCE.key, Body=body)
+        return serve_source_action(monkeypatch, {EXECUTION: SOURCE})
+
+    return apply
+
+
+def reviewed_everywhere() -> None:
+    """CheckChanges made this execution's change set in every target of the map: a first release in the
+    secondary Region at home and in the other account's secondary Region (placeholders holding only it);
+    updates of stacks that run the release elsewhere, one holding an older execution's change set too."""
+    deployed_in(OTHER_ACCOUNT, "ap-southeast-2")
+    reviewed_in(OTHER_ACCOUNT, "ap-southeast-2")
+    reviewed_in(DEFAULT_ACCOUNT_ID, SECONDARY, change_set_type="CREATE")
+    reviewed_in(OTHER_ACCOUNT, SECONDARY, change_set_type="CREATE")
+    deployed_in(DEFAULT_ACCOUNT_ID, PRIMARY)
+    reviewed_in(DEFAULT_ACCOUNT_ID, PRIMARY)
+    reviewed_in(DEFAULT_ACCOUNT_ID, PRIMARY, OTHER_CHANGE_SET)
+
+
+@pytest.mark.parametrize("mode", [DELETE, RETAIN])
+@pytest.mark.parametrize("case", FAILURE_EVENTS)
+def test_with_a_map_a_rejection_leaves_no_review_in_any_target(
+    environment: Callable[[str], None],
+    with_map: Callable[..., list[dict[str, Any]]],
+    lambda_context: FakeLambdaContext,
+    mode: str,
+    case: str,
+) -> None:
+    """GIVEN a map of three Regions and two accounts WHEN the Stage is rejected or stopped THEN no target
+    holds the execution's change set, its placeholders are gone, and stacks that run anything are untouched."""
+    environment(mode)
+    requests = with_map()
+    deploy(STAGE_STACK, template=NEW_TEMPLATE, value="stage")
+    reviewed_everywhere()
+    before = map_snapshot()
+
+    result = revert(case, lambda_context)
+
+    assert status(STAGE_STACK) is None
+    assert requests == [{"pipelineExecutionId": EXECUTION}]
+    assert account_state(DEFAULT_ACCOUNT_ID, SECONDARY) is None
+    assert account_state(OTHER_ACCOUNT, SECONDARY) is None
+    for place in [(OTHER_ACCOUNT, "ap-southeast-2"), (DEFAULT_ACCOUNT_ID, PRIMARY)]:
+        after = account_state(*place)
+        assert after[:3] == before[place][:3]
+        assert after[2] == ["Queue"]
+        assert THIS_CHANGE_SET not in [name for name, _ in after[3]]
+    assert change_sets_of(APP, PRIMARY) == [OTHER_CHANGE_SET]  # another execution's, for the gate
+    removed = [action for action in result["actions"] if "placeholder" in action]
+    assert removed == [
+        f"{DEFAULT_ACCOUNT_ID}/{SECONDARY}/{APP}: removing placeholder {APP} (REVIEW_IN_PROGRESS, it held only "
+        f"change set {THIS_CHANGE_SET})",
+        f"{OTHER_ACCOUNT}/{SECONDARY}/{APP}: removing placeholder {APP} (REVIEW_IN_PROGRESS, it held only "
+        f"change set {THIS_CHANGE_SET})",
+    ]
+    assert not any("kept for a retry" in action for action in result["actions"])
+
+
+def test_with_a_map_a_second_delivery_changes_nothing_and_says_so(
+    environment: Callable[[str], None],
+    with_map: Callable[..., list[dict[str, Any]]],
+    lambda_context: FakeLambdaContext,
+) -> None:
+    environment(DELETE)
+    with_map()
+    deploy(STAGE_STACK, template=NEW_TEMPLATE, value="stage")
+    reviewed_everywhere()
+    revert("stage-failed", lambda_context)
+    after_first = map_snapshot(), snapshot()
+
+    result = revert("stage-failed", lambda_context)
+
+    assert (map_snapshot(), snapshot()) == after_first
+    per_target = [action for action in result["actions"] if action.count("/") >= 2]
+    assert len(per_target) == len(MAP_PLACES)
+    assert all("already gone" in action for action in per_target)
+
+
+def test_with_a_map_a_change_set_the_rollout_executed_is_never_deleted(
+    environment: Callable[[str], None],
+    with_map: Callable[..., list[dict[str, Any]]],
+    lambda_context: FakeLambdaContext,
+    topic: Callable[[], Inbox],
+) -> None:
+    """GIVEN the rollout executed the first wave's change set, then failed and went back (the state machine
+    reports the later targets UNTOUCHED) THEN the executed change set and its stack stay as they are, and
+    the change sets never executed go with the placeholders that held them."""
+    environment(DELETE)
+    topic()
+    with_map()
+    reviewed_everywhere()
+    in_account(OTHER_ACCOUNT, "ap-southeast-2").execute_change_set(StackName=APP, ChangeSetName=THIS_CHANGE_SET)
+    executed = account_state(OTHER_ACCOUNT, "ap-southeast-2")
+    assert executed[0] == "UPDATE_COMPLETE"
+
+    result = load_function("stage-revert").lambda_handler(deploy_failed("DeploySecondary"), lambda_context)
+
+    assert account_state(OTHER_ACCOUNT, "ap-southeast-2") == executed
+    assert (THIS_CHANGE_SET, "EXECUTE_COMPLETE") in executed[3]
+    assert any(
+        action.startswith(f"{OTHER_ACCOUNT}/ap-southeast-2/{APP}: left: change set {THIS_CHANGE_SET} was executed")
+        for action in result["actions"]
+    )
+    assert account_state(DEFAULT_ACCOUNT_ID, SECONDARY) is None
+    assert account_state(OTHER_ACCOUNT, SECONDARY) is None
+    assert change_sets_of(APP, PRIMARY) == [OTHER_CHANGE_SET]
+
+
+@pytest.mark.parametrize("mode", [DELETE, RETAIN])
+def test_with_a_map_setting_and_no_map_in_the_source_both_production_reviews_go(
+    environment: Callable[[str], None],
+    with_map: Callable[..., list[dict[str, Any]]],
+    lambda_context: FakeLambdaContext,
+    mode: str,
+) -> None:
+    """GIVEN DEPLOYMENT_MAP_PATH is set but the execution's source has no map: its targets are the two
+    production stacks WHEN a first release is rejected THEN both placeholders go, with the change sets."""
+    environment(mode)
+    with_map({"README.md": "no map here"})
+    deploy(STAGE_STACK, template=NEW_TEMPLATE, value="stage")
+    change_set(APP, PRIMARY, THIS_CHANGE_SET, "CREATE")
+    change_set(APP, SECONDARY, THIS_CHANGE_SET, "CREATE")
+
+    result = revert("stage-failed", lambda_context)
+
+    assert status(APP, PRIMARY) is None
+    assert status(APP, SECONDARY) is None
+    assert status(STAGE_STACK) is None
+    assert f"{DEFAULT_ACCOUNT_ID}/{SECONDARY}/{APP}: removing placeholder {APP}" in result["actions"][-2]
+    assert f"{DEFAULT_ACCOUNT_ID}/{PRIMARY}/{APP}: removing placeholder {APP}" in result["actions"][-1]
+
+
+def test_with_a_map_a_busy_target_is_retried_and_the_others_are_cleaned(
+    environment: Callable[[str], None],
+    with_map: Callable[..., list[dict[str, Any]]],
+    lambda_context: FakeLambdaContext,
+) -> None:
+    environment(DELETE)
+    with_map()
+    deploy(STAGE_STACK, template=NEW_TEMPLATE, value="stage")
+    reviewed_everywhere()
+    local_aws.set_stack_status(APP, "ap-southeast-2", "UPDATE_IN_PROGRESS", account_id=OTHER_ACCOUNT)
+
+    with pytest.raises(StackBusyError, match="UPDATE_IN_PROGRESS"):
+        revert("stage-failed", lambda_context)
+
+    assert status(STAGE_STACK) is None
+    assert account_state(DEFAULT_ACCOUNT_ID, SECONDARY) is None
+    assert THIS_CHANGE_SET in [name for name, _ in account_state(OTHER_ACCOUNT, "ap-southeast-2")[3]]

@@ -353,3 +353,16 @@ def test_a_deploy_stage_without_a_known_stack_is_a_configuration_error(value: st
 
     assert "DEPLOY_STAGES" in message
     assert repr(value.strip()) in message
+
+
+@pytest.mark.parametrize("value", [None, "", "   "])
+def test_an_unset_or_empty_deployment_map_path_leaves_the_map_off(value: str | None) -> None:
+    config = StageRevertConfig.from_env(environ(StageRevertConfig, DEPLOYMENT_MAP_PATH=value))
+
+    assert config.deployment_map_path == ""
+
+
+def test_a_deployment_map_path_is_read_as_written() -> None:
+    config = StageRevertConfig.from_env(environ(StageRevertConfig, DEPLOYMENT_MAP_PATH=" deploy/map.json "))
+
+    assert config.deployment_map_path == "deploy/map.json"

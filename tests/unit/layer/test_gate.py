@@ -12,10 +12,13 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from release_pipeline import gate
+import local_aws
+from release_pipeline import artifacts, clients, gate, review
 from release_pipeline.errors import ConfigurationError, PipelineError
 from release_pipeline.gate import ExecutionGateConfig
 from release_pipeline.jobs import JobResult
+from release_pipeline.values import S3Location
+from tests.support.action_executions import source_action
 from tests.unit.layer.test_config import environ
 
 if TYPE_CHECKING:
@@ -375,3 +378,135 @@ def test_a_change_set_gone_meanwhile_is_not_counted(secondary: tuple[CloudFormat
 
 def test_a_stack_that_does_not_exist_has_nothing_to_remove(aws: None) -> None:
     assert gate.remove_earlier_change_sets(cfn(SECONDARY), STACK, PREFIX, frozenset({ME})) == 0
+
+
+# ------------------------------------------------------------------------------- with a deployment map
+
+
+OTHER_ACCOUNT = "222233334444"
+MAP_CONFIG = ExecutionGateConfig.from_env(environ(ExecutionGateConfig, DEPLOYMENT_MAP_PATH="deploy/map.json"))
+SOURCE = S3Location("release-pipeline-artifacts", "pipeline-release/SourceOutp/Zz9")
+# Three Regions, two accounts; the primary Region's target is the primary production stack.
+DEPLOYMENT_MAP = {
+    "Waves": [
+        {"Name": "canary", "Targets": [{"Region": "ap-southeast-2", "Account": OTHER_ACCOUNT, "ParameterFile": "p"}]},
+        {"Name": "europe", "Targets": [{"Region": SECONDARY, "Account": OTHER_ACCOUNT, "ParameterFile": "p"}]},
+        {"Name": "home", "Targets": [{"Region": PRIMARY, "ParameterFile": "p"}]},
+    ]
+}
+
+
+def other_account(region: str) -> CloudFormationClient:
+    """A client in the other account, through the deploy role the gate assumes there."""
+    role = f"arn:aws:iam::{OTHER_ACCOUNT}:role/multi-region-deploy-123456789012"
+    return clients.cloudformation_for_targets(PRIMARY, "test")(region, role)
+
+
+def map_in_source() -> None:
+    s3 = boto3.client("s3", region_name=PRIMARY)
+    s3.create_bucket(Bucket=SOURCE.bucket)
+    files = {"deploy/map.json": json.dumps(DEPLOYMENT_MAP).encode(), "p": b"{}", "app/template.yaml": b"{}"}
+    s3.put_object(Bucket=SOURCE.bucket, Key=SOURCE.key, Body=artifacts.build_zip(files))
+
+
+def turn_comes(stubber: Stubber) -> None:
+    """No earlier execution runs; this one's Source action put the source (with the map) in SOURCE."""
+    stubber.add_response(
+        "list_pipeline_executions",
+        listing(
+            execution(EARLIER_DONE, "Succeeded", 0),
+            execution(EARLIER_FAILED, "Failed", 1),
+            execution(ME, "InProgress", 5),
+            execution(LATER, "InProgress", 9),
+        ),
+    )
+    stubber.add_response(
+        "list_action_executions",
+        {"actionExecutionDetails": [source_action(ME, SOURCE)]},
+        {"pipelineName": PIPELINE, "filter": {"pipelineExecutionId": ME}},
+    )
+
+
+def wait_with_map(client: CodePipelineClient) -> JobResult:
+    reach = review.Reach(
+        cloudformation_for=clients.cloudformation_for_targets(PRIMARY, "test"), account="123456789012", partition="aws"
+    )
+    return gate.wait_for_turn(
+        pipeline=client,
+        cloudformation_for=moto_regions,
+        config=MAP_CONFIG,
+        execution_id=ME,
+        polls=1,
+        s3=boto3.client("s3", region_name=PRIMARY),
+        reach=reach,
+    )
+
+
+def other_change_sets(region: str) -> set[str]:
+    return {s["ChangeSetName"] for s in other_account(region).list_change_sets(StackName=STACK)["Summaries"]}
+
+
+def test_with_a_map_its_turn_removes_earlier_executions_change_sets_from_every_target(
+    aws: None, pipeline: tuple[CodePipelineClient, Stubber]
+) -> None:
+    """GIVEN earlier, finished executions left change sets in targets in three Regions and two accounts,
+    and one left a placeholder THEN each loses them, this, running and later executions' change sets stay,
+    and the placeholder stays for this execution's own change set."""
+    client, stubber = pipeline
+    deploy_all()
+    leave_change_sets(EARLIER_DONE, ME)
+    map_in_source()
+    far = other_account("ap-southeast-2")
+    far.create_stack(StackName=STACK, TemplateBody=APP)
+    for execution_id in (EARLIER_DONE, EARLIER_FAILED, ME, LATER):
+        far.create_change_set(StackName=STACK, ChangeSetName=PREFIX + execution_id, TemplateBody=CHANGED)
+    other_account(SECONDARY).create_change_set(
+        StackName=STACK, ChangeSetName=PREFIX + EARLIER_FAILED, TemplateBody=CHANGED, ChangeSetType="CREATE"
+    )
+    turn_comes(stubber)
+
+    result = wait_with_map(client)
+
+    assert result.continuation_token is None
+    # the primary stack once (a production stack and a target), the secondary, then the other account's
+    assert result.summary.endswith("removed 5 change set(s) earlier executions left")
+    assert change_sets(PRIMARY) == change_sets(SECONDARY) == {PREFIX + ME}
+    assert other_change_sets("ap-southeast-2") == {PREFIX + ME, PREFIX + LATER}
+    assert other_change_sets(SECONDARY) == set()
+    placeholder = other_account(SECONDARY).describe_stacks(StackName=STACK)["Stacks"][0]
+    assert placeholder["StackStatus"] == "REVIEW_IN_PROGRESS"
+
+
+def test_with_a_map_a_busy_target_is_waited_for_and_nothing_is_removed(
+    aws: None, pipeline: tuple[CodePipelineClient, Stubber]
+) -> None:
+    """GIVEN stage-revert is still deleting a placeholder in another account THEN the gate waits: this
+    execution's CREATE change set there would fail on a stack being deleted."""
+    client, stubber = pipeline
+    deploy_all()
+    leave_change_sets(EARLIER_DONE)
+    map_in_source()
+    other_account(SECONDARY).create_change_set(
+        StackName=STACK, ChangeSetName=PREFIX + EARLIER_FAILED, TemplateBody=CHANGED, ChangeSetType="CREATE"
+    )
+    local_aws.set_stack_status(STACK, SECONDARY, "DELETE_IN_PROGRESS", account_id=OTHER_ACCOUNT)
+    turn_comes(stubber)
+
+    result = wait_with_map(client)
+
+    assert json.loads(result.continuation_token or "null") == {"polls": 2}
+    assert result.summary == f"Waiting (check 2) for stack {STACK} in {SECONDARY} (DELETE_IN_PROGRESS) to settle"
+    assert change_sets(PRIMARY) == {PREFIX + EARLIER_DONE}
+    assert other_change_sets(SECONDARY) == {PREFIX + EARLIER_FAILED}
+
+
+def test_with_a_map_and_no_way_to_reach_the_targets_the_gate_fails_by_name(
+    pipeline: tuple[CodePipelineClient, Stubber],
+) -> None:
+    client, stubber = pipeline
+    stubber.add_response("list_pipeline_executions", listing(execution(ME, "InProgress", 5)))
+
+    with pytest.raises(ConfigurationError, match="DEPLOYMENT_MAP_PATH is set"):
+        gate.wait_for_turn(
+            pipeline=client, cloudformation_for=moto_regions, config=MAP_CONFIG, execution_id=ME, polls=1
+        )

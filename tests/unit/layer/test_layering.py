@@ -24,6 +24,8 @@ ORDER = [
     "stacks",
     "releases",
     "rollout",
+    # an execution's review across a map's targets: used by the gate (a job module) and by stage-revert
+    "review",
     "jobs",
     "gate",
     "changes",
