@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from release_pipeline.changes import ChangeDetectionConfig
-from release_pipeline.config import ProductionStacks, Regions, home_region
+from release_pipeline.config import FromEnv, ProductionStacks, Regions, home_region, whole
 from release_pipeline.drift import DriftDetectionConfig
 from release_pipeline.errors import ConfigurationError
 from release_pipeline.gate import ExecutionGateConfig
@@ -284,3 +285,33 @@ def test_a_deploy_stage_without_a_known_stack_is_a_configuration_error(value: st
 
     assert "DEPLOY_STAGES" in message
     assert repr(value.strip()) in message
+
+
+# ------------------------------------------------------------------------------------------ numbers
+
+
+@dataclass(frozen=True)
+class Polling(FromEnv):
+    FUNCTION = "polling"
+
+    seconds: int = whole("POLL_SECONDS", 5, 300)
+
+
+@pytest.mark.parametrize(("value", "seconds"), [("5", 5), ("300", 300), (" 30 ", 30), ("060", 60)])
+def test_a_whole_number_is_read_within_its_bounds(value: str, seconds: int) -> None:
+    assert Polling.from_env({"POLL_SECONDS": value}).seconds == seconds
+
+
+@pytest.mark.parametrize("value", ["4", "301", "0", "-30", "+30", "30.0", "3e1", "thirty", "\u0663\u0660", "1" * 5000])
+def test_a_number_outside_its_bounds_or_not_whole_is_refused(value: str) -> None:
+    with pytest.raises(ConfigurationError) as error:
+        Polling.from_env({"POLL_SECONDS": value})
+
+    assert str(error.value) == (
+        f"polling configuration: POLL_SECONDS must be a whole number from 5 to 300, not {value.strip()[:40]!r}"
+    )
+
+
+def test_a_missing_number_is_refused_not_defaulted() -> None:
+    with pytest.raises(ConfigurationError, match=r"^polling configuration: POLL_SECONDS is not set$"):
+        Polling.from_env({})
