@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 import pytest
 
@@ -18,28 +17,25 @@ from tests.support.rollout import (
     HOME,
     OTHER,
     THREE_WAVES,
+    RolloutMachine,
     cfn,
     create_state_machine,
     executed_order,
     finish,
     release,
     start,
-    stop_running,
     value,
 )
 
-if TYPE_CHECKING:
-    from mypy_boto3_stepfunctions import SFNClient
-
 
 @pytest.fixture
-def sfn(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[SFNClient]:
+def machine(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[RolloutMachine]:
     """Every target of THREE_WAVES runs release 1 and holds a reviewed change set to release 2; the rollout
     state machine is ready to start."""
     release(THREE_WAVES, monkeypatch)
-    client = create_state_machine()
-    yield client
-    stop_running(client)
+    created = create_state_machine(monkeypatch)
+    yield created
+    created.stop_running()
 
 
 def releases() -> list[str]:
@@ -47,8 +43,9 @@ def releases() -> list[str]:
     return [value(cfn(t.region, t.account), t.stack) for t in THREE_WAVES.targets()]
 
 
-def test_the_waves_run_in_order_and_every_target_gets_its_reviewed_change(sfn: SFNClient) -> None:
-    execution = start(sfn)
+def test_the_waves_run_in_order_and_every_target_gets_its_reviewed_change(machine: RolloutMachine) -> None:
+    sfn = machine.sfn
+    execution = start(machine)
 
     described = finish(sfn, execution)
 
@@ -61,9 +58,10 @@ def test_the_waves_run_in_order_and_every_target_gets_its_reviewed_change(sfn: S
     assert releases() == ["2", "2", "2", "2"]
 
 
-def test_a_failed_target_in_the_last_wave_returns_the_earlier_waves_to_the_release(sfn: SFNClient) -> None:
+def test_a_failed_target_in_the_last_wave_returns_the_earlier_waves_to_the_release(machine: RolloutMachine) -> None:
+    sfn = machine.sfn
     local_aws.fail_resource("app", "us-east-1", "Setting", "Resource handler returned message: quota exceeded")
-    execution = start(sfn)
+    execution = start(machine)
 
     described = finish(sfn, execution)
 
@@ -80,12 +78,15 @@ def test_a_failed_target_in_the_last_wave_returns_the_earlier_waves_to_the_relea
     }
     assert releases() == ["1", "1", "1", "1"]
     other = cfn("us-east-2", OTHER).describe_stacks(StackName="app")["Stacks"][0]
-    assert {p["ParameterKey"]: p["ParameterValue"] for p in other["Parameters"]} == {"Name": "/other"}
+    assert {p["ParameterKey"]: p["ParameterValue"] for p in other["Parameters"]} == {
+        "Name": THREE_WAVES.names["p/other.json"]
+    }
 
 
-def test_a_failed_target_in_the_first_wave_leaves_later_waves_untouched(sfn: SFNClient) -> None:
+def test_a_failed_target_in_the_first_wave_leaves_later_waves_untouched(machine: RolloutMachine) -> None:
+    sfn = machine.sfn
     local_aws.fail_resource("app", "us-west-2", "Setting", "boom")
-    execution = start(sfn)
+    execution = start(machine)
 
     output = json.loads(finish(sfn, execution)["output"])
 
@@ -102,9 +103,10 @@ def test_a_failed_target_in_the_first_wave_leaves_later_waves_untouched(sfn: SFN
     )
 
 
-def test_a_return_that_fails_fails_the_execution_and_touches_nothing_else(sfn: SFNClient) -> None:
+def test_a_return_that_fails_fails_the_execution_and_touches_nothing_else(machine: RolloutMachine) -> None:
+    sfn = machine.sfn
     local_aws.fail_resource("app", "us-east-1", "Setting", "boom")  # the last wave fails
-    execution = start(sfn)
+    execution = start(machine)
     canary = cfn("us-west-2", None)
     deadline = time.monotonic() + 10
     while value(canary) != "2":  # the canary has its change: from now on, re-creating Extra fails

@@ -9,9 +9,10 @@ Regions, two accounts), or :func:`fleet` for any number of targets.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +24,7 @@ from local_aws import clock
 from local_aws.awslambda import load_handler
 from release_pipeline import clients, deployment_map, rollout
 from tests.support.events import REPO_ROOT
-from tests.support.solution import source_zip
+from tests.support.solution import ARTIFACT_BUCKET, source_zip
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
@@ -47,7 +48,9 @@ __all__ = [
     "STACK",
     "TEMPLATE_PATH",
     "THREE_WAVES",
+    "Activity",
     "Fleet",
+    "RolloutMachine",
     "Target",
     "advance_until",
     "cfn",
@@ -55,11 +58,11 @@ __all__ = [
     "executed_order",
     "finish",
     "fleet",
-    "machine_arn",
     "release",
     "start",
-    "stop_running",
+    "start_rollout_environment",
     "template",
+    "upload_source",
     "value",
 ]
 
@@ -79,6 +82,7 @@ MAP_PATH = "deployment-map.json"
 EXECUTION_ROLE = f"arn:aws:iam::{HOME}:role/cfn-execution"
 MACHINE = "rollout"
 DEPLOY_TARGET = "deploy-target"
+TOPIC = "release-pipeline-notifications"
 
 
 def template(version: str, *, extra: bool = False) -> str:
@@ -163,7 +167,12 @@ THREE_WAVES = Fleet(
             {"Name": "rest", "Targets": [{"Region": "us-east-1", "ParameterFile": "p/home.json"}]},
         ]
     },
-    names={"p/canary.json": "/canary", "p/eu.json": "/eu", "p/other.json": "/other", "p/home.json": "/home"},
+    names={
+        "p/canary.json": "/rollout-test/canary",
+        "p/eu.json": "/rollout-test/eu",
+        "p/other.json": "/rollout-test/other",
+        "p/home.json": "/rollout-test/home",
+    },
 )
 
 
@@ -188,7 +197,7 @@ def fleet(count: int) -> Fleet:
             {"Name": "rest", "MaxConcurrency": 4, "Targets": targets[middle:]},
         ]
     }
-    return Fleet(document, {t["ParameterFile"]: f"/fleet/{t['StackName']}" for t in targets})
+    return Fleet(document, {t["ParameterFile"]: f"/rollout-test/{t['StackName']}" for t in targets})
 
 
 def cfn(region: str, account: str | None) -> CloudFormationClient:
@@ -238,9 +247,98 @@ def release(fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(name, setting)
 
 
-def create_state_machine() -> SFNClient:
-    """The rollout state machine, its tasks invoking deploy-target (run in this process); a Step Functions
-    client in its Region."""
+@dataclass
+class Activity:
+    """What the rollout state machine does in this process: deploy-target steps running, and Wait states
+    (or Retry intervals) waiting for the emulator's clock, and when either last changed. Reading an
+    execution's history would tell too, at far greater cost (a few hundred events, each with its data)."""
+
+    steps: int = 0
+    waits: int = 0
+    changed: float = field(default_factory=time.monotonic)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _count(self, step: int = 0, wait: int = 0) -> None:
+        with self.lock:
+            self.steps += step
+            self.waits += wait
+            self.changed = time.monotonic()
+
+    def step(self, handler: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+        """``handler``, counted while it runs."""
+
+        def counted(event: Any, context: Any) -> Any:
+            self._count(step=1)
+            try:
+                return handler(event, context)
+            finally:
+                self._count(step=-1)
+
+        return counted
+
+    def wait(self, sleep: Callable[..., bool]) -> Callable[..., bool]:
+        """The clock's ``sleep``, counted while it waits."""
+
+        def counted(seconds: float, **options: Any) -> bool:
+            self._count(wait=1)
+            try:
+                return sleep(seconds, **options)
+            finally:
+                self._count(wait=-1)
+
+        return counted
+
+    def idle(self, since: float) -> bool:
+        """Whether every step has ended and something waits for the clock, unchanged since ``since`` for
+        longer than a waiting state takes to notice that the clock moved."""
+        with self.lock:
+            quiet = time.monotonic() - max(self.changed, since)
+            return self.steps == 0 and self.waits > 0 and quiet >= clock.POLL_SECONDS * 3
+
+
+@dataclass(frozen=True)
+class RolloutMachine:
+    """The rollout state machine in the emulator: a Step Functions client in its Region, its ARN, and what
+    it is doing."""
+
+    sfn: SFNClient
+    arn: str
+    activity: Activity
+
+    def settled(self, execution: str, within: float = 10) -> None:
+        """Until ``execution`` has stopped, or waits for the clock with no step running."""
+        start = time.monotonic()
+        while self.sfn.describe_execution(executionArn=execution)["status"] == "RUNNING":
+            if self.activity.idle(start):
+                return
+            assert time.monotonic() - start < within, "the rollout never came to wait"
+            time.sleep(0.02)
+
+    def closed(self, execution: str, within: float = 10) -> None:
+        """Until ``execution`` has stopped (one that never waits for the clock)."""
+        deadline = time.monotonic() + within
+        while self.sfn.describe_execution(executionArn=execution)["status"] == "RUNNING":
+            assert time.monotonic() < deadline, "the rollout is still running"
+            time.sleep(0.05)
+
+    def executions(self) -> list[str]:
+        """The ARN of every execution, newest first."""
+        listed = self.sfn.list_executions(stateMachineArn=self.arn)["executions"]
+        return [execution["executionArn"] for execution in listed]
+
+    def stop_running(self) -> None:
+        """Stop every execution still running, once it has begun (so that none outlives its test; moto's
+        worker breaks on one stopped before it has begun)."""
+        running = self.sfn.list_executions(stateMachineArn=self.arn, statusFilter="RUNNING")["executions"]
+        for execution in running:
+            self.settled(execution["executionArn"])
+            self.sfn.stop_execution(executionArn=execution["executionArn"])
+
+
+def create_state_machine(monkeypatch: pytest.MonkeyPatch) -> RolloutMachine:
+    """The rollout state machine, its tasks invoking deploy-target (run in this process)."""
+    activity = Activity()
+    monkeypatch.setattr(clock, "sleep", activity.wait(clock.sleep))
     iam = boto3.client("iam", region_name=REGION)
     trust = {
         "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]
@@ -255,20 +353,41 @@ def create_state_machine() -> SFNClient:
         Timeout=60,
     )
     handler = load_handler(REPO_ROOT / "functions" / DEPLOY_TARGET).lambda_handler
-    local_aws.run_in_process(DEPLOY_TARGET, REGION, handler)
+    local_aws.run_in_process(DEPLOY_TARGET, REGION, activity.step(handler))
     definition = DEFINITION.read_text().replace("${DeployTargetFunctionArn}", function["FunctionArn"])
     client = boto3.client("stepfunctions", region_name=REGION)
-    client.create_state_machine(name=MACHINE, definition=definition, roleArn=role)
-    return client
+    arn = client.create_state_machine(name=MACHINE, definition=definition, roleArn=role)["stateMachineArn"]
+    return RolloutMachine(client, arn, activity)
 
 
-def machine_arn(sfn: SFNClient) -> str:
-    """The rollout state machine's ARN."""
-    (machine,) = sfn.list_state_machines()["stateMachines"]
-    return machine["stateMachineArn"]
+def start_rollout_environment(machine: RolloutMachine, monkeypatch: pytest.MonkeyPatch) -> str:
+    """start-rollout's variables for the rollout state machine, its artifact bucket, and a topic for its
+    reports (returns the topic's ARN)."""
+    topic = boto3.client("sns", region_name=REGION).create_topic(Name=TOPIC)["TopicArn"]
+    boto3.client("s3", region_name=REGION).create_bucket(Bucket=ARTIFACT_BUCKET)
+    for name, setting in {
+        "STATE_MACHINE_ARN": machine.arn,
+        "DEPLOYMENT_MAP_PATH": MAP_PATH,
+        "APPLICATION_STACK_NAME": STACK,
+        "CHANGE_SET_PREFIX": CHANGE_SET_PREFIX,
+        "CLOUDFORMATION_ROLE_ARN": EXECUTION_ROLE,
+        "TOPIC_ARN": topic,
+        "POLL_SECONDS": str(POLL),
+    }.items():
+        monkeypatch.setenv(name, setting)
+    return topic
 
 
-def start(sfn: SFNClient, fleet: Fleet = THREE_WAVES) -> str:
+def upload_source(fleet: Fleet, event: dict[str, Any]) -> None:
+    """Release 2 of ``fleet``'s repository as the Source artifact of the job ``event``."""
+    (artifact,) = event["CodePipeline.job"]["data"]["inputArtifacts"]
+    location = artifact["location"]["s3Location"]
+    boto3.client("s3", region_name=REGION).put_object(
+        Bucket=location["bucketName"], Key=location["objectKey"], Body=fleet.source("2")
+    )
+
+
+def start(machine: RolloutMachine, fleet: Fleet = THREE_WAVES) -> str:
     """Start the rollout of ``fleet``'s reviewed change sets as execution EXECUTION; its ARN."""
     document = rollout.workflow_input(
         fleet.parse(),
@@ -278,9 +397,8 @@ def start(sfn: SFNClient, fleet: Fleet = THREE_WAVES) -> str:
         home_execution_role_arn=EXECUTION_ROLE,
         poll_seconds=POLL,
     )
-    return sfn.start_execution(stateMachineArn=machine_arn(sfn), name=EXECUTION, input=json.dumps(document))[
-        "executionArn"
-    ]
+    started = machine.sfn.start_execution(stateMachineArn=machine.arn, name=EXECUTION, input=json.dumps(document))
+    return started["executionArn"]
 
 
 def advance_until(done: Callable[[], bool], within: float = 60, what: str = "the rollout to get there") -> None:
@@ -309,11 +427,3 @@ def executed_order(sfn: SFNClient, execution: str) -> list[str]:
         if details and '"execute"' in details["parameters"]:
             order.append(json.loads(details["parameters"])["Payload"]["Target"]["Key"])
     return order
-
-
-def stop_running(sfn: SFNClient) -> None:
-    """Stop every execution still running (so that none outlives its test)."""
-    for machine in sfn.list_state_machines()["stateMachines"]:
-        running = sfn.list_executions(stateMachineArn=machine["stateMachineArn"], statusFilter="RUNNING")
-        for execution in running["executions"]:
-            sfn.stop_execution(executionArn=execution["executionArn"])
