@@ -15,6 +15,7 @@ from release_pipeline.gate import ExecutionGateConfig
 from release_pipeline.record_release import RecordReleaseConfig
 from release_pipeline.revert import StageRevertConfig
 from release_pipeline.stage_artifact import PrepareStageArtifactConfig
+from release_pipeline.start_rollout import StartRolloutConfig
 
 # The variables template.yaml sets for each function (the wiring contract).
 VARIABLES: dict[type[Any], dict[str, str]] = {
@@ -71,6 +72,15 @@ VARIABLES: dict[type[Any], dict[str, str]] = {
         "SECONDARY_STACK_NAME": "demo-app",
         "CHANGE_SET_PREFIX": "pipeline-",
     },
+    StartRolloutConfig: {
+        "STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:release-pipeline-rollout",
+        "DEPLOYMENT_MAP_PATH": "deployment-map.json",
+        "APPLICATION_STACK_NAME": "demo-app",
+        "CHANGE_SET_PREFIX": "pipeline-",
+        "CLOUDFORMATION_ROLE_ARN": "arn:aws:iam::123456789012:role/release-pipeline-cfn",
+        "TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:release-pipeline",
+        "POLL_SECONDS": "30",
+    },
 }
 CONFIGS = list(VARIABLES)
 FUNCTION_NAMES = {
@@ -80,6 +90,7 @@ FUNCTION_NAMES = {
     RecordReleaseConfig: "record-release",
     StageRevertConfig: "stage-revert",
     ExecutionGateConfig: "execution-gate",
+    StartRolloutConfig: "start-rollout",
 }
 WITH_STAGE_PARAMETERS = [PrepareStageArtifactConfig, RecordReleaseConfig]
 
@@ -288,6 +299,14 @@ def test_a_deploy_stage_without_a_known_stack_is_a_configuration_error(value: st
 
 
 # ------------------------------------------------------------------------------------------ numbers
+
+
+def test_start_rollout_reads_its_poll_interval_as_seconds() -> None:
+    config = StartRolloutConfig.from_env(environ(StartRolloutConfig, POLL_SECONDS="45"))
+
+    assert config.poll_seconds == 45
+    message = config_error(StartRolloutConfig, environ(StartRolloutConfig, POLL_SECONDS="600"))
+    assert message == "start-rollout configuration: POLL_SECONDS must be a whole number from 5 to 300, not '600'"
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,9 @@ ORDER = [
     "record_release",
     "revert",
     "regional_store",
+    "start_rollout",
 ]
-JOB_MODULES = {"gate", "changes", "stage_artifact", "drift", "record_release"}
+JOB_MODULES = {"gate", "changes", "stage_artifact", "drift", "record_release", "start_rollout"}
 
 
 def package_imports(path: Path) -> set[str]:
