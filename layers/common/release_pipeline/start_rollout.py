@@ -445,12 +445,21 @@ def _succeeded(described: DescribeExecutionOutputTypeDef) -> Outcome:
             states[item["Key"]] = (str(item.get("State", UNKNOWN)), str(item.get("Detail") or ""))
     failure = output.get("Failure")
     error, cause = (failure.get("Error"), failure.get("Cause")) if isinstance(failure, Mapping) else (None, None)
+    found = {state for state, _ in states.values()}
+    kept = [
+        text
+        for state, text in (
+            (rollout.FIRST_RELEASE, " Stacks it created (FIRST_RELEASE) are kept: never deleted."),
+            (rollout.NOT_RELEASED, " Targets not in the last release (NOT_RELEASED) are left as they are."),
+        )
+        if state in found
+    ]
     return Outcome(
         ROLLED_BACK,
         execution,
         f"Rolled back: {_failure(error, cause)}.",
         states,
-        next_step="The targets this execution changed are back on the last release; the others were not touched.",
+        next_step="The targets this execution changed were returned to the last release." + "".join(kept),
     )
 
 

@@ -285,7 +285,7 @@ def test_an_execution_of_the_same_name_with_another_input_fails_the_job(
 def test_a_source_without_a_deployment_map_fails_the_job_and_starts_nothing(
     machine: RolloutMachine, monkeypatch: pytest.MonkeyPatch, lambda_context: FakeLambdaContext
 ) -> None:
-    deploy(fleet(3), monkeypatch)
+    upload_source(fleet(3), load_event(FUNCTION, "job"))
     monkeypatch.setenv("DEPLOYMENT_MAP_PATH", "deploy/map.json")
 
     result = run_job(FUNCTION, first_job(), lambda_context)
@@ -301,3 +301,16 @@ def test_a_token_that_names_another_state_machine_fails_the_job(lambda_context: 
     result = run_job(FUNCTION, continuation_of(first_job(), token), lambda_context)
 
     assert "continuation token names no execution of" in failure(result)
+
+
+@pytest.mark.usefixtures("aws")
+def test_a_missing_or_malformed_variable_fails_the_job_naming_each(
+    monkeypatch: pytest.MonkeyPatch, lambda_context: FakeLambdaContext
+) -> None:
+    monkeypatch.setenv("POLL_SECONDS", "1")
+
+    result = run_job(FUNCTION, first_job(), lambda_context)
+
+    assert failure(result).startswith("start-rollout configuration: STATE_MACHINE_ARN is not set; ")
+    assert "POLL_SECONDS must be a whole number from 5 to 300, not '1'" in failure(result)
+    assert (result.failure_details or {})["type"] == "ConfigurationError"

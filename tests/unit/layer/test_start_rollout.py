@@ -250,6 +250,8 @@ def test_a_rolled_back_rollout_tells_each_targets_state() -> None:
     message, report = ended(StepFunctions({"status": "SUCCEEDED", "output": json.dumps(output)}))
 
     assert message.startswith(f"Rolled back: {HOME}: rolled back by CloudFormation: Queue: limit.")
+    assert "Stacks it created (FIRST_RELEASE) are kept: never deleted." in message
+    assert "Targets not in the last release (NOT_RELEASED) are left as they are." in message
     assert f"RETURNED (back on the last release): {CANARY}, {HOME}" in message
     assert f"FIRST_RELEASE (created by this execution; never deleted): {EU}" in message
     assert f"NOT_RELEASED (not in the last release; left as it is): {OTHER}" in message
