@@ -360,13 +360,13 @@ def create_state_machine(monkeypatch: pytest.MonkeyPatch) -> RolloutMachine:
     return RolloutMachine(client, arn, activity)
 
 
-def start_rollout_environment(machine: RolloutMachine, monkeypatch: pytest.MonkeyPatch) -> str:
+def start_rollout_environment(state_machine_arn: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """start-rollout's variables for the rollout state machine, its artifact bucket, and a topic for its
     reports (returns the topic's ARN)."""
     topic = boto3.client("sns", region_name=REGION).create_topic(Name=TOPIC)["TopicArn"]
     boto3.client("s3", region_name=REGION).create_bucket(Bucket=ARTIFACT_BUCKET)
     for name, setting in {
-        "STATE_MACHINE_ARN": machine.arn,
+        "STATE_MACHINE_ARN": state_machine_arn,
         "DEPLOYMENT_MAP_PATH": MAP_PATH,
         "APPLICATION_STACK_NAME": STACK,
         "CHANGE_SET_PREFIX": CHANGE_SET_PREFIX,

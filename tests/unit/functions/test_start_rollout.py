@@ -48,7 +48,7 @@ TOPIC = "release-pipeline-notifications"
 def machine(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[RolloutMachine]:
     """The rollout state machine, the topic and the start-rollout function's variables."""
     created = create_state_machine(monkeypatch)
-    start_rollout_environment(created, monkeypatch)
+    start_rollout_environment(created.arn, monkeypatch)
     yield created
     created.stop_running()
 
@@ -294,8 +294,11 @@ def test_a_source_without_a_deployment_map_fails_the_job_and_starts_nothing(
     assert machine.executions() == []
 
 
-@pytest.mark.usefixtures("machine")
-def test_a_token_that_names_another_state_machine_fails_the_job(lambda_context: FakeLambdaContext) -> None:
+@pytest.mark.usefixtures("aws")
+def test_a_token_that_names_another_state_machine_fails_the_job(
+    monkeypatch: pytest.MonkeyPatch, lambda_context: FakeLambdaContext
+) -> None:
+    start_rollout_environment(f"arn:aws:states:{REGION}:{HOME}:stateMachine:rollout", monkeypatch)
     token = json.dumps({"execution": f"arn:aws:states:{REGION}:{HOME}:execution:other:{EXECUTION}", "polls": 1})
 
     result = run_job(FUNCTION, continuation_of(first_job(), token), lambda_context)

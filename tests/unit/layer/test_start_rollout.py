@@ -319,7 +319,7 @@ def test_a_hundred_targets_keep_the_token_the_same_size() -> None:
 def machine(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[scenario.RolloutMachine]:
     """The rollout state machine and start-rollout's variables."""
     created = scenario.create_state_machine(monkeypatch)
-    scenario.start_rollout_environment(created, monkeypatch)
+    scenario.start_rollout_environment(created.arn, monkeypatch)
     yield created
     created.stop_running()
 
