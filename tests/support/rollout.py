@@ -3,7 +3,8 @@ Step Functions, deploy-target's handler run in process for its tasks, and a flee
 run release 1 and hold a reviewed change set to release 2.
 
 A :class:`Fleet` is a deployment map and the parameter files it names: :data:`THREE_WAVES` (three
-Regions, two accounts), or :func:`fleet` for any number of targets.
+Regions, two accounts), or :func:`fleet` for any number of targets. A :class:`RolloutMachine` tells when
+an execution waits for the emulator's clock, so that a test moves the clock only then.
 """
 
 from __future__ import annotations
