@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_ssm import SSMClient
+    from mypy_boto3_stepfunctions import SFNClient
     from mypy_boto3_sts import STSClient
 
 USER_AGENT = "multi-region-deployment/0.1"
@@ -141,4 +142,9 @@ def sns(region: str) -> SNSClient:
 
 def ssm(region: str) -> SSMClient:
     client: SSMClient = _client("ssm", region)
+    return client
+
+
+def stepfunctions(region: str) -> SFNClient:
+    client: SFNClient = _client("stepfunctions", region)
     return client

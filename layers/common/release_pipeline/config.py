@@ -53,6 +53,18 @@ class _Env:
             self._problems.append(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
         return value
 
+    def whole(self, name: str, low: int, high: int) -> int:
+        """A whole number from ``low`` to ``high`` (0 when it is not one, the problem told)."""
+        value = self.text(name)
+        if not value:
+            return 0
+        # Digits only (no sign, no other script's digits), and few enough that int() reads them at once.
+        number = int(value) if value.isascii() and value.isdigit() and len(value) <= 9 else None
+        if number is None or not low <= number <= high:
+            self._problems.append(f"{name} must be a whole number from {low} to {high}, not {value[:40]!r}")
+            return 0
+        return number
+
     def names(self, name: str) -> tuple[str, ...]:
         """A comma-separated list of names."""
         return tuple(item.strip() for item in self.text(name).split(",") if item.strip())
@@ -118,6 +130,11 @@ def optional_text(name: str, *, required_with: str | None = None) -> Any:
 def flag(name: str, allowed: tuple[str, str], true: str) -> Any:
     """A variable that is one of ``allowed``, read as a bool: whether it is ``true``."""
     return _variable(lambda env: env.choice(name, allowed) == true)
+
+
+def whole(name: str, low: int, high: int) -> Any:
+    """A whole number from ``low`` to ``high``, such as a number of seconds."""
+    return _variable(lambda env: env.whole(name, low, high))
 
 
 def names(name: str) -> Any:

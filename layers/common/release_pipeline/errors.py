@@ -41,6 +41,10 @@ class DriftBlockedError(PipelineError):
     """Drift was found and the drift policy is BLOCK."""
 
 
+class RolloutError(PipelineError):
+    """The rollout did not release the change: it was rolled back, failed, timed out or was stopped."""
+
+
 class StackBusyError(Exception):
     """A stack is in a transitional state; the caller should retry later."""
 

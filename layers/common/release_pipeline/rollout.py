@@ -71,7 +71,7 @@ _COMPLETE = frozenset({"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"})
 _ROLLED_BACK = frozenset({"UPDATE_ROLLBACK_COMPLETE", "ROLLBACK_COMPLETE"})
 # A stack this execution's CREATE change set made: its latest operation, a creation, finished or failed.
 _CREATED = frozenset({"CREATE_COMPLETE", "ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "IMPORT_COMPLETE"})
-_EVENT_PAGES = 5  # the newest events searched for a failure's reason (100 per page)
+_EVENT_PAGES = 5  # the newest events searched for an operation or its failure's reason (100 per page)
 # CloudFormation's limit on TemplateBody: https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_UpdateStack.html
 TEMPLATE_BODY_LIMIT: Final = 51_200
 
@@ -372,7 +372,13 @@ def return_to_release(
     if newest == target.return_token:
         return _follow_return(cfn, target, state.status)
     if newest != target.execute_token:
-        return StepResult(UNTOUCHED, "its latest operation is not this execution's: not touched", state.status)
+        if not _operated(cfn, target.stack_name, target.execute_token):
+            return StepResult(UNTOUCHED, "this execution did not change it", state.status)
+        # This execution changed it, then someone else did: neither the release nor the reviewed change
+        # runs there, and a person must look at it.
+        return StepResult(
+            FAILED, f"another operation followed this execution's ({state.status}); not touched", state.status
+        )
     if stacks.is_busy(state.status):
         return StepResult(IN_PROGRESS, f"waiting for this execution's {state.status} to settle", state.status)
     if state.status in _CREATED:
@@ -411,6 +417,19 @@ def return_to_release(
             return StepResult(RETURNED, f"already matches release {released.execution_id}", state.status)
         raise
     return StepResult(IN_PROGRESS, f"returning to release {released.execution_id}", state.status)
+
+
+def _operated(cfn: CloudFormationClient, stack: str, token: str) -> bool:
+    """Whether an operation with ``token`` is among the stack's newest events (a few pages: an operation
+    further back than that, under hundreds of later events, is treated as not this execution's, so the
+    target is left alone rather than touched)."""
+    paginator = cfn.get_paginator("describe_stack_events")
+    for number, page in enumerate(paginator.paginate(StackName=stack)):
+        if any(event.get("ClientRequestToken") == token for event in page.get("StackEvents", [])):
+            return True
+        if number + 1 >= _EVENT_PAGES:
+            break
+    return False
 
 
 def _follow_return(cfn: CloudFormationClient, target: TargetStep, status_now: str) -> StepResult:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from release_pipeline.changes import ChangeDetectionConfig
-from release_pipeline.config import ProductionStacks, Regions, home_region
+from release_pipeline.config import FromEnv, ProductionStacks, Regions, home_region, whole
 from release_pipeline.drift import DriftDetectionConfig
 from release_pipeline.errors import ConfigurationError
 from release_pipeline.gate import ExecutionGateConfig
@@ -15,6 +16,7 @@ from release_pipeline.map_check import MapCheckConfig
 from release_pipeline.record_release import RecordReleaseConfig
 from release_pipeline.revert import StageRevertConfig
 from release_pipeline.stage_artifact import PrepareStageArtifactConfig
+from release_pipeline.start_rollout import StartRolloutConfig
 from release_pipeline.target_changes import TargetChangesConfig
 
 # The variables template.yaml sets for each function (the wiring contract).
@@ -82,6 +84,15 @@ VARIABLES: dict[type[Any], dict[str, str]] = {
         "TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:release-pipeline",
         "RELEASE_RECORD_PARAMETER": "/release-pipeline/release/5b7e9a10-3c2d-4f10-9a4e-0a1b2c3d4e5f/record",
     },
+    StartRolloutConfig: {
+        "STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:release-pipeline-rollout",
+        "DEPLOYMENT_MAP_PATH": "deployment-map.json",
+        "APPLICATION_STACK_NAME": "demo-app",
+        "CHANGE_SET_PREFIX": "pipeline-",
+        "CLOUDFORMATION_ROLE_ARN": "arn:aws:iam::123456789012:role/release-pipeline-cfn",
+        "TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:release-pipeline",
+        "POLL_SECONDS": "30",
+    },
 }
 CONFIGS = list(VARIABLES)
 FUNCTION_NAMES = {
@@ -93,6 +104,7 @@ FUNCTION_NAMES = {
     ExecutionGateConfig: "execution-gate",
     MapCheckConfig: "check-deployment-map",
     TargetChangesConfig: "target-change-sets",
+    StartRolloutConfig: "start-rollout",
 }
 WITH_STAGE_PARAMETERS = [PrepareStageArtifactConfig, RecordReleaseConfig]
 
@@ -366,3 +378,41 @@ def test_a_deployment_map_path_is_read_as_written() -> None:
     config = StageRevertConfig.from_env(environ(StageRevertConfig, DEPLOYMENT_MAP_PATH=" deploy/map.json "))
 
     assert config.deployment_map_path == "deploy/map.json"
+
+
+# ------------------------------------------------------------------------------------------ numbers
+
+
+def test_start_rollout_reads_its_poll_interval_as_seconds() -> None:
+    config = StartRolloutConfig.from_env(environ(StartRolloutConfig, POLL_SECONDS="45"))
+
+    assert config.poll_seconds == 45
+    message = config_error(StartRolloutConfig, environ(StartRolloutConfig, POLL_SECONDS="600"))
+    assert message == "start-rollout configuration: POLL_SECONDS must be a whole number from 5 to 300, not '600'"
+
+
+@dataclass(frozen=True)
+class Polling(FromEnv):
+    FUNCTION = "polling"
+
+    seconds: int = whole("POLL_SECONDS", 5, 300)
+
+
+@pytest.mark.parametrize(("value", "seconds"), [("5", 5), ("300", 300), (" 30 ", 30), ("060", 60)])
+def test_a_whole_number_is_read_within_its_bounds(value: str, seconds: int) -> None:
+    assert Polling.from_env({"POLL_SECONDS": value}).seconds == seconds
+
+
+@pytest.mark.parametrize("value", ["4", "301", "0", "-30", "+30", "30.0", "3e1", "thirty", "\u0663\u0660", "1" * 5000])
+def test_a_number_outside_its_bounds_or_not_whole_is_refused(value: str) -> None:
+    with pytest.raises(ConfigurationError) as error:
+        Polling.from_env({"POLL_SECONDS": value})
+
+    assert str(error.value) == (
+        f"polling configuration: POLL_SECONDS must be a whole number from 5 to 300, not {value.strip()[:40]!r}"
+    )
+
+
+def test_a_missing_number_is_refused_not_defaulted() -> None:
+    with pytest.raises(ConfigurationError, match=r"^polling configuration: POLL_SECONDS is not set$"):
+        Polling.from_env({})

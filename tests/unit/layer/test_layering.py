@@ -36,8 +36,18 @@ ORDER = [
     "record_release",
     "revert",
     "regional_store",
+    "start_rollout",
 ]
-JOB_MODULES = {"gate", "changes", "target_changes", "stage_artifact", "drift", "map_check", "record_release"}
+JOB_MODULES = {
+    "gate",
+    "changes",
+    "target_changes",
+    "stage_artifact",
+    "drift",
+    "map_check",
+    "record_release",
+    "start_rollout",
+}
 
 
 def package_imports(path: Path) -> set[str]:

@@ -352,7 +352,8 @@ def test_a_target_someone_changed_after_this_execution_is_not_returned(west: Clo
 
     answer = run("return", target(), lambda: released("1"))
 
-    assert answer["State"] == "UNTOUCHED"
+    assert answer["State"] == "FAILED"  # a person must look: neither the release nor this change runs there
+    assert "another operation followed this execution's" in answer["Detail"]
     assert value(west, "app") == "3"
 
 

@@ -27,6 +27,8 @@ INVOKE_EVENTS = [
     ("record-release", "job"),
     ("target-change-sets", "job"),
     ("target-change-sets", "continuation"),
+    ("start-rollout", "job"),
+    ("start-rollout", "continuation"),
 ]
 STAGE_EVENTS = [
     "stage-failed",
@@ -146,6 +148,20 @@ def test_regional_artifact_store_update_moves_region() -> None:
     assert same["OldResourceProperties"]["Region"] == same["ResourceProperties"]["Region"] == "eu-west-1"
     assert "PhysicalResourceId" not in load_event("regional-artifact-store", "create")
     assert load_event("regional-artifact-store", "delete")["PhysicalResourceId"] == update["PhysicalResourceId"]
+
+
+def test_start_rollout_events_read_the_source_and_follow_one_execution() -> None:
+    first = load_event("start-rollout", "job")["CodePipeline.job"]["data"]
+    again = load_event("start-rollout", "continuation")["CodePipeline.job"]["data"]
+
+    assert [a["name"] for a in first["inputArtifacts"]] == ["SourceOutput"]
+    assert json.loads(first["actionConfiguration"]["configuration"]["UserParameters"]) == {
+        "executionId": "e1a2b3c4-0000-4000-8000-000000000001"
+    }
+    assert "continuationToken" not in first
+    token = json.loads(again["continuationToken"])
+    assert set(token) == {"execution", "polls"}
+    assert token["execution"].endswith(":execution:release-pipeline-rollout:e1a2b3c4-0000-4000-8000-000000000001")
 
 
 def test_load_event_returns_a_fresh_copy() -> None:
