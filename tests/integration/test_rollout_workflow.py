@@ -9,6 +9,7 @@ import json
 import time
 from collections.abc import Iterator
 
+import boto3
 import pytest
 
 import local_aws
@@ -18,12 +19,14 @@ from tests.support.rollout import (
     OTHER,
     THREE_WAVES,
     RolloutMachine,
+    advance_until,
     cfn,
     create_state_machine,
     executed_order,
     finish,
     release,
     start,
+    template,
     value,
 )
 
@@ -120,3 +123,51 @@ def test_a_return_that_fails_fails_the_execution_and_touches_nothing_else(machin
     assert described.get("error") == "ReturnFailed"
     assert "cannot re-create Extra" in described.get("cause", "")
     assert value(canary) == "2"  # CloudFormation rolled the failed return back: the canary keeps its change
+
+
+def test_an_alarm_during_a_bake_rolls_its_target_back_and_the_earlier_waves_return(machine: RolloutMachine) -> None:
+    """GIVEN the early wave watches an alarm for a 15-minute bake in eu-west-1 (the reviewed change set's
+    rollback configuration) WHEN the alarm fires during the bake THEN CloudFormation rolls that target back
+    by itself, the rollout stops before the last wave, and the canary returns to the release."""
+    watch = boto3.client("cloudwatch", region_name="eu-west-1")
+    watch.put_metric_alarm(
+        AlarmName="app-errors",
+        MetricName="Errors",
+        Namespace="App",
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+    )
+    alarm = watch.describe_alarms(AlarmNames=["app-errors"])["MetricAlarms"][0]["AlarmArn"]
+    early = cfn("eu-west-1", None)
+    early.delete_change_set(StackName="app", ChangeSetName=CHANGE_SET)
+    early.create_change_set(
+        StackName="app",
+        ChangeSetName=CHANGE_SET,
+        TemplateBody=template("2"),
+        Parameters=[{"ParameterKey": "Name", "UsePreviousValue": True}],
+        RollbackConfiguration={
+            "RollbackTriggers": [{"Arn": alarm, "Type": "AWS::CloudWatch::Alarm"}],
+            "MonitoringTimeInMinutes": 15,
+        },
+    )
+    execution = start(machine)
+
+    def baking() -> bool:
+        return bool(early.describe_stacks(StackName="app")["Stacks"][0]["StackStatus"] == "UPDATE_IN_PROGRESS")
+
+    advance_until(baking, what="the early wave's bake")
+    watch.set_alarm_state(AlarmName="app-errors", StateValue="ALARM", StateReason="errors above 1")
+    described = finish(machine.sfn, execution)
+
+    output = json.loads(described["output"])
+    assert output["Outcome"] == "ROLLED_BACK"
+    assert f"{HOME}/eu-west-1/app: rolled back by CloudFormation" in output["Failure"]["Cause"]
+    assert "app-errors" in output["Failure"]["Cause"]
+    states = {r["Key"]: r["State"] for r in output["Returns"]}
+    assert states[f"{HOME}/us-west-2/app"] == "RETURNED"
+    assert states[f"{HOME}/us-east-1/app"] == "UNTOUCHED"  # the last wave never started
+    assert f"{HOME}/us-east-1/app" not in executed_order(machine.sfn, execution)
+    assert releases() == ["1", "1", "1", "1"]
