@@ -134,7 +134,10 @@ def run(size: int) -> Counts:
                     seconds[0] += time.thread_time() - started
 
         os.environ.update(
-            RELEASE_RECORD_PARAMETER="/rollout/record", TEMPLATE_PATH="template.yaml", DEPLOYMENT_MAP_PATH="map.json"
+            RELEASE_RECORD_PARAMETER="/rollout/record",
+            TEMPLATE_PATH="template.yaml",
+            DEPLOYMENT_MAP_PATH="map.json",
+            APPLICATION_STACK_NAME="app",
         )
         iam = boto3.client("iam", region_name=HOME_REGION)
         trust = {

@@ -23,16 +23,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     region = home_region()
     home_account = context.invoked_function_arn.split(":")[4]
     target = event.get("Target") if isinstance(event, dict) else None
-    stack_name = target.get("StackName", "") if isinstance(target, dict) else ""
 
     def release() -> rollout.ReleasedSource | None:
-        return rollout.read_released_source(
-            clients.ssm(region),
-            clients.s3(region),
-            config,
-            default_stack_name=str(stack_name),
-            home_account=home_account,
-        )
+        return rollout.read_released_source(clients.ssm(region), clients.s3(region), config, home_account=home_account)
 
     execution = target.get("ExecutionId", "") if isinstance(target, dict) else ""
     answer = rollout.step(

@@ -244,6 +244,7 @@ def release(fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> None:
         "RELEASE_RECORD_PARAMETER": RECORD,
         "TEMPLATE_PATH": TEMPLATE_PATH,
         "DEPLOYMENT_MAP_PATH": MAP_PATH,
+        "APPLICATION_STACK_NAME": STACK,
     }.items():
         monkeypatch.setenv(name, setting)
 

@@ -41,13 +41,15 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class RolloutConfig(FromEnv):
-    """deploy-target: the release record a return reads, and where the template and map are in it."""
+    """deploy-target: the release record a return reads, where the template and map are in it, and the
+    application's stack name (a map target's stack when it names none)."""
 
     FUNCTION = "deploy-target"
 
     release_record_parameter: str = text("RELEASE_RECORD_PARAMETER")
     template_path: str = text("TEMPLATE_PATH")
     deployment_map_path: str = text("DEPLOYMENT_MAP_PATH")
+    application_stack_name: str = text("APPLICATION_STACK_NAME")
 
 
 # What a step answers; the state machine's Choice states branch on it.
@@ -332,17 +334,21 @@ def released_map(
 
 
 def read_released_source(
-    ssm: SSMClient, s3: S3Client, config: RolloutConfig, *, default_stack_name: str, home_account: str
+    ssm: SSMClient, s3: S3Client, config: RolloutConfig, *, home_account: str
 ) -> ReleasedSource | None:
-    """The release a failed rollout returns to, or ``None`` before the first release."""
+    """The release a failed rollout returns to, or ``None`` before the first release and when the release
+    went out without a deployment map (its targets are then not known: each is reported, not touched)."""
     release = open_release(ssm, s3, config.release_record_parameter)
     if release is None:
         return None
     found = released_map(
-        release, config.deployment_map_path, default_stack_name=default_stack_name, home_account=home_account
+        release,
+        config.deployment_map_path,
+        default_stack_name=config.application_stack_name,
+        home_account=home_account,
     )
     if found is None:
-        raise ReleaseRecordError(f"the {release.what} has no deployment map at {config.deployment_map_path}")
+        return None
     return ReleasedSource(release.record.execution_id, release.archive.read(config.template_path), found)
 
 
@@ -389,7 +395,11 @@ def return_to_release(
         return StepResult(FAILED, f"{state.status}: cannot be returned to the release automatically", state.status)
     released = release()
     if released is None:
-        return StepResult(NOT_RELEASED, "nothing released yet to return to; not touched", state.status)
+        return StepResult(
+            NOT_RELEASED,
+            "no release with a deployment map to return to; not touched",
+            state.status,
+        )
     placed = released.deployment_map.placed()
     key = _key(target, released.deployment_map.home_account)
     if key not in placed:
@@ -411,6 +421,10 @@ def return_to_release(
             Capabilities=CAPABILITIES,
             RoleARN=target.execution_role_arn,
             ClientRequestToken=target.return_token,
+            # CloudFormation keeps a stack's rollback triggers for its later updates: without this, the
+            # wave's alarm that fired would roll the return back too, and the return would bake again.
+            # https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_RollbackConfiguration.html
+            RollbackConfiguration={"RollbackTriggers": [], "MonitoringTimeInMinutes": 0},
         )
     except ClientError as error:
         if stacks.is_no_updates(error):

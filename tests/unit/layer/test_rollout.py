@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import boto3
 import pytest
 
 import local_aws
@@ -381,3 +382,38 @@ def test_the_deploy_role_is_the_bootstrap_roles_in_another_account_and_none_at_h
         == f"arn:aws-cn:iam::{OTHER_ACCOUNT}:role/multi-region-deploy-{HOME}"
     )
     assert rollout.target_roles(OTHER_ACCOUNT, HOME, "aws", EXECUTION_ROLE)[0] == DEPLOY_ROLE
+
+
+def test_a_return_is_not_rolled_back_by_the_alarm_the_change_set_watched(west: CloudFormationClient) -> None:
+    """CloudFormation keeps a stack's rollback triggers for its later updates: the return clears them, so the
+    alarm that fired against the new release cannot roll the return back too."""
+    watch = boto3.client("cloudwatch", region_name="us-west-2")
+    watch.put_metric_alarm(
+        AlarmName="app-errors",
+        MetricName="Errors",
+        Namespace="App",
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+    )
+    alarm = watch.describe_alarms(AlarmNames=["app-errors"])["MetricAlarms"][0]["AlarmArn"]
+    deployed(west, "app", "1")
+    west.create_change_set(
+        StackName="app",
+        ChangeSetName=CHANGE_SET,
+        TemplateBody=template("2"),
+        Parameters=[{"ParameterKey": "Name", "ParameterValue": "/v"}],
+        RollbackConfiguration={"RollbackTriggers": [{"Arn": alarm, "Type": "AWS::CloudWatch::Alarm"}]},
+    )
+    run("execute", target())
+    assert run("status", target())["State"] == "DONE"
+    watch.set_alarm_state(AlarmName="app-errors", StateValue="ALARM", StateReason="errors after the release")
+
+    started = run("return", target(), lambda: released("1"))
+    followed = run("return", target(), lambda: released("1"))
+
+    assert started["State"] == "IN_PROGRESS"
+    assert followed["State"] == "RETURNED"
+    assert value(west, "app") == "1"
