@@ -262,8 +262,13 @@ def test_changes_only_the_named_stacks_and_only_as_the_execution_role(deployed: 
     for role in (DEPLOY_ROLE, f"arn:aws:iam::{TARGET}:role/admin"):
         as_other_role = {"cloudformation:RoleArn": role}
         assert not allows(policy, "cloudformation:CreateChangeSet", stack_arn("orders"), as_other_role), role
-    # never around change sets
-    for action in ("CreateStack", "UpdateStack", "DeleteStack", "SetStackPolicy", "UpdateTerminationProtection"):
+    # a return to the release updates a named stack, as the execution role only
+    assert allows(policy, "cloudformation:UpdateStack", stack_arn("orders"), as_execution_role)
+    assert not allows(policy, "cloudformation:UpdateStack", stack_arn("inventory"), as_execution_role)
+    for role in (DEPLOY_ROLE, f"arn:aws:iam::{TARGET}:role/admin"):
+        assert not allows(policy, "cloudformation:UpdateStack", stack_arn("orders"), {"cloudformation:RoleArn": role})
+    # never otherwise around change sets
+    for action in ("CreateStack", "DeleteStack", "SetStackPolicy", "UpdateTerminationProtection"):
         assert not allows(policy, f"cloudformation:{action}", stack_arn("orders"), as_execution_role), action
     # an application template's AWS-owned transform
     transform = "arn:aws:cloudformation:eu-west-1:aws:transform/Serverless-2016-10-31"
