@@ -9,7 +9,6 @@ from aws_lambda_powertools import Logger
 from release_pipeline import clients
 from release_pipeline.gate import ExecutionGateConfig, wait_for_turn
 from release_pipeline.jobs import Job, JobResult, codepipeline_job
-from release_pipeline.review import Reach
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -22,6 +21,13 @@ logger = Logger(log_uncaught_exceptions=True)
 def lambda_handler(job: Job, context: LambdaContext) -> JobResult:
     config = ExecutionGateConfig.from_env()
     region = config.stacks.regions.primary
+    reach = None
+    if config.deployment_map_path:
+        from release_pipeline.review import (
+            Reach,  # the map modules load only with a map: a cold start without one does not pay for them
+        )
+
+        reach = Reach.of_function(context.invoked_function_arn, "execution-gate")
     return wait_for_turn(
         pipeline=clients.codepipeline(region),
         cloudformation_for=clients.cloudformation_per_region(),
@@ -29,5 +35,5 @@ def lambda_handler(job: Job, context: LambdaContext) -> JobResult:
         execution_id=job.execution_id,
         polls=job.token_count("polls"),
         s3=clients.s3(region),
-        reach=Reach.of_function(context.invoked_function_arn, "execution-gate"),
+        reach=reach,
     )

@@ -9,7 +9,6 @@ from aws_lambda_powertools import Logger
 
 from release_pipeline import clients
 from release_pipeline.revert import StageEvent, StageRevertConfig, revert_stage
-from release_pipeline.review import Reach
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -22,6 +21,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     # Errors propagate on purpose: Lambda retries the event, then sends it to the dead-letter queue.
     config = StageRevertConfig.from_env()
     region = config.stacks.regions.primary
+    reach = None
+    if config.deployment_map_path:
+        from release_pipeline.review import (
+            Reach,  # the map modules load only with a map: a cold start without one does not pay for them
+        )
+
+        reach = Reach.of_function(context.invoked_function_arn, "stage-revert")
     outcome = revert_stage(
         event=StageEvent.parse(event),
         config=config,
@@ -30,7 +36,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         ssm=clients.ssm(region),
         s3=clients.s3(region),
         sns=clients.sns(region),
-        reach=Reach.of_function(context.invoked_function_arn, "stage-revert"),
+        reach=reach,
     )
     if outcome.ignored:
         logger.info("Event ignored", extra={"reason": outcome.ignored})

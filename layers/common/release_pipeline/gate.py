@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
-from release_pipeline import parameter_sets, review, stacks
+from release_pipeline import parameter_sets, stacks
 from release_pipeline.config import FromEnv, ProductionStacks, optional_text, production_stacks, text
 from release_pipeline.errors import ConfigurationError, PipelineError
 from release_pipeline.jobs import JobResult
@@ -43,6 +43,8 @@ if TYPE_CHECKING:
     from mypy_boto3_codepipeline import CodePipelineClient
     from mypy_boto3_codepipeline.type_defs import PipelineExecutionSummaryTypeDef as ExecutionSummaryTypeDef
     from mypy_boto3_s3 import S3Client
+
+    from release_pipeline import review
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,10 @@ def with_map_targets(
     """``places`` and every target of the map in this execution's source, each stack once."""
     if s3 is None or reach is None:
         raise ConfigurationError("DEPLOYMENT_MAP_PATH is set, but the gate was given no way to read the map's targets")
+    from release_pipeline import (
+        review,  # the map modules load only with a map: a cold start without one does not pay for them
+    )
+
     targets = review.reviewed_targets(
         pipeline,
         s3,

@@ -12,11 +12,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from release_pipeline import artifacts, deployment_map, releases
+from release_pipeline import artifacts, releases
 from release_pipeline.config import Releases, optional_text, text
 from release_pipeline.errors import BadInputError
 from release_pipeline.jobs import SOURCE_ARTIFACT, Job, JobResult
-from release_pipeline.map_check import read_map
 from release_pipeline.values import S3Location, shorten
 
 if TYPE_CHECKING:
@@ -103,6 +102,9 @@ def _map_release(
 ) -> MapRelease:
     """The map's digest, and each target's execution: the previous record's targets, then this execution
     for every target of the map but one whose change set was empty and that the previous record names."""
+    from release_pipeline import deployment_map  # the map modules load only with a map (cold start)
+    from release_pipeline.map_check import read_map
+
     released = read_map(
         archive,
         config.deployment_map_path,

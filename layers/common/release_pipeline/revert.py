@@ -36,7 +36,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes.event_bridge_event import EventBridgeEvent
 from botocore.exceptions import ClientError
 
-from release_pipeline import artifacts, notifications, releases, review, stacks
+from release_pipeline import artifacts, notifications, releases, stacks
 from release_pipeline.config import (
     FromEnv,
     ProductionStacks,
@@ -63,6 +63,8 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_ssm import SSMClient
+
+    from release_pipeline import review
 
 
 @dataclass(frozen=True)
@@ -470,6 +472,10 @@ def remove_execution_review(
     (read from its own source artifact), and every placeholder that holds nothing else."""
     if reach is None:
         raise ConfigurationError("DEPLOYMENT_MAP_PATH is set, but stage-revert was given no way to reach the targets")
+    from release_pipeline import (
+        review,  # the map modules load only with a map: a cold start without one does not pay for them
+    )
+
     targets = review.reviewed_targets(
         pipeline,
         s3,
