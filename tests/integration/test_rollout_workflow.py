@@ -20,6 +20,7 @@ from tests.support.rollout import (
     THREE_WAVES,
     RolloutMachine,
     advance_until,
+    alarm,
     cfn,
     create_state_machine,
     executed_order,
@@ -130,17 +131,7 @@ def test_an_alarm_during_a_bake_rolls_its_target_back_and_the_earlier_waves_retu
     rollback configuration) WHEN the alarm fires during the bake THEN CloudFormation rolls that target back
     by itself, the rollout stops before the last wave, and the canary returns to the release."""
     watch = boto3.client("cloudwatch", region_name="eu-west-1")
-    watch.put_metric_alarm(
-        AlarmName="app-errors",
-        MetricName="Errors",
-        Namespace="App",
-        Statistic="Sum",
-        Period=60,
-        EvaluationPeriods=1,
-        Threshold=1,
-        ComparisonOperator="GreaterThanOrEqualToThreshold",
-    )
-    alarm = watch.describe_alarms(AlarmNames=["app-errors"])["MetricAlarms"][0]["AlarmArn"]
+    errors = alarm("eu-west-1", "app-errors")
     early = cfn("eu-west-1", None)
     early.delete_change_set(StackName="app", ChangeSetName=CHANGE_SET)
     early.create_change_set(
@@ -149,7 +140,7 @@ def test_an_alarm_during_a_bake_rolls_its_target_back_and_the_earlier_waves_retu
         TemplateBody=template("2"),
         Parameters=[{"ParameterKey": "Name", "UsePreviousValue": True}],
         RollbackConfiguration={
-            "RollbackTriggers": [{"Arn": alarm, "Type": "AWS::CloudWatch::Alarm"}],
+            "RollbackTriggers": [{"Arn": errors, "Type": "AWS::CloudWatch::Alarm"}],
             "MonitoringTimeInMinutes": 15,
         },
     )

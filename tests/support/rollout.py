@@ -54,6 +54,7 @@ __all__ = [
     "RolloutMachine",
     "Target",
     "advance_until",
+    "alarm",
     "cfn",
     "create_state_machine",
     "executed_order",
@@ -429,3 +430,20 @@ def executed_order(sfn: SFNClient, execution: str) -> list[str]:
         if details and '"execute"' in details["parameters"]:
             order.append(json.loads(details["parameters"])["Payload"]["Target"]["Key"])
     return order
+
+
+def alarm(region: str, name: str) -> str:
+    """A CloudWatch alarm in ``region`` (state OK until a test sets it), to watch as a rollback trigger; its
+    ARN."""
+    watch = boto3.client("cloudwatch", region_name=region)
+    watch.put_metric_alarm(
+        AlarmName=name,
+        MetricName="Errors",
+        Namespace="App",
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+    )
+    return str(watch.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]["AlarmArn"])

@@ -15,6 +15,7 @@ import pytest
 import local_aws
 from release_pipeline import clients, deployment_map, rollout
 from release_pipeline.errors import BadInputError
+from tests.support.rollout import alarm
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
@@ -388,24 +389,14 @@ def test_a_return_is_not_rolled_back_by_the_alarm_the_change_set_watched(west: C
     """CloudFormation keeps a stack's rollback triggers for its later updates: the return clears them, so the
     alarm that fired against the new release cannot roll the return back too."""
     watch = boto3.client("cloudwatch", region_name="us-west-2")
-    watch.put_metric_alarm(
-        AlarmName="app-errors",
-        MetricName="Errors",
-        Namespace="App",
-        Statistic="Sum",
-        Period=60,
-        EvaluationPeriods=1,
-        Threshold=1,
-        ComparisonOperator="GreaterThanOrEqualToThreshold",
-    )
-    alarm = watch.describe_alarms(AlarmNames=["app-errors"])["MetricAlarms"][0]["AlarmArn"]
+    errors = alarm("us-west-2", "app-errors")
     deployed(west, "app", "1")
     west.create_change_set(
         StackName="app",
         ChangeSetName=CHANGE_SET,
         TemplateBody=template("2"),
         Parameters=[{"ParameterKey": "Name", "ParameterValue": "/v"}],
-        RollbackConfiguration={"RollbackTriggers": [{"Arn": alarm, "Type": "AWS::CloudWatch::Alarm"}]},
+        RollbackConfiguration={"RollbackTriggers": [{"Arn": errors, "Type": "AWS::CloudWatch::Alarm"}]},
     )
     run("execute", target())
     assert run("status", target())["State"] == "DONE"
