@@ -284,9 +284,41 @@ def start_once(
 # ----------------------------------------------------------------------------------------- following
 
 
+# Answers that say "not now" rather than "no": botocore has already retried them (standard mode), and the
+# state machine goes on deploying meanwhile, so the job looks again at its next check instead of failing
+# (a failed job would make stage-revert remove the change sets of waves still to come).
+# https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html
+_TRANSIENT_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "ServiceUnavailable",
+        "InternalServerError",
+        "InternalFailure",
+        "RequestTimeout",
+    }
+)
+
+
+def _transient(error: ClientError) -> bool:
+    status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    return error_code(error) in _TRANSIENT_CODES or status >= 500
+
+
 def follow(*, sfn: SFNClient, sns: SNSClient, config: StartRolloutConfig, execution: str, check: int) -> JobResult:
     """One look at the execution: keep waiting while it runs; at its end, report it and give the result."""
-    described = sfn.describe_execution(executionArn=execution)
+    try:
+        described = sfn.describe_execution(executionArn=execution)
+    except ClientError as error:
+        if not _transient(error):
+            raise
+        return JobResult.keep_waiting(
+            _token(execution, check),
+            f"Rollout in progress (check {check}): Step Functions did not answer this time "
+            f"({error_code(error)}); looking again at the next check",
+        )
     plan = Plan.read(described.get("input"))
     status = described["status"]
     if status in _STILL_RUNNING:
@@ -315,9 +347,14 @@ class Position:
 def progress(sfn: SFNClient, execution: str, plan: Plan, check: int) -> str:
     """The summary while the execution runs: the wave in progress, read from its newest events (one call,
     whatever the number of targets)."""
-    page = sfn.get_execution_history(executionArn=execution, reverseOrder=True, maxResults=HISTORY_EVENTS)
-    where = position(page.get("events", []))
     prefix = f"Rollout in progress (check {check})"
+    try:
+        page = sfn.get_execution_history(executionArn=execution, reverseOrder=True, maxResults=HISTORY_EVENTS)
+    except ClientError as error:
+        if not _transient(error):
+            raise
+        return f"{prefix}: {plan.size}"  # only the summary needed the history
+    where = position(page.get("events", []))
     if where.returning:
         return f"{prefix}: a target failed; returning the targets this execution changed to the release"
     number = plan.number(where.wave) if where.wave is not None else None

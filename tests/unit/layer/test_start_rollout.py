@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 import pytest
+from botocore.exceptions import ClientError
 
 from local_aws import clock
 from release_pipeline import clients, rollout
@@ -231,6 +232,54 @@ def test_a_running_rollout_reads_a_bounded_page_of_its_newest_events() -> None:
         ("GetExecutionHistory", {"executionArn": EXECUTION, "reverseOrder": True, "maxResults": HISTORY_EVENTS}),
     ]
     assert topic.published == []
+
+
+class Unavailable(StepFunctions):
+    """Step Functions answering ``code`` to ``operation`` (after botocore's own retries)."""
+
+    def __init__(self, operation: str, code: str, status: int = 400) -> None:
+        super().__init__({"status": "RUNNING"}, [scheduled(12, "status", "early")])
+        answer: dict[str, Any] = {
+            "Error": {"Code": code, "Message": code},
+            "ResponseMetadata": {"HTTPStatusCode": status},
+        }
+        self.error = ClientError(answer, operation)  # type: ignore[arg-type]  # the fields the check reads
+        self.operation = operation
+
+    def describe_execution(self, **request: Any) -> dict[str, Any]:
+        if self.operation == "DescribeExecution":
+            raise self.error
+        return super().describe_execution(**request)
+
+    def get_execution_history(self, **request: Any) -> dict[str, Any]:
+        if self.operation == "GetExecutionHistory":
+            raise self.error
+        return super().get_execution_history(**request)
+
+
+@pytest.mark.parametrize(("code", "status"), [("ThrottlingException", 400), ("ServiceUnavailable", 503)])
+def test_a_transient_error_while_following_keeps_waiting_and_fails_nothing(code: str, status: int) -> None:
+    """The state machine goes on deploying: a failed job would have stage-revert remove later waves' change
+    sets, so a "not now" from Step Functions means looking again at the next check."""
+    topic = Topic()
+
+    result = run(Unavailable("DescribeExecution", code, status), topic)
+
+    assert json.loads(result.continuation_token) == {"execution": EXECUTION, "polls": 4}
+    assert code in result.summary
+    assert topic.published == []
+
+
+def test_a_transient_error_reading_the_history_only_shortens_the_summary() -> None:
+    result = run(Unavailable("GetExecutionHistory", "ThrottlingException"), Topic())
+
+    assert json.loads(result.continuation_token) == {"execution": EXECUTION, "polls": 4}
+    assert result.summary.startswith("Rollout in progress (check 4): ")
+
+
+def test_an_error_that_is_not_transient_fails_the_job() -> None:
+    with pytest.raises(ClientError, match="AccessDeniedException"):
+        run(Unavailable("DescribeExecution", "AccessDeniedException"), Topic())
 
 
 def test_a_rolled_back_rollout_tells_each_targets_state() -> None:
