@@ -79,6 +79,16 @@ def reviewed(cfn: CloudFormationClient, stack: str, version: str, change_set_typ
     )
 
 
+def changed_by_hand(cfn: CloudFormationClient, stack: str, version: str) -> None:
+    """Someone updates the stack to ``version`` after this execution, under a request token of their own."""
+    cfn.update_stack(
+        StackName=stack,
+        TemplateBody=template(version),
+        Parameters=[{"ParameterKey": "Name", "ParameterValue": "/v"}],
+        ClientRequestToken="someone-else",
+    )
+
+
 def run(
     action: str, step_target: Any, release: Callable[[], rollout.ReleasedSource | None] | None = None, **extra: Any
 ) -> Any:
@@ -184,12 +194,7 @@ def test_another_operation_after_this_executions_is_never_read_as_done(west: Clo
     deployed(west, "app", "1")
     reviewed(west, "app", "2")
     run("execute", target())
-    west.update_stack(
-        StackName="app",
-        TemplateBody=template("3"),
-        Parameters=[{"ParameterKey": "Name", "ParameterValue": "/v"}],
-        ClientRequestToken="someone-else",
-    )
+    changed_by_hand(west, "app", "3")
 
     assert run("status", target())["State"] == "FAILED"
 
@@ -345,12 +350,7 @@ def test_a_target_someone_changed_after_this_execution_is_not_returned(west: Clo
     deployed(west, "app", "1")
     reviewed(west, "app", "2")
     run("execute", target())
-    west.update_stack(
-        StackName="app",
-        TemplateBody=template("3"),
-        Parameters=[{"ParameterKey": "Name", "ParameterValue": "/v"}],
-        ClientRequestToken="someone-else",
-    )
+    changed_by_hand(west, "app", "3")
 
     answer = run("return", target(), lambda: released("1"))
 
