@@ -20,10 +20,14 @@ from release_pipeline.drift import DriftDetectionConfig
 from release_pipeline.errors import ConfigurationError
 from release_pipeline.gate import ExecutionGateConfig
 from release_pipeline.jobs import SOURCE_ARTIFACT
+from release_pipeline.map_check import MapCheckConfig
 from release_pipeline.parameter_sets import PARAMETER_SET_ACTIONS
 from release_pipeline.record_release import RecordReleaseConfig
 from release_pipeline.revert import REVERT_STATES, STAGE_EVENT, StageRevertConfig
+from release_pipeline.rollout import RolloutConfig
+from release_pipeline.start_rollout import StartRolloutConfig
 from release_pipeline.stage_artifact import PrepareStageArtifactConfig
+from release_pipeline.target_changes import TargetChangesConfig
 from tests.support import solution
 from tests.support.events import REPO_ROOT
 
@@ -35,6 +39,14 @@ CONFIGS: dict[str, Any] = {
     "RecordReleaseFunction": RecordReleaseConfig,
     "StageRevertFunction": StageRevertConfig,
 }
+# The functions template.yaml creates only with a deployment map (DeploymentMapPath set).
+MAP_CONFIGS: dict[str, Any] = {
+    "CheckDeploymentMapFunction": MapCheckConfig,
+    "TargetChangeSetsFunction": TargetChangesConfig,
+    "DeployTargetFunction": RolloutConfig,
+    "StartRolloutFunction": StartRolloutConfig,
+}
+MAP_PATH = "deployment-map.json"
 VARIABLE = re.compile(r"#\{([A-Za-z0-9_]+)\.([A-Za-z0-9_]+)\}")
 EXECUTION_CHANGE_SET = "pipeline-#{codepipeline.PipelineExecutionId}"
 
@@ -74,15 +86,48 @@ def test_every_function_gets_the_environment_its_config_reads(resolved: Resolved
 
 @pytest.mark.parametrize("function", sorted(CONFIGS))
 def test_the_template_sets_no_variable_the_function_does_not_read(resolved: ResolvedTemplate, function: str) -> None:
-    """GIVEN a function's template variables WHEN one is left out THEN its configuration fails: every
-    variable is read (Powertools reads its own; only sam local invoke reads the local endpoint)."""
+    assert_every_variable_read(resolved, function, CONFIGS[function])
+
+
+def assert_every_variable_read(resolved: ResolvedTemplate, function: str, config: Any) -> None:
+    """GIVEN a function's template variables WHEN one is left out THEN its configuration fails, or, for a
+    variable that may be empty (DEPLOYMENT_MAP_PATH without a map), another value of it gives another
+    configuration: every variable is read (Powertools reads its own; only sam local invoke reads the local
+    endpoint)."""
     variables = lambda_environment(resolved, function)
     for name in sorted(
         set(variables) - {"AWS_REGION", "LOCAL_ENDPOINT_URL", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_LOG_LEVEL"}
     ):
         without = {key: value for key, value in variables.items() if key != name}
-        with pytest.raises(ConfigurationError, match=name):
-            CONFIGS[function].from_env(without)
+        try:
+            left_out = config.from_env(without)
+        except ConfigurationError as error:
+            assert name in str(error)
+            continue
+        assert config.from_env({**variables, name: "probe"}) != left_out, f"{function} never reads {name}"
+
+
+@pytest.fixture(scope="module")
+def with_map() -> ResolvedTemplate:
+    return solution.resolved("Yes", DeploymentMapPath=MAP_PATH)
+
+
+@pytest.mark.parametrize("function", sorted(CONFIGS | MAP_CONFIGS))
+def test_with_a_deployment_map_every_function_reads_what_the_template_sets(
+    with_map: ResolvedTemplate, function: str
+) -> None:
+    config = (CONFIGS | MAP_CONFIGS)[function]
+    assert config.from_env(lambda_environment(with_map, function))
+    assert_every_variable_read(with_map, function, config)
+
+
+def test_without_a_deployment_map_the_template_makes_none_of_its_functions() -> None:
+    for mode in ("Yes", "No"):
+        template = solution.resolved(mode)
+        assert not template.conditions["HasDeploymentMap"]
+        resources = template.raw["Resources"]
+        made = [name for name in MAP_CONFIGS if template.conditions.get(resources[name].get("Condition", ""), True)]
+        assert made == [], f"made without a map: {made}"
 
 
 def test_output_variables_used_by_the_pipeline_are_the_ones_the_functions_publish(resolved: ResolvedTemplate) -> None:
@@ -205,9 +250,12 @@ JOB_RESULTS = {"codepipeline:PutJobSuccessResult", "codepipeline:PutJobFailureRe
 def test_only_the_functions_the_pipeline_invokes_may_report_job_results(resolved: ResolvedTemplate) -> None:
     """SAM's CodePipelineLambdaExecutionPolicy: the two job-result actions, on "*" (the job APIs support no
     resource-level permissions), and nothing else; a function no pipeline action invokes holds neither."""
-    delete_mode = solution.resolved("Yes")  # every action present (retain mode has no PrepareStageArtifact)
+    # every action present: delete mode (retain mode has no PrepareStageArtifact), with and without a map
     invoked = {
-        a["Configuration"]["FunctionName"] for _, a in actions(delete_mode) if a["ActionTypeId"]["Provider"] == "Lambda"
+        a["Configuration"]["FunctionName"]
+        for every in (solution.resolved("Yes"), solution.resolved("Yes", DeploymentMapPath=MAP_PATH))
+        for _, a in actions(every)
+        if a["ActionTypeId"]["Provider"] == "Lambda"
     }
     assert invoked
     for function in resolved.resources_of_type("AWS::Serverless::Function"):
@@ -253,7 +301,7 @@ def test_every_function_is_arm64_python313_with_a_description() -> None:
     assert globals_["Runtime"] == "python3.13"
     assert globals_["Architectures"] == ["arm64"]
     functions = resolved.resources_of_type("AWS::Serverless::Function")
-    assert len(functions) == 7
+    assert len(functions) == 7 + len(MAP_CONFIGS)
     for name, function in functions.items():
         assert function["Properties"].get("Description"), f"{name} has no Description"
         handler = function["Properties"].get("Handler", globals_.get("Handler"))
@@ -345,6 +393,8 @@ def _worst_case_template(stack_name: str = LONGEST_STACK_NAME) -> ResolvedTempla
         "AWS::IAM::Role": lambda: {"Ref": "r" * 64, "Arn": arn("iam", "role/" + "r" * 64, "")},
         "AWS::S3::Bucket": lambda: {"Ref": "b" * 63, "Arn": f"arn:{partition}:s3:::" + "b" * 63},
         "AWS::SQS::Queue": lambda: {"Ref": "https://q/" + "q" * 80, "Arn": arn("sqs", "q" * 80), "QueueName": "q" * 80},
+        # a state machine's name: at most 80 characters
+        "AWS::Serverless::StateMachine": lambda: {"Ref": arn("states", "stateMachine:" + "s" * 80), "Name": "s" * 80},
     }
     physical = {
         logical_id: longest[spec["Type"]]()
@@ -376,7 +426,7 @@ def test_no_function_environment_can_exceed_lambdas_4_kb() -> None:
     after half the stack is created."""
     template = _worst_case_template()
     functions = template.resources_of_type("AWS::Serverless::Function")
-    assert len(functions) == 7
+    assert len(functions) == 7 + len(MAP_CONFIGS)
     resources = set(template.raw["Resources"])
     for function in functions:
         environment = template.function_environment(function)
@@ -400,8 +450,8 @@ def test_the_gate_reads_each_parameter_set_from_the_action_that_receives_it(reso
     parameter, no other action carries one, no set is in the gate's environment, and it may GetPipeline."""
     raw_actions = {
         action["Name"]: action
-        for stage in resolved.raw["Resources"]["Pipeline"]["Properties"]["Stages"]
-        for action in stage["Actions"]
+        for stage in map(_either, resolved.raw["Resources"]["Pipeline"]["Properties"]["Stages"])
+        for action in map(_either, stage["Actions"])
         if isinstance(action, dict) and "Name" in action
     }
     for name, label in PARAMETER_SET_ACTIONS.items():
@@ -579,3 +629,10 @@ def test_every_function_logs_to_its_own_group_named_for_its_folder_and_removed_w
         assert (group["DeletionPolicy"], group["UpdateReplacePolicy"]) == ("Delete", "Delete"), logical_id
         named.add(group_id)
     assert len(named) == len(functions)  # no two functions share a group
+
+
+def _either(node: Any) -> Any:
+    """A stage or action as written: the one an ``Fn::If`` holds when its condition is true."""
+    if isinstance(node, dict) and set(node) == {"Fn::If"}:
+        return node["Fn::If"][1]
+    return node

@@ -24,7 +24,7 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import Any, Final, NoReturn
 
 import botocore.session
 
@@ -56,6 +56,7 @@ ACCOUNT_ID = re.compile(r"[0-9]{12}")
 # A stack name starts with a letter, holds letters, digits and hyphens, and is at most 128 characters:
 # https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_CreateStack.html
 STACK_NAME = re.compile(r"[a-zA-Z][-a-zA-Z0-9]*")
+STAGE_SUFFIX: Final = "-stage"  # template.yaml's stage stack: <ApplicationStackName>-stage
 STACK_NAME_MAX = 128
 
 # A template's parameters: at most 200, each named by an alphanumeric logical name of at most 255
@@ -481,7 +482,9 @@ class _Reader:
         if account is not None and not ACCOUNT_ID.fullmatch(account):
             self.problem(where, f"Account {shorten(account, 80)!r} must be an AWS account ID: 12 digits")
         stack_name = self.text(entry, "StackName", where)
-        self.check_stack_name(stack_name if stack_name is not None else self._default_stack_name, where)
+        valid = self.check_stack_name(stack_name if stack_name is not None else self._default_stack_name, where)
+        if valid and stack_name is not None and account in (None, self._home_account):
+            self.check_home_stack_name(stack_name, where)
         path = self.text(entry, "ParameterFile", where)
         parameters = self.parameter_file(path, where) if path is not None else None
         if len(self.problems) > before or region is None or path is None or parameters is None:
@@ -494,15 +497,33 @@ class _Reader:
             parameters=parameters,
         )
 
-    def check_stack_name(self, name: str, where: str) -> None:
+    def check_stack_name(self, name: str, where: str) -> bool:
+        """Whether ``name`` is a CloudFormation stack name; the problem is told when it is not."""
         shown = shorten(name, 80)
         if len(name) > STACK_NAME_MAX:
             self.problem(
                 where, f"StackName {shown!r} is {len(name)} characters; CloudFormation allows at most {STACK_NAME_MAX}"
             )
-        elif not STACK_NAME.fullmatch(name):
+            return False
+        if not STACK_NAME.fullmatch(name):
             self.problem(
                 where, f"StackName {shown!r} must start with a letter and hold only letters, digits and hyphens"
+            )
+            return False
+        return True
+
+    def check_home_stack_name(self, name: str, where: str) -> None:
+        """In the solution's own account the functions may change only the stacks ``<default>`` and
+        ``<default>-<suffix>`` (template.yaml's IAM policies), never the stage stack ``<default>-stage``;
+        another account's bootstrap names its stacks itself."""
+        default = self._default_stack_name
+        if name == f"{default}{STAGE_SUFFIX}":
+            self.problem(where, f"StackName {shorten(name, 80)!r} is the stage stack, which the pipeline manages itself")
+        elif name != default and not name.startswith(f"{default}-"):
+            self.problem(
+                where,
+                f"StackName {shorten(name, 80)!r}: in the solution's account a target's stack is {default!r} or "
+                f"begins with {default + '-'!r} (what the solution's roles may change)",
             )
 
     def parameter_file(self, path: str, where: str) -> dict[str, str] | None:

@@ -346,6 +346,7 @@ def test_a_deployment_map_path_without_the_application_stack_name_fails_and_reco
     s3: S3Client, ssm: SSMClient, lambda_context: FakeLambdaContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DEPLOYMENT_MAP_PATH", MAP_PATH)
+    monkeypatch.delenv("APPLICATION_STACK_NAME", raising=False)
 
     result = release(load_event("record-release", "job"), s3, SOURCE, lambda_context)
 

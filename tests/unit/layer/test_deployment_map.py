@@ -464,8 +464,34 @@ def test_an_account_written_as_a_number_is_refused_with_the_reason() -> None:
 
 
 @pytest.mark.parametrize("stack_name", ["a", "A-b-1", "a" * 128, "app-eu-west-1"])
-def test_cloudformation_stack_names_are_accepted(stack_name: str) -> None:
-    assert read(document(wave("w", target(StackName=stack_name)))).waves[0].targets[0].stack_name == stack_name
+def test_cloudformation_stack_names_are_accepted_in_another_account(stack_name: str) -> None:
+    # there the bootstrap template's ApplicationStackNames bound what may be changed
+    entry = target(StackName=stack_name, Account=OTHER)
+    assert read(document(wave("w", entry))).waves[0].targets[0].stack_name == stack_name
+
+
+@pytest.mark.parametrize("stack_name", [STACK, f"{STACK}-eu-west-1", f"{STACK}-2"])
+def test_the_solutions_account_takes_the_application_stack_and_its_suffixed_names(stack_name: str) -> None:
+    for account in (None, HOME):
+        entry = target(StackName=stack_name, Account=account)
+        assert read(document(wave("w", entry))).waves[0].targets[0].stack_name == stack_name
+
+
+@pytest.mark.parametrize("stack_name", ["other", f"{STACK}x", f"x-{STACK}"])
+def test_the_solutions_account_refuses_a_stack_its_roles_may_not_change(stack_name: str) -> None:
+    refused_once(
+        document(wave("w", target(StackName=stack_name))),
+        f"Waves[0].Targets[0] (eu-west-1): StackName {stack_name!r}: in the solution's account a target's stack is "
+        f"{STACK!r} or begins with {STACK + '-'!r} (what the solution's roles may change)",
+    )
+
+
+def test_the_stage_stack_is_never_a_target() -> None:
+    refused_once(
+        document(wave("w", target(StackName=f"{STACK}-stage", Account=HOME))),
+        f"Waves[0].Targets[0] (eu-west-1): StackName '{STACK}-stage' is the stage stack, which the pipeline "
+        "manages itself",
+    )
 
 
 @pytest.mark.parametrize("stack_name", ["1app", "my_app", "-app", "app.eu", "", "app\n"])
@@ -657,13 +683,13 @@ def test_waves_that_cannot_finish_in_24_hours_are_refused_showing_the_arithmetic
         ),
         wave(
             "b",
-            target(StackName="b1"),
-            target(StackName="b2"),
-            target(StackName="b3"),
+            target(StackName=f"{STACK}-b1"),
+            target(StackName=f"{STACK}-b2"),
+            target(StackName=f"{STACK}-b3"),
             MaxConcurrency=2,
             BakeTimeInMinutes=180,
         ),
-        wave("c", target(StackName="c1")),
+        wave("c", target(StackName=f"{STACK}-c1")),
     )
 
     refused_once(
@@ -932,8 +958,15 @@ def deployment_maps(draw: st.DrawFn) -> DeploymentMap:
     )
     waves = []
     for index, name in enumerate(names):
+        # in the solution's account, a stack the solution's roles may change: <STACK>-<suffix>
         targets = tuple(
-            Target(region, account, stack, f"parameters/t{index}-{position}.json", draw(PARAMETERS))
+            Target(
+                region,
+                account,
+                f"{STACK}-{stack}" if account in (None, HOME) else stack,
+                f"parameters/t{index}-{position}.json",
+                draw(PARAMETERS),
+            )
             for position, (account, region, stack) in enumerate(keys[index :: len(names)])
         )
         concurrency, bake, timeout = draw(WAVE_NUMBERS)
@@ -955,7 +988,8 @@ def map_file(deployment_map: DeploymentMap) -> tuple[str, dict[str, str]]:
 def test_a_map_read_back_from_its_canonical_json_is_the_same_map(deployment_map: DeploymentMap) -> None:
     raw, files = map_file(deployment_map)
 
-    again = parse(raw, read_file=files.get, default_stack_name="unused", home_account=HOME)
+    # every target's StackName is written out; the default only bounds the solution account's names
+    again = parse(raw, read_file=files.get, default_stack_name=STACK, home_account=HOME)
 
     assert again == deployment_map
     assert digest(again) == digest(deployment_map)

@@ -462,7 +462,7 @@ def test_output_variables_stay_within_the_approvals_limits_with_many_waves() -> 
     waves = [
         {
             "Name": f"wave-{n:02d}-{'x' * 40}",
-            "Targets": [{"Region": "us-west-2", "StackName": f"app-{n}", "ParameterFile": "p.json"}],
+            "Targets": [{"Region": "us-west-2", "StackName": f"{STACK}-{n}", "ParameterFile": "p.json"}],
         }
         for n in range(20)
     ]
