@@ -4,19 +4,21 @@ CloudFormation execution role that role may pass.
 The template is deployed in moto, and what CloudFormation resolved (role names, trust policies, the inline policy
 with one ARN per stack and per bucket) is read back and judged with moto's own IAM policy evaluator, given real
 ARNs and request context. moto's IAM enforcement cannot do this for CloudFormation or IAM calls: it checks them
-against the resource "*" only, so it could not tell one stack, or one role, from another.
+against the resource "*" only, so it could not tell one stack, or one role, from another. Nor does moto's STS
+read a trust policy (AssumeRole succeeds for any role ARN, existing or not), so the trust is judged here too.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
 import pytest
-from moto.iam.access_control import IAMPolicy, PermissionResult
+from moto.iam.access_control import IAMPolicyStatement, PermissionResult
 from moto.iam.models import iam_backends
 from moto.iam.policy_validation import IAMPolicyDocumentValidator
 
@@ -25,8 +27,9 @@ from local_aws.cloudformation import ResolvedTemplate, load_template
 
 TARGET = "123456789012"  # moto's account, standing for the target account
 SOLUTION = "111122223333"
-WORKFLOW_ROLE = "release-solution-WorkflowRole-1A2B3C4D"
-WORKFLOW_ROLE_ARN = f"arn:aws:iam::{SOLUTION}:role/{WORKFLOW_ROLE}"
+OTHER_ACCOUNT = "444455556666"
+# A function's role as the solution template makes it: on the path /multi-region-release/, with a name SAM chose
+FUNCTION_ROLE = f"arn:aws:iam::{SOLUTION}:role/multi-region-release/release-solution-DeployTargetRole-1A2B3C4D"
 STACKS = ["orders", "payments"]
 BUCKETS = ["mrd-us-east-1-5b7e9a10", "mrd-eu-west-1-5b7e9a10"]
 KEYS = [
@@ -35,7 +38,6 @@ KEYS = [
 ]
 PARAMETERS = {
     "SolutionAccountId": SOLUTION,
-    "WorkflowRoleName": WORKFLOW_ROLE,
     "ApplicationStackNames": ",".join(STACKS),
     "ArtifactBucketArns": ",".join(f"arn:aws:s3:::{bucket}" for bucket in BUCKETS),
     "ArtifactKeyArns": ",".join(KEYS),
@@ -105,13 +107,65 @@ def allows(
     policy: dict[str, Any],
     action: str,
     resource: str,
-    context: dict[str, str] | None = None,
+    context: Mapping[str, str] | None = None,
     principal: str | None = None,
 ) -> bool:
-    """Whether ``policy`` allows the request, as moto's IAM evaluator (the one behind its IAM enforcement) judges
-    it: wildcards in resources, explicit denies, principals, and StringEquals conditions on ``context``."""
-    result = IAMPolicy(json.dumps(policy)).is_action_permitted(action, resource, principal, context)
-    return bool(result == PermissionResult.PERMITTED)
+    """Whether ``policy`` (Allow statements only) allows the request. moto's IAM evaluator (the one behind its IAM
+    enforcement) judges actions and resources with their wildcards; the principal and the conditions are judged
+    here, as IAM does: moto compares a principal with each ARN as text (an account principal would trust no
+    role), evaluates only StringEquals and counts a key missing from the request as a match, where IAM refuses.
+    With ``principal``, the request carries its ``aws:PrincipalArn``."""
+    request = {**({"aws:PrincipalArn": principal} if principal else {}), **(context or {})}
+    for statement in policy["Statement"]:
+        assert statement["Effect"] == "Allow"
+        judged = {key: value for key, value in statement.items() if key not in ("Condition", "Principal")}
+        if IAMPolicyStatement(judged).is_action_permitted(action, resource) != PermissionResult.PERMITTED:
+            continue
+        if "Principal" in statement and not (principal and trusts(statement["Principal"], principal)):
+            continue
+        if all(
+            met(operator, key, expected, request)
+            for operator, keys in statement.get("Condition", {}).items()
+            for key, expected in keys.items()
+        ):
+            return True
+    return False
+
+
+def trusts(element: dict[str, Any], principal: str) -> bool:
+    """Whether a Principal element names ``principal``: by its ARN, or by its account (``:root``), which leaves
+    the decision to that account's own policies."""
+    partition, account = principal.split(":")[1], principal.split(":")[4]
+    named = as_list(element.get("AWS", []))
+    return principal in named or f"arn:{partition}:iam::{account}:root" in named
+
+
+def _like(pattern: str, value: str) -> bool:
+    """IAM's wildcards: ``*`` any run of characters, ``?`` any one; case-sensitive."""
+    expression = re.escape(pattern).replace(r"\*", ".*").replace(r"\?", ".")
+    return re.fullmatch(expression, value) is not None
+
+
+def _arn_like(pattern: str, value: str) -> bool:
+    """ArnLike: each of the six colon-separated parts matched on its own."""
+    patterns, values = pattern.split(":", 5), value.split(":", 5)
+    return len(patterns) == len(values) == 6 and all(map(_like, patterns, values))
+
+
+_OPERATORS = {
+    "StringEquals": str.__eq__,
+    "StringLike": _like,
+    "ArnEquals": str.__eq__,
+    "ArnLike": _arn_like,
+}
+
+
+def met(operator: str, key: str, expected: Any, request: Mapping[str, str]) -> bool:
+    """One condition key, as IAM evaluates it: any of the expected values; a key the request lacks fails."""
+    if key not in request:
+        return False
+    compare = _OPERATORS[operator]  # an operator not modelled here fails the test rather than pass it
+    return any(compare(value, request[key]) for value in as_list(expected))
 
 
 def stack_arn(name: str, region: str = "eu-west-1") -> str:
@@ -137,26 +191,51 @@ def test_the_outputs_are_the_role_arns_the_solution_computes(deployed: Deployed)
     assert deployed.outputs == {"DeployRoleArn": DEPLOY_ROLE, "CloudFormationExecutionRoleArn": EXECUTION_ROLE}
 
 
-def test_the_deploy_role_trusts_exactly_the_workflow_role(deployed: Deployed) -> None:
+def test_the_deploy_role_trusts_the_solution_accounts_roles_on_the_release_path(deployed: Deployed) -> None:
     trust = deployed.deploy_trust
 
     assert trust["Statement"] == [
         {
-            "Sid": "ReleaseWorkflow",
+            "Sid": "SolutionFunctions",
             "Effect": "Allow",
-            "Principal": {"AWS": WORKFLOW_ROLE_ARN},
+            "Principal": {"AWS": f"arn:aws:iam::{SOLUTION}:root"},
             "Action": "sts:AssumeRole",
+            "Condition": {"ArnLike": {"aws:PrincipalArn": f"arn:aws:iam::{SOLUTION}:role/multi-region-release/*"}},
         }
     ]
-    assert allows(trust, "sts:AssumeRole", DEPLOY_ROLE, principal=WORKFLOW_ROLE_ARN)
+    for role in (
+        FUNCTION_ROLE,
+        f"arn:aws:iam::{SOLUTION}:role/multi-region-release/release-solution-StageRevertRole-9Z8Y7X",
+        f"arn:aws:iam::{SOLUTION}:role/multi-region-release/a-role-made-after-this-stack",
+    ):
+        assert allows(trust, "sts:AssumeRole", DEPLOY_ROLE, principal=role), role
     for other in (
-        f"arn:aws:iam::{SOLUTION}:role/other-role",  # another role of the solution account
+        f"arn:aws:iam::{SOLUTION}:role/release-solution-WorkflowRole-1A2B3C4D",  # a role of the account, off the path
+        f"arn:aws:iam::{SOLUTION}:role/other-path/multi-region-release/x",  # the path's name deeper in another path
+        f"arn:aws:iam::{SOLUTION}:role/multi-region-release-x/y",  # a path that only starts the same
+        f"arn:aws:iam::{SOLUTION}:user/multi-region-release/someone",  # a user on the path
         f"arn:aws:iam::{SOLUTION}:root",  # the solution account as a whole
-        f"arn:aws:iam::444455556666:role/{WORKFLOW_ROLE}",  # the same name in another account
-        f"arn:aws:iam::{TARGET}:role/{WORKFLOW_ROLE}",  # ... and in the target account itself
+        f"arn:aws:iam::{OTHER_ACCOUNT}:role/multi-region-release/release-solution-DeployTargetRole-1A2B3C4D",
+        f"arn:aws:iam::{TARGET}:role/multi-region-release/release-solution-DeployTargetRole-1A2B3C4D",
+        f"arn:aws-cn:iam::{SOLUTION}:role/multi-region-release/x",  # another partition
     ):
         assert not allows(trust, "sts:AssumeRole", DEPLOY_ROLE, principal=other), other
-    assert not allows(trust, "sts:TagSession", DEPLOY_ROLE, principal=WORKFLOW_ROLE_ARN)
+    # a request whose principal ARN is not known is refused, not let through
+    assert not allows(trust, "sts:AssumeRole", DEPLOY_ROLE, principal=None)
+    for action in ("sts:TagSession", "sts:SetSourceIdentity", "sts:AssumeRoleWithWebIdentity"):
+        assert not allows(trust, action, DEPLOY_ROLE, principal=FUNCTION_ROLE), action
+
+
+def test_no_parameter_moves_or_widens_the_trust(template: dict[str, Any]) -> None:
+    """The path is fixed, as the role names are (release_pipeline.rollout.bootstrap_role_names): the trust names
+    only the partition and the solution account."""
+    (statement,) = template["Resources"]["DeployRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    names = set(re.findall(r"\$\{([^}]+)\}", json.dumps(statement)))
+
+    assert names == {"AWS::Partition", "SolutionAccountId"}
+    assert statement["Condition"]["ArnLike"]["aws:PrincipalArn"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:iam::${SolutionAccountId}:role/multi-region-release/*"
+    }
 
 
 def test_no_statement_grants_a_wildcard_or_negated_action(deployed: Deployed) -> None:
@@ -299,7 +378,6 @@ def test_reads_artifacts_only_from_the_solution_accounts_buckets_through_s3(depl
     ("parameter", "accepted", "refused"),
     [
         ("SolutionAccountId", ["111122223333"], ["*", "11112222333", "1111-2222-3333"]),
-        ("WorkflowRoleName", [WORKFLOW_ROLE], ["*", "role/x", "release*"]),
         ("ApplicationStackNames", STACKS, ["*", "orders*", "orders/*", "or?ers", "1orders", ""]),
         ("ArtifactBucketArns", [f"arn:aws:s3:::{b}" for b in BUCKETS], ["arn:aws:s3:::*", "arn:aws:s3:::mrd-*", "*"]),
         ("ArtifactKeyArns", KEYS, ["*", f"arn:aws:kms:us-east-1:{SOLUTION}:key/*", f"arn:aws:kms:*:{SOLUTION}:key/a"]),
