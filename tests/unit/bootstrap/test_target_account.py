@@ -24,6 +24,7 @@ from moto.iam.policy_validation import IAMPolicyDocumentValidator
 
 from audit import static
 from local_aws.cloudformation import ResolvedTemplate, load_template
+from tests.support.events import REPO_ROOT
 
 TARGET = "123456789012"  # moto's account, standing for the target account
 SOLUTION = "111122223333"
@@ -346,12 +347,135 @@ def test_changes_only_the_named_stacks_and_only_as_the_execution_role(deployed: 
     assert not allows(policy, "cloudformation:UpdateStack", stack_arn("inventory"), as_execution_role)
     for role in (DEPLOY_ROLE, f"arn:aws:iam::{TARGET}:role/admin"):
         assert not allows(policy, "cloudformation:UpdateStack", stack_arn("orders"), {"cloudformation:RoleArn": role})
+    # a placeholder is deleted as the execution role only, and only a named stack
+    assert allows(policy, "cloudformation:DeleteStack", stack_arn("orders"), as_execution_role)
+    assert not allows(policy, "cloudformation:DeleteStack", stack_arn("inventory"), as_execution_role)
+    for role in (DEPLOY_ROLE, f"arn:aws:iam::{TARGET}:role/admin"):
+        assert not allows(policy, "cloudformation:DeleteStack", stack_arn("orders"), {"cloudformation:RoleArn": role})
+    # every change names the execution role: without RoleARN, none is allowed
+    for action in ("CreateChangeSet", "DeleteStack", "UpdateStack"):
+        assert not allows(policy, f"cloudformation:{action}", stack_arn("orders")), action
     # never otherwise around change sets
-    for action in ("CreateStack", "DeleteStack", "SetStackPolicy", "UpdateTerminationProtection"):
+    for action in (
+        "CreateStack",
+        "SetStackPolicy",
+        "UpdateTerminationProtection",
+        "ContinueUpdateRollback",
+        "RollbackStack",
+        "CancelUpdateStack",
+        "GetTemplate",
+        "UpdateStackSet",
+    ):
         assert not allows(policy, f"cloudformation:{action}", stack_arn("orders"), as_execution_role), action
     # an application template's AWS-owned transform
     transform = "arn:aws:cloudformation:eu-west-1:aws:transform/Serverless-2016-10-31"
     assert allows(policy, "cloudformation:CreateChangeSet", transform)
+
+
+# What each function that acts in a target account asks of CloudFormation there, as the deploy role: the
+# request's action, what it is authorized on, and its request context. (PassRole is CloudFormation's own check
+# of the caller when a request names RoleARN.)
+STACK, ROLE, ANY = "stack", "execution role", "*"
+AS_EXECUTION_ROLE = {"cloudformation:RoleArn": EXECUTION_ROLE}
+PASSED = {"iam:PassedToService": "cloudformation.amazonaws.com"}
+Call = tuple[str, str, dict[str, str]]
+CALLS: dict[str, list[Call]] = {
+    # release_pipeline.rollout: the execute, status and return steps
+    "deploy-target": [
+        ("cloudformation:DescribeChangeSet", STACK, {}),
+        ("cloudformation:ExecuteChangeSet", STACK, {}),
+        ("cloudformation:DescribeStacks", STACK, {}),
+        ("cloudformation:DescribeStackEvents", STACK, {}),
+        ("cloudformation:UpdateStack", STACK, AS_EXECUTION_ROLE),
+        ("iam:PassRole", ROLE, PASSED),
+    ],
+    # release_pipeline.target_changes: create_change_set, then inspect_change_set (changes.py)
+    "target-change-sets": [
+        ("cloudformation:DescribeStacks", STACK, {}),
+        ("cloudformation:CreateChangeSet", STACK, AS_EXECUTION_ROLE),
+        ("iam:PassRole", ROLE, PASSED),
+        ("cloudformation:DescribeChangeSet", STACK, {}),
+    ],
+    # release_pipeline.drift: start_detections, follow_detections
+    "drift-detection": [
+        ("cloudformation:DescribeStacks", STACK, {}),
+        ("cloudformation:DetectStackDrift", STACK, {}),
+        ("cloudformation:DetectStackResourceDrift", STACK, {}),  # DetectStackDrift's own, per resource
+        ("cloudformation:DescribeStackDriftDetectionStatus", ANY, {}),
+        ("cloudformation:DescribeStackResourceDrifts", STACK, {}),
+    ],
+    # release_pipeline.review.remove_review
+    "stage-revert": [
+        ("cloudformation:DescribeStacks", STACK, {}),
+        ("cloudformation:DescribeChangeSet", STACK, {}),
+        ("cloudformation:ListChangeSets", STACK, {}),
+        ("cloudformation:DeleteChangeSet", STACK, {}),
+        ("cloudformation:DeleteStack", STACK, AS_EXECUTION_ROLE),
+        ("iam:PassRole", ROLE, PASSED),
+    ],
+    # release_pipeline.gate.wait_for_turn with a map: describe, latest_request_token, remove_earlier_change_sets
+    "execution-gate": [
+        ("cloudformation:DescribeStacks", STACK, {}),
+        ("cloudformation:DescribeStackEvents", STACK, {}),
+        ("cloudformation:ListChangeSets", STACK, {}),
+        ("cloudformation:DeleteChangeSet", STACK, {}),
+    ],
+}
+# Granted for what CloudFormation does on a caller's behalf, beyond the calls above: drift detection of registry
+# types, the rollback triggers' alarms, an application template's AWS-owned transforms, a template read from
+# the solution's artifact buckets.
+ON_BEHALF = {
+    "cloudformation:BatchDescribeTypeConfigurations",
+    "cloudwatch:DescribeAlarms",
+    "s3:GetObject",
+    "kms:Decrypt",
+}
+
+
+def _resource(kind: str, stack: str) -> str:
+    return {STACK: stack_arn(stack), ROLE: EXECUTION_ROLE, ANY: "*"}[kind]
+
+
+@pytest.mark.parametrize("function", sorted(CALLS))
+def test_each_function_may_make_its_calls_on_the_named_stacks_and_no_other(deployed: Deployed, function: str) -> None:
+    policy = deployed.deploy_policy
+
+    for action, kind, context in CALLS[function]:
+        for stack in STACKS:
+            assert allows(policy, action, _resource(kind, stack), context), (action, stack)
+        if kind == STACK:
+            for other in ("inventory", "orders-stage", "multi-region-deploy-target"):
+                assert not allows(policy, action, stack_arn(other), context), (action, other)
+
+
+def test_the_policy_grants_the_functions_calls_and_nothing_more(deployed: Deployed) -> None:
+    granted = {a for s in deployed.deploy_policy["Statement"] for a in as_list(s["Action"])}
+    called = {action for calls in CALLS.values() for action, _, _ in calls}
+
+    assert granted == called | ON_BEHALF
+
+
+# The modules whose CloudFormation clients may be a deploy role's (clients.cloudformation_for_targets), and the
+# shared helpers they call.
+TARGET_MODULES = ("rollout", "target_changes", "drift", "review", "gate", "stacks", "changes")
+
+
+def test_every_cloudformation_call_in_the_modules_that_reach_targets_is_granted(deployed: Deployed) -> None:
+    """A call added to one of these modules fails here until the bootstrap allows it (and CALLS names it)."""
+    package = REPO_ROOT / "layers" / "common" / "release_pipeline"
+    operations = set()
+    for module in TARGET_MODULES:
+        source = (package / f"{module}.py").read_text(encoding="utf-8")
+        for paginated, called in re.findall(r"\bcfn\.(?:get_paginator\(\"(\w+)\"\)|(\w+)\()", source):
+            if called != "get_paginator":
+                operations.add(paginated or called)
+    actions = {"cloudformation:" + "".join(word.title() for word in name.split("_")) for name in operations}
+    called = {action for calls in CALLS.values() for action, _, _ in calls}
+
+    assert "cloudformation:DeleteStack" in actions  # the scan finds what it looks for
+    assert actions <= called
+    for action in actions:
+        assert allows(deployed.deploy_policy, action, stack_arn("orders"), AS_EXECUTION_ROLE), action
 
 
 def test_reads_artifacts_only_from_the_solution_accounts_buckets_through_s3(deployed: Deployed) -> None:
