@@ -32,16 +32,9 @@ OTHER_ACCOUNT = "444455556666"
 # A function's role as the solution template makes it: on the path /multi-region-release/, with a name SAM chose
 FUNCTION_ROLE = f"arn:aws:iam::{SOLUTION}:role/multi-region-release/release-solution-DeployTargetRole-1A2B3C4D"
 STACKS = ["orders", "payments"]
-BUCKETS = ["mrd-us-east-1-5b7e9a10", "mrd-eu-west-1-5b7e9a10"]
-KEYS = [
-    f"arn:aws:kms:us-east-1:{SOLUTION}:key/1234abcd-12ab-34cd-56ef-1234567890ab",
-    f"arn:aws:kms:eu-west-1:{SOLUTION}:key/5678abcd-12ab-34cd-56ef-1234567890ab",
-]
 PARAMETERS = {
     "SolutionAccountId": SOLUTION,
     "ApplicationStackNames": ",".join(STACKS),
-    "ArtifactBucketArns": ",".join(f"arn:aws:s3:::{bucket}" for bucket in BUCKETS),
-    "ArtifactKeyArns": ",".join(KEYS),
     "CloudFormationExecutionPolicyArn": f"arn:aws:iam::{TARGET}:policy/application-bound",
 }
 INLINE_POLICY = "deploy-application-stacks"
@@ -422,14 +415,9 @@ CALLS: dict[str, list[Call]] = {
     ],
 }
 # Granted for what CloudFormation does on a caller's behalf, beyond the calls above: drift detection of registry
-# types, the rollback triggers' alarms, an application template's AWS-owned transforms, a template read from
-# the solution's artifact buckets.
-ON_BEHALF = {
-    "cloudformation:BatchDescribeTypeConfigurations",
-    "cloudwatch:DescribeAlarms",
-    "s3:GetObject",
-    "kms:Decrypt",
-}
+# types, the rollback triggers' alarms, an application template's AWS-owned transforms. No artifact is read:
+# every template goes inline (TemplateBody).
+ON_BEHALF = {"cloudformation:BatchDescribeTypeConfigurations", "cloudwatch:DescribeAlarms"}
 
 
 def _resource(kind: str, stack: str) -> str:
@@ -462,10 +450,13 @@ TARGET_MODULES = ("rollout", "target_changes", "drift", "review", "gate", "stack
 
 def test_every_cloudformation_call_in_the_modules_that_reach_targets_is_granted(deployed: Deployed) -> None:
     """A call added to one of these modules fails here until the bootstrap allows it (and CALLS names it)."""
-    package = REPO_ROOT / "layers" / "common" / "release_pipeline"
+
+    def read(module: str) -> str:
+        return (REPO_ROOT / "layers" / "common" / "release_pipeline" / f"{module}.py").read_text(encoding="utf-8")
+
     operations = set()
     for module in TARGET_MODULES:
-        source = (package / f"{module}.py").read_text(encoding="utf-8")
+        source = read(module)
         for paginated, called in re.findall(r"\bcfn\.(?:get_paginator\(\"(\w+)\"\)|(\w+)\()", source):
             if called != "get_paginator":
                 operations.add(paginated or called)
@@ -473,29 +464,11 @@ def test_every_cloudformation_call_in_the_modules_that_reach_targets_is_granted(
     called = {action for calls in CALLS.values() for action, _, _ in calls}
 
     assert "cloudformation:DeleteStack" in actions  # the scan finds what it looks for
+    # no template by URL: the deploy role reads no artifact
+    assert not [m for m in TARGET_MODULES if re.search(r"TemplateURL=|\"TemplateURL\":", read(m))]
     assert actions <= called
     for action in actions:
         assert allows(deployed.deploy_policy, action, stack_arn("orders"), AS_EXECUTION_ROLE), action
-
-
-def test_reads_artifacts_only_from_the_solution_accounts_buckets_through_s3(deployed: Deployed) -> None:
-    policy = deployed.deploy_policy
-    owned = {"s3:ResourceAccount": SOLUTION}
-
-    for bucket in BUCKETS:
-        assert allows(policy, "s3:GetObject", f"arn:aws:s3:::{bucket}/releases/e1/template.yaml", owned)
-        assert not allows(policy, "s3:PutObject", f"arn:aws:s3:::{bucket}/releases/e1/template.yaml", owned)
-    assert not allows(policy, "s3:GetObject", "arn:aws:s3:::another-bucket/template.yaml", owned)
-    # the bucket's name, but another account owns it now
-    taken = {"s3:ResourceAccount": "444455556666"}
-    assert not allows(policy, "s3:GetObject", f"arn:aws:s3:::{BUCKETS[0]}/releases/e1/template.yaml", taken)
-    (decrypt,) = [s for s in policy["Statement"] if "kms:Decrypt" in as_list(s["Action"])]
-    assert decrypt["Resource"] == KEYS
-    # moto's evaluator skips StringLike: the condition is checked as written
-    assert decrypt["Condition"] == {"StringLike": {"kms:ViaService": "s3.*.amazonaws.com"}}
-    assert not allows(policy, "kms:Decrypt", f"arn:aws:kms:us-east-1:{TARGET}:key/1234abcd-12ab-34cd-56ef-000000000000")
-    key_actions = {a for s in policy["Statement"] for a in as_list(s["Action"]) if a.startswith("kms:")}
-    assert key_actions == {"kms:Decrypt"}
 
 
 @pytest.mark.parametrize(
@@ -503,8 +476,6 @@ def test_reads_artifacts_only_from_the_solution_accounts_buckets_through_s3(depl
     [
         ("SolutionAccountId", ["111122223333"], ["*", "11112222333", "1111-2222-3333"]),
         ("ApplicationStackNames", STACKS, ["*", "orders*", "orders/*", "or?ers", "1orders", ""]),
-        ("ArtifactBucketArns", [f"arn:aws:s3:::{b}" for b in BUCKETS], ["arn:aws:s3:::*", "arn:aws:s3:::mrd-*", "*"]),
-        ("ArtifactKeyArns", KEYS, ["*", f"arn:aws:kms:us-east-1:{SOLUTION}:key/*", f"arn:aws:kms:*:{SOLUTION}:key/a"]),
     ],
 )
 def test_a_parameter_cannot_widen_a_resource(
