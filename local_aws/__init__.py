@@ -66,6 +66,7 @@ from local_aws.codepipeline import (
     OUTPUT_VARIABLES_MAX_BYTES,
     ReportedJobResult,
     job_results,
+    record_action_execution,
     set_execution_status,
     set_stage_execution,
 )
@@ -88,6 +89,7 @@ __all__ = [
     "inject_drift",
     "install",
     "job_results",
+    "record_action_execution",
     "run_in_process",
     "set_change_set_limit",
     "set_change_set_page_size",

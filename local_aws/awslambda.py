@@ -43,6 +43,7 @@ from moto.awslambda.responses import LambdaResponse
 from moto.awslambda.utils import get_backend
 from moto.core.models import DEFAULT_ACCOUNT_ID
 
+from local_aws import clock
 from local_aws.core import LOCK, state_of
 
 __all__ = [
@@ -127,7 +128,9 @@ def _invoke_in_process(self: LambdaResponse, handler: Handler, function: Any) ->
     headers = {"content-type": "application/json", "x-amz-executed-version": "$LATEST"}
     try:
         event = json.loads(self.body) if self.body else {}
-        return 200, headers, json.dumps(handler(event, context))
+        with clock.ACTIVITY.working():
+            result = handler(event, context)
+        return 200, headers, json.dumps(result)
     except Exception as exc:  # noqa: BLE001 - Lambda reports any exception of the handler as the payload
         headers["x-amz-function-error"] = "Unhandled"
         error = {

@@ -12,10 +12,12 @@ backend of its own, so moto's reset puts the clock back to real time.
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
 from moto.core.base_backend import BackendDict, BaseBackend
 from moto.core.models import DEFAULT_ACCOUNT_ID
@@ -23,7 +25,7 @@ from moto.core.models import DEFAULT_ACCOUNT_ID
 from local_aws.core import LOCK
 from local_aws.core import now as real_now
 
-__all__ = ["POLL_SECONDS", "advance", "now", "sleep"]
+__all__ = ["ACTIVITY", "POLL_SECONDS", "Activity", "advance", "now", "sleep"]
 
 POLL_SECONDS: Final = 0.05
 """How often, in real seconds, :func:`sleep` looks at the clock."""
@@ -61,6 +63,55 @@ def advance(delta: timedelta) -> datetime:
     return now()
 
 
+class Activity:
+    """What this process's emulated services are doing right now: work that runs on its own (a state
+    machine's Lambda task, run in process) and waits for the clock (:func:`sleep`). A scenario that moves
+    the clock does so once everything has come to wait for it (:meth:`waiting_for_clock`)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._working = 0
+        self._waiting = 0
+        self._changed = time.monotonic()
+
+    @contextmanager
+    def _counted(self, working: int, waiting: int) -> Iterator[None]:
+        with self._lock:
+            self._working += working
+            self._waiting += waiting
+            self._changed = time.monotonic()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._working -= working
+                self._waiting -= waiting
+                self._changed = time.monotonic()
+
+    def working(self) -> Any:
+        """A context in which something works (not waiting for the clock)."""
+        return self._counted(1, 0)
+
+    def waiting(self) -> Any:
+        """A context in which something waits for the clock."""
+        return self._counted(0, 1)
+
+    def waiting_for_clock(self, quiet: float = POLL_SECONDS * 3) -> bool:
+        """Whether nothing works, something waits for the clock, and neither has changed for ``quiet``
+        real seconds (longer than a waiting state takes to notice that the clock moved)."""
+        with self._lock:
+            return self._working == 0 and self._waiting > 0 and time.monotonic() - self._changed >= quiet
+
+    def still(self, quiet: float = POLL_SECONDS * 3) -> bool:
+        """Whether nothing works and nothing waits for the clock, unchanged for ``quiet`` real seconds."""
+        with self._lock:
+            return self._working == 0 and self._waiting == 0 and time.monotonic() - self._changed >= quiet
+
+
+ACTIVITY: Final = Activity()
+"""This process's activity (the emulator's services run in it)."""
+
+
 def sleep(
     seconds: float,
     *,
@@ -71,8 +122,9 @@ def sleep(
     advances the clock past the end. Looks every :data:`POLL_SECONDS` of real time (``pause`` waits, and may
     return early); returns False as soon as ``stopped()`` is true, True when the time has come."""
     end = now() + timedelta(seconds=seconds)
-    while (left := (end - now()).total_seconds()) > 0:
-        if stopped():
-            return False
-        pause(min(left, POLL_SECONDS))
+    with ACTIVITY.waiting():
+        while (left := (end - now()).total_seconds()) > 0:
+            if stopped():
+                return False
+            pause(min(left, POLL_SECONDS))
     return True

@@ -92,6 +92,8 @@ class CodePipelineState:
     """Every job result call received here, with its place among all calls in the process."""
     stage_states: dict[str, dict[str, tuple[str, str]]] = field(default_factory=dict)
     """Pipeline name -> stage name -> (latest execution id, its status in that stage)."""
+    action_executions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """Pipeline name -> its action executions (ListActionExecutions' actionExecutionDetails), newest first."""
 
 
 # Orders job result calls across accounts and Regions; a counter, not state: nothing reads its value.
@@ -276,6 +278,48 @@ def set_execution_status(
     execution.last_update_time = max(utcnow(), execution.start_time)
 
 
+def record_action_execution(
+    pipeline: str,
+    detail: Mapping[str, Any],
+    *,
+    region: str = "us-east-1",
+    account_id: str = DEFAULT_ACCOUNT_ID,
+) -> None:
+    """Add one action execution (an ``ActionExecutionDetail``: pipelineExecutionId, stageName, actionName,
+    status, input, output...) as ListActionExecutions then lists it, newest first."""
+    with LOCK:
+        state = state_of(codepipeline_backends[account_id][region], CodePipelineState)
+        state.action_executions.setdefault(pipeline, []).insert(0, dict(detail))
+
+
+# ListActionExecutions: at most 100 details a page (maxResults 1-100, default 100).
+# https://docs.aws.amazon.com/codepipeline/latest/APIReference/API_ListActionExecutions.html
+_ACTION_EXECUTIONS_PAGE: Final = 100
+
+
+def list_action_executions(self: CodePipelineResponse) -> str:
+    """ListActionExecutions: the action executions recorded with record_action_execution, newest first,
+    filtered by ``filter.pipelineExecutionId``, a page of ``maxResults`` (at most 100) at a time."""
+    name = self._get_param("pipelineName")
+    if name not in self.codepipeline_backend.pipelines:
+        raise error(
+            "PipelineNotFoundException", f"Account '{self.current_account}' does not have a pipeline with name '{name}'"
+        )
+    wanted = (self._get_param("filter") or {}).get("pipelineExecutionId")
+    size = int(self._get_param("maxResults") or _ACTION_EXECUTIONS_PAGE)
+    if not 1 <= size <= _ACTION_EXECUTIONS_PAGE:
+        raise error("ValidationException", f"maxResults must be from 1 to {_ACTION_EXECUTIONS_PAGE}")
+    start = int(self._get_param("nextToken") or 0)
+    with LOCK:
+        details = list(state_of(self.codepipeline_backend, CodePipelineState).action_executions.get(name, []))
+    matching = [d for d in details if wanted in (None, d.get("pipelineExecutionId"))]
+    page = matching[start : start + size]
+    answer: dict[str, Any] = {"actionExecutionDetails": page}
+    if start + size < len(matching):
+        answer["nextToken"] = str(start + size)
+    return json.dumps(answer, default=lambda moment: moment.timestamp())
+
+
 def get_pipeline_state(self: CodePipelineResponse) -> str:
     """GetPipelineState: the stages set with set_stage_execution, in the order they were set."""
     name = self._get_param("name")
@@ -309,5 +353,6 @@ RESPONSES: Final[dict[str, Callable[..., object]]] = {
     "put_job_success_result": put_job_success_result,
     "put_job_failure_result": put_job_failure_result,
     "get_pipeline_state": get_pipeline_state,
+    "list_action_executions": list_action_executions,
 }
 """What the emulator adds to ``CodePipelineResponse``, by method name."""

@@ -33,11 +33,15 @@ class AccessKey:
 def policy_for_moto(policy: Mapping[str, Any]) -> dict[str, Any]:
     """An IAM policy as moto can check it: S3 statements as written (moto checks S3 resources); every
     other statement with its resources widened to "*", because moto checks only the action there and
-    compares the resource with "*"."""
+    compares the resource with "*"; lambda:InvokeFunction also as lambda:Invoke, moto's name for it."""
     statements = []
     for statement in policy.get("Statement", []):
         actions = statement.get("Action", [])
         actions = [actions] if isinstance(actions, str) else list(actions)
+        # moto names Lambda's Invoke API lambda:Invoke; IAM's action for it is lambda:InvokeFunction
+        # (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awslambda.html)
+        if any(action.lower() == "lambda:invokefunction" for action in actions):
+            statement = {**statement, "Action": [*actions, "lambda:Invoke"]}
         if all(action.lower().startswith("s3:") for action in actions):
             statements.append(dict(statement))
         else:

@@ -24,6 +24,7 @@ import string
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 import zipfile
@@ -49,8 +50,20 @@ if TYPE_CHECKING:
 SUCCEEDED, FAILED, SKIPPED = "Succeeded", "Failed", "Skipped"
 # How many times CodePipeline would re-invoke a continuing action before the rehearsal calls it stuck
 # (CodePipeline itself allows a continuing action up to 24 hours).
-MAX_CONTINUATIONS = 200
+# CodePipeline ends a Lambda invoke action after 24 hours, however often it continues; a rollout followed
+# every CONTINUATION_INTERVAL (on the emulator's clock) continues at most 24 h / 30 s = 2,880 times.
+MAX_CONTINUATIONS = 3000
 CONTINUATION_PAUSE_SECONDS = 0.05
+# How far the emulator's clock moves between two invocations of a continuing action while a state machine
+# waits for the clock (a rollout's checks and bake times): CodePipeline invokes the action again on its own
+# schedule, which the rehearsal takes as half a minute.
+CONTINUATION_INTERVAL = timedelta(seconds=30)
+# How long, in real seconds, a continuing action waits for the state machines to come to wait for the clock.
+SETTLE_SECONDS = 20.0
+# One function runs at a time in this process: a sandbox replaces the process's environment and the
+# layer's modules, and a state machine's task may be invoked (from moto's worker thread) while a
+# pipeline action's function runs in the main thread.
+_SANDBOX = threading.RLock()
 STACK_WAIT_SECONDS = 120
 # CodePipeline's defaults (https://docs.aws.amazon.com/codepipeline/latest/userguide/limits.html), measured
 # on the emulator's clock: an approval without TimeoutInMinutes waits 7 days; a Lambda invoke action that
@@ -637,7 +650,7 @@ def invoke(execution: Execution, function: Function, event: dict[str, Any]) -> A
     excepthook = sys.excepthook
     module_name: str | None = None
     try:
-        with function_environment(execution, function), captured_logs(service) as output:
+        with _SANDBOX, function_environment(execution, function), captured_logs(service) as output:
             module = load_handler(function.code_dir, module_file)
             module_name = module.__name__
             handler = getattr(module, handler_name)
@@ -682,9 +695,42 @@ def _log_line(line: str) -> str:
     return f"{record.get('level', '')} {str(record['message'])[:300]}{extra}"
 
 
+def serve_tasks(execution: Execution) -> None:
+    """From now on, each function a state machine's tasks invoke runs in this process, in its sandbox,
+    for ``execution`` (a synchronous Invoke from a task: local_aws.run_in_process)."""
+    solution = execution.solution
+    for logical_id in solution.task_functions:
+        function = solution.functions[logical_id]
+
+        def handler(event: Any, _context: Any, function: Function = function) -> Any:
+            return invoke(execution, function, event)
+
+        local_aws.run_in_process(function.name, solution.primary_region, handler, account_id=solution.account_id)
+
+
+def let_state_machines_run(execution: Execution) -> None:
+    """Between two invocations of a continuing action: once every state machine's work has come to wait
+    for the clock (Wait states, Retry intervals), move the clock on by CONTINUATION_INTERVAL, after
+    whatever the scenario does meanwhile (an alarm that fires during a bake)."""
+    solution = execution.solution
+    for hook in solution.while_waiting:
+        note = hook(solution)
+        if note:
+            execution.reporter.detail(note)
+    started = time.monotonic()
+    while time.monotonic() - started < SETTLE_SECONDS:
+        if clock.ACTIVITY.waiting_for_clock():
+            clock.advance(CONTINUATION_INTERVAL)
+            return
+        if clock.ACTIVITY.still():  # no state machine runs: nothing to wait for
+            return
+        time.sleep(CONTINUATION_PAUSE_SECONDS)
+
+
 def run_lambda(execution: Execution, action: Action) -> Outcome:
     config = execution.config(action)
     solution = execution.solution
+    serve_tasks(execution)
     function = solution.function_by_name(config.get("FunctionName", ""))
     if function is None:
         raise WiringError(
@@ -711,6 +757,7 @@ def run_lambda(execution: Execution, action: Action) -> Outcome:
     if key_arn:
         data["encryptionKey"] = {"id": key_arn, "type": "KMS"}
     token: str | None = None
+    previous = ""
     started = clock.now()
     for attempt in range(1, MAX_CONTINUATIONS + 1):
         if clock.now() - started >= LAMBDA_ACTION_LIMIT:
@@ -746,8 +793,13 @@ def run_lambda(execution: Execution, action: Action) -> Outcome:
                 _require_written(execution, action, artifact)
             return Outcome(SUCCEEDED, summary, dict(result.output_variables or {}))
         token = result.continuation_token
-        execution.reporter.detail(f"continuation {attempt}: {summary}")
-        time.sleep(CONTINUATION_PAUSE_SECONDS)
+        if attempt <= 3 or attempt % 10 == 0 or summary != previous:
+            execution.reporter.detail(f"continuation {attempt}: {summary}")
+        previous = summary
+        if solution.task_functions:
+            let_state_machines_run(execution)
+        else:
+            time.sleep(CONTINUATION_PAUSE_SECONDS)
     raise ActionFailed(f"{function.logical_id} was still continuing after {MAX_CONTINUATIONS} invocations")
 
 

@@ -219,10 +219,49 @@ def _run_action(execution: Execution, action: Action, console: Console) -> Outco
         outcome = Outcome(FAILED, str(failure))
     if outcome.status != FAILED and action.namespace:
         execution.variables.set(action.namespace, outcome.variables)
+    _record(execution, action, outcome)
     console.action_finished(action, outcome, time.perf_counter() - started)
     for message in execution.solution.new_messages():
         console.notification(message["subject"], message["message"])
     return outcome
+
+
+def _record(execution: Execution, action: Action, outcome: Outcome) -> None:
+    """The action's execution as ListActionExecutions lists it: its type and, once it succeeded, where
+    its output artifacts are."""
+    solution = execution.solution
+    artifacts = [execution.artifacts[name] for name in action.outputs if name in execution.artifacts]
+    now = datetime.now(UTC)
+    detail = {
+        "pipelineExecutionId": execution.execution_id,
+        "actionExecutionId": str(uuid.uuid4()),
+        "pipelineVersion": 1,
+        "stageName": action.stage,
+        "actionName": action.name,
+        "startTime": now,
+        "lastUpdateTime": now,
+        "status": "Failed" if outcome.status == FAILED else "Succeeded",
+        "input": {
+            "actionTypeId": {
+                "category": action.category,
+                "owner": action.owner,
+                "provider": action.provider,
+                "version": "1",
+            },
+            "configuration": dict(action.configuration),
+            "inputArtifacts": [{"name": name} for name in action.inputs],
+        },
+        "output": {
+            "outputArtifacts": [
+                {"name": artifact.name, "s3location": {"bucket": artifact.bucket, "key": artifact.key}}
+                for artifact in artifacts
+                if outcome.status != FAILED
+            ]
+        },
+    }
+    local_aws.record_action_execution(
+        solution.pipeline_name, detail, region=solution.primary_region, account_id=solution.account_id
+    )
 
 
 def stage_event(solution: Solution, pipeline: Pipeline, execution_id: str, stage: str, state: str) -> dict[str, Any]:

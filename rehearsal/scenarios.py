@@ -30,6 +30,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 import local_aws
+from rehearsal import waves
 from rehearsal.actions import FAILED, SKIPPED, SUCCEEDED, commit_id, missing_stack
 from rehearsal.emulator import Emulator
 from rehearsal.paths import ROOT
@@ -40,6 +41,11 @@ from rehearsal.solution import Leftovers, Solution, install, uninstall
 
 EXAMPLE = ROOT / "examples" / "hello-app"
 SECOND_CHANGE = ROOT / "examples" / "changes" / "second-change"
+# The second change, and the deployment map with the alarm hello-app-errors watched in its early wave.
+SECOND_CHANGE_WITH_ALARMS = ROOT / "examples" / "changes" / "second-change-with-alarms"
+MAP_ERROR = ROOT / "examples" / "changes" / "map-error"
+MAP_PATH = "deployment-map.json"
+WAVE_ALARM = "hello-app-errors"
 FAILS_LINT = ROOT / "examples" / "changes" / "fails-lint"
 PRIMARY_REGION = "us-east-1"
 SECONDARY_REGION = "eu-west-1"
@@ -82,6 +88,8 @@ class Scenario:
     setup: Callable[[Solution], str] | None = None
     # What the whole run must show, beyond the common checks (given the run's steps and messages).
     run_check: Callable[[list[Step], list[dict[str, str]]], list[str]] | None = None
+    # The application ships with its deployment map (DeploymentMapPath): waves of targets, not two Regions.
+    deployment_map: bool = False
 
 
 def _drift_by_hand(solution: Solution) -> str:
@@ -203,6 +211,75 @@ def _regions_reported(steps: list[Step], messages: list[dict[str, str]]) -> list
     return [f"the failed-deploy report lacks {missing}: {text[:300]}"] if missing else []
 
 
+def _target(solution: Solution, wave: str) -> waves.MapTarget:
+    return next(target for target in solution.map_targets if target.wave == wave)
+
+
+def _alarm_during_bake(solution: Solution) -> str:
+    """The early wave watches hello-app-errors: the alarm exists (state OK) in each of its targets, and
+    fires once the first of them is baking the change (its update done, CloudFormation monitoring)."""
+    early = [target for target in solution.map_targets if target.wave == "early"]
+    for target in early:
+        waves.create_alarm(solution, target, WAVE_ALARM)
+    fired: list[str] = []
+
+    def fire_while_baking(solution: Solution) -> str | None:
+        if fired:
+            return None
+        for target in early:
+            stack = waves.stack_state(solution, target)
+            if stack and stack["StackStatus"] == "UPDATE_IN_PROGRESS" and "WorkQueue" in (stack["TemplateBody"] or ""):
+                waves.fire_alarm(solution, target, WAVE_ALARM, "rehearsal: errors after the change")
+                fired.append(target.key)
+                return f"alarm {WAVE_ALARM} in {target.key} went to ALARM while the change was baking"
+        return None
+
+    solution.while_waiting.append(fire_while_baking)
+    where = ", ".join(target.key for target in early)
+    return f"alarm {WAVE_ALARM} created (OK) in {where}; it fires during the early wave's bake"
+
+
+def _last_wave_fails(solution: Solution) -> str:
+    """The last wave's target fails where the change adds WorkQueue: CloudFormation rolls it back."""
+    target = solution.map_targets[-1]
+    reason = "Resource handler returned message: Service quota exceeded (HandlerErrorCode: ServiceLimitExceeded)"
+    local_aws.fail_resource(target.stack, target.region, "WorkQueue", reason, account_id=target.account)
+    return f"made to fail: the next update of {target.key} (wave {target.wave}) fails at WorkQueue"
+
+
+def _rollout_report(messages: list[dict[str, str]]) -> str:
+    reports = [m for m in messages if "rollout" in m["subject"].lower()]
+    return reports[-1]["subject"] + "\n" + reports[-1]["message"] if reports else ""
+
+
+def _waves_in_order(steps: list[Step], messages: list[dict[str, str]]) -> list[str]:
+    """The change went out wave by wave: each target's update began after every target of the waves
+    before it had finished (their stacks' events), and the rollout's report says every target is released."""
+    report = _rollout_report(messages)
+    return [] if "RELEASED" in report else [f"no rollout report says RELEASED: {report[:400]}"]
+
+
+def _rolled_back_before_the_last_wave(steps: list[Step], messages: list[dict[str, str]]) -> list[str]:
+    report = _rollout_report(messages)
+    wanted = ("ROLLED_BACK", "RETURNED", "UNTOUCHED")
+    missing = [word for word in wanted if word not in report]
+    return [f"the rollout report lacks {missing}: {report[:600]}"] if missing else []
+
+
+def _returned_after_the_late_failure(steps: list[Step], messages: list[dict[str, str]]) -> list[str]:
+    report = _rollout_report(messages)
+    wanted = ("ROLLED_BACK", "RETURNED")
+    missing = [word for word in wanted if word not in report]
+    return [f"the rollout report lacks {missing}: {report[:600]}"] if missing else []
+
+
+def _map_errors_named(steps: list[Step], messages: list[dict[str, str]]) -> list[str]:
+    failure = steps[-1].result.failure or ""
+    wanted = ("eu-west-9", "the same target as", "parameters/missing.json", "unknown key 'Stack'")
+    missing = [word for word in wanted if word not in failure]
+    return [f"Validate's failure does not name {missing}: {failure[:600]}"] if missing else []
+
+
 SCENARIOS: dict[str, Scenario] = {
     scenario.name: scenario
     for scenario in (
@@ -290,6 +367,50 @@ SCENARIOS: dict[str, Scenario] = {
             run_check=_regions_reported,
         ),
         Scenario(
+            "waves",
+            "a first release to a three-wave deployment map (four Regions, two accounts), then a second change "
+            "deployed wave by wave with bake times",
+            (Commit("first release"), Commit("second change", SECOND_CHANGE)),
+            deployment_map=True,
+            run_check=_waves_in_order,
+        ),
+        Scenario(
+            "waves-alarm",
+            "a release to a three-wave map, then a change whose early wave's alarm fires during its bake: "
+            "CloudFormation rolls that target back, the canary returns to the release, the last wave is untouched",
+            (
+                Commit("first release"),
+                Commit(
+                    "second change, alarm hello-app-errors watched in the early wave",
+                    SECOND_CHANGE_WITH_ALARMS,
+                    before=_alarm_during_bake,
+                    expect="approved, fails at DeployWaves",
+                ),
+            ),
+            deployment_map=True,
+            run_check=_rolled_back_before_the_last_wave,
+        ),
+        Scenario(
+            "waves-late-failure",
+            "a release to a three-wave map, then a change that fails in the last wave: the canary and the early "
+            "wave return to the release",
+            (
+                Commit("first release"),
+                Commit(
+                    "second change", SECOND_CHANGE, before=_last_wave_fails, expect="approved, fails at DeployWaves"
+                ),
+            ),
+            deployment_map=True,
+            run_check=_returned_after_the_late_failure,
+        ),
+        Scenario(
+            "waves-map-error",
+            "a first commit whose deployment map has errors: Validate names each entry, nothing is created",
+            (Commit("deployment map with four errors", MAP_ERROR, expect="fails at Validate"),),
+            deployment_map=True,
+            run_check=_map_errors_named,
+        ),
+        Scenario(
             "unchanged-pushes",
             f"a release, then {UNCHANGED_PUSHES} pushes that change nothing, with a change-set limit of "
             f"{CHANGE_SET_LIMIT} per stack",
@@ -375,6 +496,8 @@ def solution_parameters(options: Options, scenario: Scenario) -> dict[str, str]:
         path = options.source / "parameters" / f"{name}.json"
         if path.is_file():
             parameters[parameter] = json.dumps(json.loads(path.read_text(encoding="utf-8")), separators=(",", ":"))
+    if scenario.deployment_map:
+        parameters["DeploymentMapPath"] = MAP_PATH
     return parameters
 
 
@@ -396,6 +519,10 @@ def production(solution: Solution) -> dict[str, Any]:
     (a REVIEW_IN_PROGRESS placeholder counts as not deployed)."""
     name = solution.template.parameters["ApplicationStackName"]
     fingerprint: dict[str, Any] = {}
+    if solution.map_targets:
+        for target in solution.map_targets:
+            fingerprint[target.key] = _fingerprint(waves.stack_state(solution, target))
+        return fingerprint
     for region in (solution.primary_region, solution.secondary_region):
         fingerprint[region] = deployed(solution, name, region)
     return fingerprint
@@ -412,7 +539,15 @@ def deployed(solution: Solution, name: str, region: str) -> dict[str, Any] | Non
     if stack["StackStatus"] in {"REVIEW_IN_PROGRESS", "DELETE_COMPLETE"}:
         return None
     body = cfn.get_template(StackName=name)["TemplateBody"]
-    text = body if isinstance(body, str) else json.dumps(body, sort_keys=True)
+    stack["TemplateBody"] = body if isinstance(body, str) else json.dumps(body, sort_keys=True)
+    return _fingerprint(stack)
+
+
+def _fingerprint(stack: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A stack (with its TemplateBody) by what it runs; None when it does not run anything."""
+    if stack is None or stack["StackStatus"] in {"REVIEW_IN_PROGRESS", "DELETE_COMPLETE"}:
+        return None
+    text = stack["TemplateBody"]
     status = stack["StackStatus"]
     return {
         # A stack that runs its template, however it got there (created, updated, or an update rolled
@@ -449,6 +584,12 @@ def run(options: Options, emulator: Emulator, console: Console | None = None) ->
     # drift function's continuation token is followed as CodePipeline follows it.
     local_aws.set_detection_progress(1)
     report.solution = solution
+    if scenario.deployment_map:
+        app = solution.template.parameters["ApplicationStackName"]
+        solution.map_targets = waves.read_targets(options.source, MAP_PATH, app, solution.account_id)
+        for account in sorted({t.account for t in solution.map_targets} - {solution.account_id}):
+            stacks = sorted({t.stack for t in solution.map_targets if t.account == account})
+            console.line(waves.bootstrap(solution, account, stacks))
     if scenario.setup is not None:
         console.line(scenario.setup(solution))
     pipeline = load(solution.template)
@@ -462,7 +603,7 @@ def run(options: Options, emulator: Emulator, console: Console | None = None) ->
     for index, commit in enumerate(scenario.commits):
         last = index == len(scenario.commits) - 1
         overlay = commit.overlay
-        if overlay == SECOND_CHANGE:
+        if overlay == SECOND_CHANGE and not scenario.deployment_map:
             overlay = options.change
         elif overlay == FAILS_LINT:
             overlay = options.broken
@@ -653,12 +794,15 @@ def verify(report: Report, solution: Solution, pipeline: Pipeline) -> list[str]:
             if step.production_after != step.production_before:
                 problems.append(f"{label}: production changed although the execution was not released")
             later = report.steps[report.steps.index(step) + 1 :]
-            problems.extend(_review_change_set_problems(solution, app, step, passed_gate_since=_passed_gate(later)))
+            if not solution.map_targets:
+                problems.extend(
+                    _review_change_set_problems(solution, app, step, passed_gate_since=_passed_gate(later))
+                )
         if step.approved is False and step.result.status == SUCCEEDED:
             problems.append(f"{label}: a rejected execution ended Succeeded")
         if step.approved and step.result.status == SUCCEEDED:
             released = step
-    for region in (solution.primary_region, solution.secondary_region):
+    for region in () if solution.map_targets else (solution.primary_region, solution.secondary_region):
         now = deployed(solution, app, region)
         if released is None:
             if now is not None:
@@ -701,7 +845,10 @@ def verify(report: Report, solution: Solution, pipeline: Pipeline) -> list[str]:
     reinstalled = [step for step in report.steps if step.commit.reinstall]
     for left, step in zip(report.leftovers, reinstalled, strict=False):
         problems.extend(_leftover_problems(solution, left, step))
-    problems.extend(_empty_change_sets(solution, app))
+    if solution.map_targets:
+        problems.extend(_target_problems(solution, released, record))
+    else:
+        problems.extend(_empty_change_sets(solution, app))
     if report.state.get("dead_letters"):
         problems.append(f"{report.state['dead_letters']} stage event(s) ended in the dead-letter queue")
     if report.steps and report.scenario.last_check:
@@ -712,6 +859,26 @@ def verify(report: Report, solution: Solution, pipeline: Pipeline) -> list[str]:
     asked = sum(1 for m in report.state.get("messages", []) if m["subject"].startswith("APPROVAL NEEDED"))
     if asked != approvals:
         problems.append(f"{approvals} approval(s) were asked but {asked} approval notification(s) were sent")
+    return problems
+
+
+def _target_problems(solution: Solution, released: Step | None, record: dict[str, Any] | None) -> list[str]:
+    """With a deployment map: every target runs the released template (none before a release), and the
+    release record names the map it went out with."""
+    problems = []
+    for target in solution.map_targets:
+        now = _fingerprint(waves.stack_state(solution, target))
+        if released is None:
+            if now is not None:
+                problems.append(f"target {target.key} runs a stack ({now['status']}) though nothing was released")
+        elif now is None:
+            problems.append(f"target {target.key} runs nothing after a release")
+        elif now["template"] != released.template:
+            problems.append(f"target {target.key} does not run the released template")
+        elif now["status"] != "running":
+            problems.append(f"target {target.key} is {now['status']}")
+    if released is not None and record is not None and not record.get("deployment_map_digest"):
+        problems.append("the release record does not name the deployment map the release went out with")
     return problems
 
 

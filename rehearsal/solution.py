@@ -14,7 +14,7 @@ import json
 import sys
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from botocore.exceptions import ClientError
 
 from local_aws.awslambda import ENVIRONMENT_MAX_BYTES, EnvironmentTooLarge, check_environment_size
 from local_aws.cloudformation import ResolvedTemplate, load_template
-from local_aws.iam import AccessKey, create_principal
+from local_aws.iam import AccessKey, create_principal, policy_for_moto
 from rehearsal.emulator import UNCHECKED, Emulator
 from rehearsal.paths import ROOT, TEMPLATE
 
@@ -32,6 +32,11 @@ LAMBDA_TRUST = {
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}],
 }
+STATES_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+}
+_EMPTY_ZIP = b"PK\x05\x06" + b"\0" * 18  # a zip archive with no file
 # The e-mail subscription's stand-in: an SQS queue subscribed to the topic, read for the summary.
 INBOX_QUEUE = "rehearsal-notification-inbox"
 _EMULATED = frozenset(
@@ -50,6 +55,7 @@ _EMULATED = frozenset(
         "AWS::CodeBuild::Project",
         "AWS::CodePipeline::Pipeline",
         "AWS::Serverless::Function",
+        "AWS::Serverless::StateMachine",
         "AWS::Lambda::Permission",
         "Custom::RegionalArtifactStore",
     }
@@ -92,6 +98,13 @@ class Solution:
     not_emulated: list[str] = field(default_factory=list)
     inbox_url: str = ""
     sent: list[dict[str, str]] = field(default_factory=list)  # SNS messages read from the inbox so far
+    # The functions a state machine's tasks invoke (logical ids): they run in this process when invoked.
+    task_functions: list[str] = field(default_factory=list)
+    # What happens in AWS while a continuing action waits (a scenario's alarm firing during a bake): each
+    # is called between two invocations and may return a note for the console.
+    while_waiting: list[Callable[[Solution], str | None]] = field(default_factory=list)
+    # With a deployment map: its targets (rehearsal.waves.MapTarget), in wave order.
+    map_targets: list[Any] = field(default_factory=list)
 
     @property
     def account_id(self) -> str:
@@ -225,7 +238,14 @@ def install(
         elif kind == "AWS::Serverless::Function":
             name = f"{stack_name}-{logical_id}-{suffix}"[:64]
             role = f"{stack_name}-{logical_id}Role-{suffix}"[:64]
+            path = str(spec.get("Properties", {}).get("RolePath", "/"))  # SAM's RolePath: in the role's ARN
             physical[logical_id] = {"Ref": name, "Arn": f"arn:aws:lambda:{region}:{account}:function:{name}"}
+            physical[f"{logical_id}Role"] = {"Ref": role, "Arn": f"arn:aws:iam::{account}:role{path}{role}"}
+        elif kind == "AWS::Serverless::StateMachine":
+            name = f"{logical_id}-{suffix}"[:80]
+            role = f"{stack_name}-{logical_id}Role-{suffix}"[:64]
+            arn = f"arn:aws:states:{region}:{account}:stateMachine:{name}"
+            physical[logical_id] = {"Ref": arn, "Arn": arn, "Name": name}
             physical[f"{logical_id}Role"] = {"Ref": role, "Arn": f"arn:aws:iam::{account}:role/{role}"}
         elif kind == "AWS::CodeBuild::Project":
             name = f"{logical_id}-{suffix}"
@@ -368,6 +388,11 @@ def _delete_resource(solution: Solution, client: Any, logical_id: str, kind: str
     elif kind == "AWS::IAM::Role":
         _delete_role(client("iam"), ref)
     elif kind == "AWS::Serverless::Function":  # the function is not created here; its SAM role is
+        _delete_role(client("iam"), solution.template.physical[f"{logical_id}Role"]["Ref"])
+        if logical_id in solution.task_functions:
+            client("lambda").delete_function(FunctionName=ref)
+    elif kind == "AWS::Serverless::StateMachine":
+        client("stepfunctions").delete_state_machine(stateMachineArn=ref)
         _delete_role(client("iam"), solution.template.physical[f"{logical_id}Role"]["Ref"])
     elif kind == "AWS::Logs::LogGroup":
         client("logs").delete_log_group(logGroupName=ref)
@@ -513,10 +538,46 @@ def _create_resources(solution: Solution, client: Any, layer_dirs: tuple[Path, .
             solution.functions[logical_id] = _function(template, logical_id, properties, layer_dirs)
             client("iam").create_role(
                 RoleName=template.physical[f"{logical_id}Role"]["Ref"],
+                Path=str(properties.get("RolePath", "/")),
                 AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST),
             )
+        elif kind == "AWS::Serverless::StateMachine":
+            _create_state_machine(solution, client, logical_id, properties)
         elif kind == "AWS::CodePipeline::Pipeline":
             _create_pipeline(solution, client("codepipeline"), ref, properties)
+
+
+def _create_state_machine(solution: Solution, client: Any, logical_id: str, properties: Mapping[str, Any]) -> None:
+    """The state machine from its DefinitionUri with SAM's DefinitionSubstitutions, its role, and in
+    moto's Lambda each function its tasks invoke (so that Invoke finds it; its handler runs in this
+    process, see rehearsal.actions.serve_tasks)."""
+    physical = solution.template.physical
+    substitutions = {name: str(value) for name, value in properties.get("DefinitionSubstitutions", {}).items()}
+    definition = (ROOT / str(properties["DefinitionUri"])).read_text()
+    for name, value in substitutions.items():
+        definition = definition.replace("${" + name + "}", value)
+    role = physical[f"{logical_id}Role"]
+    iam = client("iam")
+    iam.create_role(RoleName=role["Ref"], AssumeRolePolicyDocument=json.dumps(STATES_TRUST))
+    # The state machine's tasks act as its role (local_aws.stepfunctions): its SAM Policies, as moto checks them.
+    policy = solution.template.function_policy(logical_id)
+    iam.put_role_policy(RoleName=role["Ref"], PolicyName="policies", PolicyDocument=json.dumps(policy_for_moto(policy)))
+    lambda_client = client("lambda")
+    for function in solution.functions.values():
+        if function.arn in substitutions.values():
+            lambda_client.create_function(
+                FunctionName=function.name,
+                Runtime="python3.13",
+                Role=physical[f"{function.logical_id}Role"]["Arn"],
+                Handler=function.handler,
+                Code={"ZipFile": _EMPTY_ZIP},  # never run by moto: the handler runs in this process
+                Timeout=function.timeout_seconds,
+                MemorySize=function.memory_mb,
+            )
+            solution.task_functions.append(function.logical_id)
+    client("stepfunctions").create_state_machine(
+        name=physical[logical_id]["Name"], definition=definition, roleArn=role["Arn"], type="STANDARD"
+    )
 
 
 def _create_bucket(s3: Any, name: str, properties: Mapping[str, Any]) -> None:

@@ -114,7 +114,7 @@ def wait_for_turn(
     if polls == 0:
         # First invocation: a parameter set that is not a JSON object of strings fails here, by name,
         # before CheckChanges makes a change set from it.
-        parameter_sets.check(pipeline, config.pipeline_name)
+        parameter_sets.check(pipeline, config.pipeline_name, with_map=bool(config.deployment_map_path))
     executions = executions_around(pipeline, config.pipeline_name, execution_id)
     running = executions.earlier_running
     next_token = {"polls": polls + 1}

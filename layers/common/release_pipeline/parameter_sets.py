@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from mypy_boto3_codepipeline import CodePipelineClient
 
 # Pipeline action -> the solution template's parameter its ParameterOverrides holds.
+STAGE_SET = "StageParameters"
 PARAMETER_SET_ACTIONS = {
     "PrimaryChangeSet": "PrimaryParameters",
     "SecondaryChangeSet": "SecondaryParameters",
@@ -42,8 +43,12 @@ def parse_parameters(raw: str, what: str) -> dict[str, str]:
     return value
 
 
-def check(pipeline: CodePipelineClient, pipeline_name: str) -> dict[str, dict[str, str]]:
-    """Each parameter set (by its template parameter's name), parsed from the pipeline's definition."""
+def check(
+    pipeline: CodePipelineClient, pipeline_name: str, *, with_map: bool = False
+) -> dict[str, dict[str, str]]:
+    """Each parameter set (by its template parameter's name), parsed from the pipeline's definition. With
+    a deployment map (``with_map``) the production change sets are the map's, made from its parameter
+    files (checked at Validate): only the stage's set is carried by an action."""
     declaration = pipeline.get_pipeline(name=pipeline_name)["pipeline"]
     found: dict[str, dict[str, str]] = {}
     problems: list[str] = []
@@ -59,7 +64,8 @@ def check(pipeline: CodePipelineClient, pipeline_name: str) -> dict[str, dict[st
                 found[label] = parse_parameters(raw or "{}", f"{label} (the {label} parameter set)")
             except ConfigurationError as error:
                 problems.append(str(error))
-    missing = [label for label in PARAMETER_SET_ACTIONS.values() if label not in seen]
+    expected = [STAGE_SET] if with_map else list(PARAMETER_SET_ACTIONS.values())
+    missing = [label for label in expected if label not in seen]
     if missing:
         problems.append(f"pipeline {pipeline_name} has no action carrying {', '.join(missing)}")
     if problems:

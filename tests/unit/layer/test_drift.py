@@ -624,7 +624,9 @@ def test_a_token_whose_detections_are_swapped_is_refused(fleet: Fleet) -> None:
     fails naming the target: each detection must be of its target's stack. (Swapped across accounts or
     Regions, CloudFormation does not find the detection at all: the job fails too.)"""
     event = with_source(
-        deployment_map({"one": [{"Region": WEST, "StackName": f"{STACK}-a"}, {"Region": WEST, "StackName": f"{STACK}-b"}]})
+        deployment_map(
+            {"one": [{"Region": WEST, "StackName": f"{STACK}-a"}, {"Region": WEST, "StackName": f"{STACK}-b"}]}
+        )
     )
     fleet.deploy(f"{HOME}/{WEST}/app-a", f"{HOME}/{WEST}/app-b")
     local_aws.set_detection_progress(1)
@@ -691,7 +693,9 @@ def test_100_deployed_targets_are_followed_through_a_token_within_the_limit(inbo
     more invocation THEN the token CodePipeline carries is within its 2,048 characters and brings every
     target to its result."""
     regions = (PRIMARY, SECONDARY, WEST)
-    targets = [{"Region": regions[n % 3], "Account": (HOME, OTHER)[n % 2], "StackName": f"{STACK}-{n}"} for n in range(100)]
+    targets = [
+        {"Region": regions[n % 3], "Account": (HOME, OTHER)[n % 2], "StackName": f"{STACK}-{n}"} for n in range(100)
+    ]
     for target in targets:
         fleet.reach(target["Region"], target["Account"]).create_stack(
             StackName=target["StackName"], TemplateBody=TARGET_TEMPLATE
