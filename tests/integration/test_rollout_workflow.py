@@ -1,7 +1,7 @@
 """The rollout state machine (statemachines/rollout.asl.json) run by the emulator's Step Functions, with
 deploy-target's handler: three waves across three Regions and two accounts, executed in order; a failed
-target in the last wave returns the earlier waves to the release; a return that fails fails the
-execution (and so fires its alarm) without touching anything else."""
+target in the last wave returns the earlier waves to the release; a return that fails is recorded, the
+other returns run to their end, and the execution then fails (and so fires its alarm) naming it."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import boto3
 import pytest
 
 import local_aws
+from release_pipeline import start_rollout
 from tests.support.rollout import (
     CHANGE_SET,
     HOME,
@@ -22,6 +23,7 @@ from tests.support.rollout import (
     advance_until,
     alarm,
     cfn,
+    changed_by_hand,
     create_state_machine,
     executed_order,
     finish,
@@ -122,7 +124,12 @@ def test_a_return_that_fails_fails_the_execution_and_touches_nothing_else(machin
 
     assert described["status"] == "FAILED"
     assert described.get("error") == "ReturnFailed"
-    assert "cannot re-create Extra" in described.get("cause", "")
+    assert described.get("cause") == f'1 of 4 returns failed: ["{HOME}/us-west-2/app"]'
+    recorded = start_rollout.recorded_returns(sfn, execution)
+    assert recorded is not None
+    canary_return = next(r for r in recorded["Returns"] if r["Key"] == f"{HOME}/us-west-2/app")
+    assert canary_return["State"] == "RETURN_FAILED"
+    assert "cannot re-create Extra" in canary_return["Detail"]
     assert value(canary) == "2"  # CloudFormation rolled the failed return back: the canary keeps its change
 
 
@@ -162,3 +169,45 @@ def test_an_alarm_during_a_bake_rolls_its_target_back_and_the_earlier_waves_retu
     assert states[f"{HOME}/us-east-1/app"] == "UNTOUCHED"  # the last wave never started
     assert f"{HOME}/us-east-1/app" not in executed_order(machine.sfn, execution)
     assert releases() == ["1", "1", "1", "1"]
+
+
+def test_a_failed_return_leaves_the_other_returns_running_and_fails_the_execution_naming_it(
+    machine: RolloutMachine,
+) -> None:
+    """GIVEN the last wave fails and someone changed the canary by hand after this execution deployed it
+    WHEN the rollout returns the targets it changed THEN the canary's return fails and is recorded, every
+    other target still returns to release 1, and the execution fails naming the canary; start-rollout's
+    report gives each target's state."""
+    sfn = machine.sfn
+    local_aws.fail_resource("app", "us-east-1", "Setting", "boom")  # the last wave fails
+    execution = start(machine)
+    canary, early = cfn("us-west-2", None), cfn("eu-west-1", None)
+    # once the early wave deploys, the canary's wave is over: from then on, only its return looks at it
+    advance_until(lambda: value(early) == "2", what="the early wave")
+    changed_by_hand(canary)
+
+    described = finish(sfn, execution)
+
+    assert described["status"] == "FAILED"  # the ExecutionsFailed alarm fires
+    assert described.get("error") == "ReturnFailed"
+    assert described.get("cause") == f'1 of 4 returns failed: ["{HOME}/us-west-2/app"]'
+    assert value(canary) == "3"  # left as the person made it
+    assert releases()[1:] == ["1", "1", "1"]  # every other target returned
+    recorded = start_rollout.recorded_returns(sfn, execution)
+    assert recorded is not None
+    states = {r["Key"]: (r["State"], r["Detail"]) for r in recorded["Returns"]}
+    assert states[f"{HOME}/us-west-2/app"][0] == "RETURN_FAILED"
+    assert "another operation followed" in states[f"{HOME}/us-west-2/app"][1]
+    assert {key: state for key, (state, _) in states.items() if key != f"{HOME}/us-west-2/app"} == {
+        f"{HOME}/eu-west-1/app": "RETURNED",
+        f"{OTHER}/us-east-2/app": "RETURNED",
+        f"{HOME}/us-east-1/app": "RETURNED",
+    }
+    outcome = start_rollout._returns_failed(described, recorded)
+    plan = start_rollout.Plan.read(described.get("input"))
+    report = "\n".join(outcome.report(plan))
+    assert f"{HOME}/us-west-2/app: RETURN_FAILED (another operation followed" in report
+    for key in (f"{HOME}/eu-west-1/app", f"{OTHER}/us-east-2/app", f"{HOME}/us-east-1/app"):
+        assert f"{key}: RETURNED" in report
+    assert "RELEASED" not in report
+    assert f"{HOME}/us-west-2/app" in outcome.message(plan)

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -56,6 +56,7 @@ __all__ = [
     "advance_until",
     "alarm",
     "cfn",
+    "changed_by_hand",
     "create_state_machine",
     "executed_order",
     "finish",
@@ -338,10 +339,22 @@ class RolloutMachine:
             self.sfn.stop_execution(executionArn=execution["executionArn"])
 
 
+class _EmulatorTime(datetime):
+    """``datetime`` whose ``now`` is the emulator's clock: deploy-target measures a step's time (its timeout,
+    how long to wait before the next check) on the clock the Wait states run on."""
+
+    @classmethod
+    def now(cls, tz: tzinfo | None = None) -> _EmulatorTime:
+        moment = clock.now() if tz is None else clock.now().astimezone(tz)
+        return cls.fromtimestamp(moment.timestamp(), moment.tzinfo)
+
+
 def create_state_machine(monkeypatch: pytest.MonkeyPatch) -> RolloutMachine:
-    """The rollout state machine, its tasks invoking deploy-target (run in this process)."""
+    """The rollout state machine, its tasks invoking deploy-target (run in this process, on the emulator's
+    clock)."""
     activity = Activity()
     monkeypatch.setattr(clock, "sleep", activity.wait(clock.sleep))
+    monkeypatch.setattr(rollout, "datetime", _EmulatorTime)
     iam = boto3.client("iam", region_name=REGION)
     trust = {
         "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]
@@ -430,6 +443,17 @@ def executed_order(sfn: SFNClient, execution: str) -> list[str]:
         if details and '"execute"' in details["parameters"]:
             order.append(json.loads(details["parameters"])["Payload"]["Target"]["Key"])
     return order
+
+
+def changed_by_hand(client: CloudFormationClient, stack: str = STACK, version: str = "3") -> None:
+    """Someone updates the stack to release ``version`` after this execution, under a request token of their
+    own (the parameter Name kept)."""
+    client.update_stack(
+        StackName=stack,
+        TemplateBody=template(version),
+        Parameters=[{"ParameterKey": "Name", "UsePreviousValue": True}],
+        ClientRequestToken="someone-else",
+    )
 
 
 def alarm(region: str, name: str) -> str:

@@ -87,6 +87,31 @@ ALARM_NAME_MAX = 255
 MAX_DEPLOY_TIMEOUT_MINUTES = 24 * 60
 ROLLOUT_BUDGET_MINUTES = 24 * 60
 
+# The rollout runs in one Step Functions execution, whose history holds at most 25,000 events: past that
+# the execution fails ("Maximum execution history size 25,000 events",
+# https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html). A map must fit below it with
+# a margin for what the count leaves out (a Lambda retry adds 3 events, a failure a few more).
+HISTORY_LIMIT_EVENTS = 25_000
+HISTORY_BUDGET_EVENTS = 20_000
+# The events statemachines/rollout.asl.json records, as measured with the emulator's Step Functions: a
+# check of a busy stack is a Wait, a Task and a Choice (2 + 5 + 2); a target's deploy, without its checks,
+# is a Map iteration, the Execute task, a Choice and its end (2 + 5 + 2 + 2), its return the same; the
+# execution itself, its Maps and the states after the returns, with 6 more for each wave.
+EVENTS_PER_CHECK = 9
+EVENTS_PER_DEPLOY = 11
+EVENTS_PER_RETURN = 11
+EVENTS_PER_EXECUTION = 16
+EVENTS_PER_WAVE = 6
+# How long the rollout waits before it checks a busy stack again: a third of the time the step has taken
+# so far, at least the poll interval, at most 10 minutes. Short while CloudFormation works, longer as a bake
+# goes on; a target that finishes is seen within a third of its time, and its number of checks grows with
+# the logarithm of its time rather than with its time.
+CHECK_BACKOFF_DIVISOR = 3
+MAX_CHECK_WAIT_SECONDS = 600
+# The poll interval the map check counts with: start-rollout's POLL_SECONDS as the README documents it (the
+# rollout's input is checked again with the configured interval, rollout.workflow_input).
+DEFAULT_POLL_SECONDS = 30
+
 # The product's own limit, not AWS's. Every target gets a change set at CheckChanges, a section in the
 # change report and a place in the approval's summary; past about a hundred, the person approving no
 # longer reads what they approve, and a fleet that large is better served by StackSets. 100 targets also
@@ -149,6 +174,11 @@ class Wave:
         return math.ceil(len(self.targets) / self.max_concurrency)
 
     @property
+    def count(self) -> int:
+        """How many targets the wave deploys."""
+        return len(self.targets)
+
+    @property
     def minutes(self) -> int:
         """The longest the wave may take: each round's deploy timeout plus its bake."""
         return self.batches * (self.deploy_timeout_minutes + self.bake_minutes)
@@ -173,6 +203,46 @@ class DeploymentMap:
     def placed(self) -> dict[TargetKey, tuple[Wave, Target]]:
         """Each target by its key, with its wave."""
         return {self.key(target): (wave, target) for wave in self.waves for target in wave.targets}
+
+
+def check_wait_seconds(elapsed_seconds: float, poll_seconds: int) -> int:
+    """Seconds to wait before the next check of a step that has taken ``elapsed_seconds`` so far."""
+    ceiling = max(poll_seconds, MAX_CHECK_WAIT_SECONDS)
+    return int(min(max(poll_seconds, elapsed_seconds // CHECK_BACKOFF_DIVISOR), ceiling))
+
+
+def checks_within(minutes: int, poll_seconds: int) -> int:
+    """The most checks a step makes when it is given ``minutes``: every check the schedule of
+    :func:`check_wait_seconds` makes until one comes after the time is up (that one answers FAILED)."""
+    elapsed, checks = 0, 0
+    while elapsed <= minutes * 60:
+        elapsed += check_wait_seconds(elapsed, poll_seconds)
+        checks += 1
+    return checks
+
+
+def target_history_events(wave: Wave | _Timing, poll_seconds: int) -> int:
+    """The most history events one target of ``wave`` adds: its deploy and its return, each checked until
+    the target's time (its deploy timeout plus its bake) is up."""
+    checks = checks_within(wave.deploy_timeout_minutes + wave.bake_minutes, poll_seconds)
+    return EVENTS_PER_DEPLOY + EVENTS_PER_RETURN + 2 * checks * EVENTS_PER_CHECK
+
+
+def history_problem(waves: Sequence[Wave | _Timing], poll_seconds: int) -> str | None:
+    """Why the rollout of ``waves`` may not fit in one execution's history, showing the arithmetic; ``None``
+    when it fits."""
+    per_target = [(wave, target_history_events(wave, poll_seconds)) for wave in waves]
+    overhead = EVENTS_PER_EXECUTION + EVENTS_PER_WAVE * len(waves)
+    needed = sum(wave.count * events for wave, events in per_target) + overhead
+    if needed <= HISTORY_BUDGET_EVENTS:
+        return None
+    terms = " + ".join(f"{wave.count} x {events}" for wave, events in per_target)
+    return (
+        f"the rollout's Step Functions history needs up to {terms} + {overhead} = {needed:,} events "
+        f"(targets x events per target, wave by wave, checked every {poll_seconds} s at first); it must stay "
+        f"under {HISTORY_BUDGET_EVENTS:,} (Step Functions fails an execution at {HISTORY_LIMIT_EVENTS:,}): "
+        "lower DeployTimeoutInMinutes or BakeTimeInMinutes, or deploy fewer targets in one rollout"
+    )
 
 
 # ----------------------------------------------------------------------------------------------- parse
@@ -349,11 +419,15 @@ class _Reader:
             )
 
     def check_budget(self) -> None:
-        """The time every wave may take, when each wave's numbers could be read (a wave whose targets have
-        problems still counts: its number of entries is known)."""
+        """The time every wave may take, and the history events its rollout may record, when each wave's
+        numbers could be read (a wave whose targets have problems still counts: its number of entries is
+        known)."""
         if not self._timings or any(timing is None for timing in self._timings):
             return
         timings = [timing for timing in self._timings if timing is not None]
+        history = history_problem(timings, DEFAULT_POLL_SECONDS)
+        if history is not None:
+            self.problem("Waves", history)
         needed = sum(timing.minutes for timing in timings)
         if needed <= ROLLOUT_BUDGET_MINUTES:
             return
@@ -411,7 +485,7 @@ class _Reader:
             written = entry.get("Targets")
             count = len(written) if isinstance(written, list) else 0
             label = shorten(name, _LABEL_MAX) if name is not None else f"Waves[{index}]"
-            self._timings.append(_Timing(label, math.ceil(count / concurrency), timeout, bake))
+            self._timings.append(_Timing(label, math.ceil(count / concurrency), timeout, bake, count))
         targets = self.targets(entry, index)
         if len(self.problems) > before or name is None or targets is None:
             return None
@@ -580,12 +654,18 @@ class _Reader:
 
 @dataclass(frozen=True)
 class _Timing:
-    """The longest a wave may take: ``batches`` rounds, each its deploy timeout then its bake."""
+    """The longest a wave may take: ``batches`` rounds, each its deploy timeout then its bake; ``count``
+    targets."""
 
     name: str
     batches: int
     deploy_minutes: int
     bake_minutes: int
+    count: int
+
+    @property
+    def deploy_timeout_minutes(self) -> int:
+        return self.deploy_minutes
 
     @property
     def minutes(self) -> int:

@@ -31,6 +31,7 @@ from botocore.exceptions import ClientError
 from release_pipeline import artifacts, deployment_map, releases, stacks
 from release_pipeline.config import FromEnv, text
 from release_pipeline.errors import BadInputError, ConfigurationError, ReleaseRecordError, error_code
+from release_pipeline.values import shorten
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
@@ -76,6 +77,9 @@ _CREATED = frozenset({"CREATE_COMPLETE", "ROLLBACK_COMPLETE", "ROLLBACK_FAILED",
 _EVENT_PAGES = 5  # the newest events searched for an operation or its failure's reason (100 per page)
 # CloudFormation's limit on TemplateBody: https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_UpdateStack.html
 TEMPLATE_BODY_LIMIT: Final = 51_200
+# A step's Detail is kept to this many characters: every return's detail is part of the execution's result,
+# which Step Functions holds to 256 KB (https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html).
+DETAIL_LIMIT: Final = 300
 
 
 @dataclass(frozen=True)
@@ -145,16 +149,18 @@ class StepResult:
     detail: str
     stack_status: str | None = None
     started_at: str | None = None
+    wait_seconds: int | None = None  # IN_PROGRESS: how long the state machine waits before the next check
 
-    def to_event(self, target: TargetStep) -> dict[str, Any]:
+    def to_event(self, target: TargetStep, poll_seconds: int) -> dict[str, Any]:
         answer: dict[str, Any] = {
             "State": self.state,
-            "Detail": self.detail,
+            "Detail": shorten(self.detail, DETAIL_LIMIT),
             "Key": target.key,
             "Wave": target.wave,
             "StackStatus": self.stack_status,
             # Always present: a state machine path to a missing field is a runtime error (States.Runtime).
             "StartedAt": self.started_at,
+            "WaitSeconds": poll_seconds if self.wait_seconds is None else self.wait_seconds,
         }
         return answer
 
@@ -170,23 +176,51 @@ def step(
     release: Callable[[], ReleasedSource | None],
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """Run one step (``Action``: execute, status or return) for the target in ``event``."""
+    """Run one step (``Action``: execute, status or return) for the target in ``event``. ``PollSeconds``
+    (the rollout's poll interval; 30 when absent) is the shortest wait an answer gives before the next check,
+    ``StartedAt`` (from the step's previous answer) when the step began.
+
+    A return never raises: its error is its answer (FAILED, the error's type and message), so that one
+    failed return leaves the others running and the report stays short."""
     if not isinstance(event, Mapping):
         raise BadInputError("a deploy-target step is a JSON object")
     action = event.get("Action")
     target = TargetStep.parse(event)
-    cfn = cloudformation_for(target.region, target.deploy_role_arn)
+    poll = _poll_seconds(event.get("PollSeconds"))
+    started = event.get("StartedAt")
+    started_at = started if isinstance(started, str) and started else None
     moment = now or datetime.now(UTC)
+    if action == "return":
+        try:
+            cfn = cloudformation_for(target.region, target.deploy_role_arn)
+            result = return_to_release(cfn, target, release, started_at, moment, poll)
+        except Exception as error:  # noqa: BLE001 - recorded as the target's state, see the docstring
+            result = StepResult(FAILED, f"{type(error).__name__}: {error}")
+        return result.to_event(target, poll)
+    cfn = cloudformation_for(target.region, target.deploy_role_arn)
     if action == "execute":
         result = execute(cfn, target, moment)
     elif action == "status":
-        started = event.get("StartedAt")
-        result = status(cfn, target, started if isinstance(started, str) else None, moment)
-    elif action == "return":
-        result = return_to_release(cfn, target, release)
+        result = status(cfn, target, started_at, moment, poll)
     else:
         raise BadInputError(f"unknown deploy-target action {action!r}: execute, status or return")
-    return result.to_event(target)
+    return result.to_event(target, poll)
+
+
+def _poll_seconds(value: object) -> int:
+    """The rollout's poll interval from a step's event (an execution started before the state machine passed
+    it gets the default)."""
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 3600:
+        return value
+    return deployment_map.DEFAULT_POLL_SECONDS
+
+
+def _next_wait(started_at: str | None, now: datetime, poll_seconds: int) -> int:
+    """How long to wait before the next check of a step that began at ``started_at``."""
+    if not started_at:
+        return poll_seconds
+    elapsed = max((now - _parse_time(started_at)).total_seconds(), 0)
+    return deployment_map.check_wait_seconds(elapsed, poll_seconds)
 
 
 def _newest_token(cfn: CloudFormationClient, stack: str) -> str | None:
@@ -256,7 +290,13 @@ def _executed_by_us(cfn: CloudFormationClient, target: TargetStep) -> bool:
         raise
 
 
-def status(cfn: CloudFormationClient, target: TargetStep, started_at: str | None, now: datetime) -> StepResult:
+def status(
+    cfn: CloudFormationClient,
+    target: TargetStep,
+    started_at: str | None,
+    now: datetime,
+    poll_seconds: int = deployment_map.DEFAULT_POLL_SECONDS,
+) -> StepResult:
     """Where the execution of the target's change set stands (its deploy and its bake)."""
     state = stacks.describe(cfn, target.stack_name, target.region)
     if not state.exists or state.status is None:
@@ -273,7 +313,13 @@ def status(cfn: CloudFormationClient, target: TargetStep, started_at: str | None
                 f"still {state.status} after {target.timeout_minutes} minutes (DeployTimeoutInMinutes plus the bake)",
                 stack_status=state.status,
             )
-        return StepResult(IN_PROGRESS, f"{state.status}", stack_status=state.status, started_at=started_at)
+        return StepResult(
+            IN_PROGRESS,
+            f"{state.status}",
+            stack_status=state.status,
+            started_at=started_at,
+            wait_seconds=_next_wait(started_at, now, poll_seconds),
+        )
     if state.status in _COMPLETE:
         return StepResult(DONE, f"deployed and baked ({state.status})", stack_status=state.status)
     reason = _failure_reason(cfn, target.stack_name, target.execute_token)
@@ -285,11 +331,14 @@ def status(cfn: CloudFormationClient, target: TargetStep, started_at: str | None
 def _overdue(started_at: str | None, minutes: int, now: datetime) -> bool:
     if not started_at:
         return False
+    return (now - _parse_time(started_at)).total_seconds() > minutes * 60
+
+
+def _parse_time(started_at: str) -> datetime:
     try:
-        started = datetime.fromisoformat(started_at)
+        return datetime.fromisoformat(started_at)
     except ValueError:
         raise BadInputError(f"StartedAt {started_at[:40]!r} is not an ISO 8601 time") from None
-    return (now - started).total_seconds() > minutes * 60
 
 
 @dataclass(frozen=True)
@@ -366,17 +415,33 @@ def read_map(
 
 
 def return_to_release(
-    cfn: CloudFormationClient, target: TargetStep, release: Callable[[], ReleasedSource | None]
+    cfn: CloudFormationClient,
+    target: TargetStep,
+    release: Callable[[], ReleasedSource | None],
+    started_at: str | None = None,
+    now: datetime | None = None,
+    poll_seconds: int = deployment_map.DEFAULT_POLL_SECONDS,
 ) -> StepResult:
     """Put a target this execution changed back to the last release. Repeated until it answers
-    anything but IN_PROGRESS: it starts the return once, then follows it. A target whose latest operation
-    is not this execution's is never touched: this execution did not change it, or someone changed it since."""
+    anything but IN_PROGRESS: it starts the return once, then follows it, for at most the target's
+    ``TimeoutMinutes`` from the first step (``started_at``). A target whose latest operation is not this
+    execution's is never touched: this execution did not change it, or someone changed it since."""
+    moment = now or datetime.now(UTC)
+    started = started_at or moment.isoformat()
     state = stacks.describe(cfn, target.stack_name, target.region)
     if not state.exists or state.status is None or state.status == stacks.PLACEHOLDER:
         return StepResult(UNTOUCHED, "never deployed by this execution", stack_status=state.status)
     newest = _newest_token(cfn, target.stack_name)
+    ours = newest in {target.return_token, target.execute_token}
+    if ours and stacks.is_busy(state.status) and _overdue(started, target.timeout_minutes, moment):
+        return StepResult(
+            FAILED,
+            f"still {state.status} {target.timeout_minutes} minutes after its return began; left as it is",
+            state.status,
+        )
     if newest == target.return_token:
-        return _follow_return(cfn, target, state.status)
+        result = _follow_return(cfn, target, state.status)
+        return _waiting(result, started, moment, poll_seconds)
     if newest != target.execute_token:
         if not _operated(cfn, target.stack_name, target.execute_token):
             return StepResult(UNTOUCHED, "this execution did not change it", state.status)
@@ -386,7 +451,8 @@ def return_to_release(
             FAILED, f"another operation followed this execution's ({state.status}); not touched", state.status
         )
     if stacks.is_busy(state.status):
-        return StepResult(IN_PROGRESS, f"waiting for this execution's {state.status} to settle", state.status)
+        waiting = StepResult(IN_PROGRESS, f"waiting for this execution's {state.status} to settle", state.status)
+        return _waiting(waiting, started, moment, poll_seconds)
     if state.status in _CREATED:
         return StepResult(FIRST_RELEASE, f"created by this execution ({state.status}); not deleted", state.status)
     if state.status == "UPDATE_ROLLBACK_COMPLETE":
@@ -430,7 +496,15 @@ def return_to_release(
         if stacks.is_no_updates(error):
             return StepResult(RETURNED, f"already matches release {released.execution_id}", state.status)
         raise
-    return StepResult(IN_PROGRESS, f"returning to release {released.execution_id}", state.status)
+    return StepResult(IN_PROGRESS, f"returning to release {released.execution_id}", state.status, started, poll_seconds)
+
+
+def _waiting(result: StepResult, started_at: str, now: datetime, poll_seconds: int) -> StepResult:
+    """``result`` with its start, and the wait before the next check when it is IN_PROGRESS."""
+    if result.state != IN_PROGRESS:
+        return result
+    wait = _next_wait(started_at, now, poll_seconds)
+    return StepResult(result.state, result.detail, result.stack_status, started_at, wait)
 
 
 def _operated(cfn: CloudFormationClient, stack: str, token: str) -> bool:

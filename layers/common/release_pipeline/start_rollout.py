@@ -87,8 +87,24 @@ STATE_MEANINGS: Final = {
 }
 # The states of statemachines/rollout.asl.json that return the changed targets to the release.
 RETURN_STATES: Final = frozenset(
-    {"ReturnToRelease", "Return", "Returned", "WaitForReturn", "ReturnFailed", "Reported", "RolledBack"}
+    {
+        "ReturnToRelease",
+        "Return",
+        "Returned",
+        "WaitForReturn",
+        "ReturnRefused",
+        "ReturnErrored",
+        "Reported",
+        "Returns",
+        "AllReturned",
+        "ReturnFailed",
+        "RolledBack",
+    }
 )
+# The error of the state machine's Fail state after the returns, when one or more failed, and the state
+# whose output holds every target's return (the Fail state's cause names only the failed targets).
+RETURN_FAILED_ERROR: Final = "ReturnFailed"
+RETURNS_STATE: Final = "Returns"
 # The newest history events a poll reads. Every state a target passes through records its input, the
 # target and its wave included, so the newest few name the wave in progress; 50 keep a margin for a wave
 # whose targets all answer at once. GetExecutionHistory takes up to 1,000 per call:
@@ -326,7 +342,10 @@ def follow(*, sfn: SFNClient, sns: SNSClient, config: StartRolloutConfig, execut
     read = _OUTCOMES.get(status)
     if read is None:
         raise RolloutError(f"The rollout execution has a status this function does not know: {status}")
-    outcome = read(described)
+    if status == "FAILED" and described.get("error") == RETURN_FAILED_ERROR:
+        outcome = _returns_failed(described, recorded_returns(sfn, execution))
+    else:
+        outcome = read(described)
     publish_report(sns, config.topic_arn, outcome.subject(config.application_stack_name), outcome.report(plan))
     if outcome.name != RELEASED:
         raise RolloutError(outcome.message(plan))
@@ -475,11 +494,7 @@ def _succeeded(described: DescribeExecutionOutputTypeDef) -> Outcome:
         return Outcome(RELEASED, execution, "Every target runs the new release.", default_state=(RELEASED, ""))
     if outcome != ROLLED_BACK:
         raise RolloutError(f"The rollout execution ended with an outcome this function does not know: {outcome!r}")
-    states: dict[str, tuple[str, str]] = {}
-    returns = output.get("Returns")
-    for item in returns if isinstance(returns, list) else []:
-        if isinstance(item, Mapping) and isinstance(item.get("Key"), str):
-            states[item["Key"]] = (str(item.get("State", UNKNOWN)), str(item.get("Detail") or ""))
+    states = _return_states(output.get("Returns"))
     failure = output.get("Failure")
     error, cause = (failure.get("Error"), failure.get("Cause")) if isinstance(failure, Mapping) else (None, None)
     found = {state for state, _ in states.values()}
@@ -497,6 +512,64 @@ def _succeeded(described: DescribeExecutionOutputTypeDef) -> Outcome:
         f"Rolled back: {_failure(error, cause)}.",
         states,
         next_step="The targets this execution changed were returned to the last release." + "".join(kept),
+    )
+
+
+def _return_states(returns: object) -> dict[str, tuple[str, str]]:
+    """Each target's (state, detail) in the state machine's list of returns."""
+    states: dict[str, tuple[str, str]] = {}
+    for item in returns if isinstance(returns, list) else []:
+        if isinstance(item, Mapping) and isinstance(item.get("Key"), str):
+            states[item["Key"]] = (str(item.get("State", UNKNOWN)), str(item.get("Detail") or ""))
+    return states
+
+
+def recorded_returns(sfn: SFNClient, execution: str) -> Mapping[str, Any] | None:
+    """The output of the state ``Returns`` (every target's return, and the failure that started them), read
+    from the newest events of the execution's history: it is among the last few. ``None`` when it cannot be
+    read (the report then names the failed targets from the execution's cause)."""
+    try:
+        page = sfn.get_execution_history(executionArn=execution, reverseOrder=True, maxResults=HISTORY_EVENTS)
+    except ClientError as error:
+        if not _transient(error):
+            raise
+        return None
+    for event in page.get("events", []):
+        exited = event.get("stateExitedEventDetails")
+        if exited is not None and exited.get("name") == RETURNS_STATE:
+            document = _json_object(exited.get("output"))
+            return document or None
+    return None
+
+
+def _returns_failed(described: DescribeExecutionOutputTypeDef, recorded: Mapping[str, Any] | None) -> Outcome:
+    """An execution whose returns have all run and one or more failed: each target's state from the state
+    ``Returns`` (or, when it could not be read, the failed targets the cause names)."""
+    execution, cause = described["executionArn"], str(described.get("cause") or "")
+    if recorded is not None:
+        states = _return_states(recorded.get("Returns"))
+        failure = recorded.get("Failure")
+        error, first = (failure.get("Error"), failure.get("Cause")) if isinstance(failure, Mapping) else (None, None)
+        started = f" after the rollout failed ({_failure(error, first)})"
+    else:
+        _, _, listed = cause.partition(": ")
+        try:
+            keys = json.loads(listed)
+        except ValueError:
+            return _stopped(described)  # not this state machine's cause: reported as any failure
+        states = {key: (RETURN_FAILED, "") for key in keys if isinstance(key, str)} if isinstance(keys, list) else {}
+        started = ""
+    failed = sorted(key for key, (state, _) in states.items() if state == RETURN_FAILED)
+    return Outcome(
+        "FAILED",
+        execution,
+        f"Returning targets to the release{started}: {shorten(cause, 1000) or 'some returns failed'}; every "
+        "other return ran to its end.",
+        states,
+        next_step=(
+            "The execution failed, so its alarm fires: bring each RETURN_FAILED stack back to the release by hand "
+            f"({', '.join(failed) or 'see the execution'}; its events name the cause)."
+        ),
     )
 
 

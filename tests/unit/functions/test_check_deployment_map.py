@@ -140,7 +140,7 @@ def test_a_huge_list_of_problems_is_cut_cleanly_within_codepipeline_s_limit(
     """GIVEN 300 problems WHEN checked THEN CodePipeline accepts the failure (5,000 characters at most): whole
     problems, then how many were left out."""
     targets = [{"Region": f"nowhere-{n}", "ParameterFile": f"missing/{n}.json", "Account": str(n)} for n in range(100)]
-    document = {"Waves": [{"Name": "all", "MaxConcurrency": 40, "Targets": targets}]}
+    document = {"Waves": [{"Name": "all", "MaxConcurrency": 40, "DeployTimeoutInMinutes": 5, "Targets": targets}]}
 
     message = failure_message(invoke(s3, with_map(document), lambda_context))
 

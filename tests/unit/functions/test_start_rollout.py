@@ -196,7 +196,8 @@ def test_a_failed_return_fails_the_job_naming_it_and_touches_nothing_else(
     three_waves: RolloutMachine, inbox: Inbox, lambda_context: FakeLambdaContext
 ) -> None:
     """GIVEN the canary changed by hand after this execution deployed it THEN its check fails, its return
-    refuses to touch it and fails: the job fails naming it, and no other target is touched."""
+    refuses to touch it and fails, the other returns still run (none was changed): the job fails naming it,
+    and no other target is touched."""
     first = run_job(FUNCTION, first_job(), lambda_context)
     canary = cfn("us-west-2", None)
     deadline = time.monotonic() + 10
@@ -213,16 +214,15 @@ def test_a_failed_return_fails_the_job_naming_it_and_touches_nothing_else(
 
     message = failure(results[-1])
     canary_key = f"{HOME}/us-west-2/{STACK}"
-    assert message.startswith(
-        f"Returning a target to the release failed: {canary_key}: another operation followed this execution's"
-    )
-    assert "its alarm fires; nothing else is touched" in message
+    assert message.startswith(f"Returning targets to the release after the rollout failed ({canary_key}: ")
+    assert f'1 of 4 returns failed: ["{canary_key}"]' in message
+    assert f"its alarm fires: bring each RETURN_FAILED stack back to the release by hand ({canary_key};" in message
     assert f"RETURN_FAILED (its return to the release failed; left as it is): {canary_key};" in message
     assert releases() == ["by hand", "1", "1", "1"]
     (note,) = inbox.messages()
     assert note.subject == f"Rollout failed: {STACK}"
     others = [key for _, keys in THREE_WAVES.waves() for key in keys if key != canary_key]
-    assert_reports_every_target(note, THREE_WAVES, {canary_key: "RETURN_FAILED"} | dict.fromkeys(others, "UNKNOWN"))
+    assert_reports_every_target(note, THREE_WAVES, {canary_key: "RETURN_FAILED"} | dict.fromkeys(others, "UNTOUCHED"))
 
 
 # --------------------------------------------------------------------------------------------- retries

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from release_pipeline import deployment_map
 from release_pipeline.deployment_map import (
     MAX_TARGETS,
     DeploymentMap,
@@ -662,13 +663,37 @@ def test_a_map_of_100_targets_is_accepted_and_of_101_refused() -> None:
     def targets(count: int) -> list[dict[str, Any]]:
         return [target(StackName=f"app-{index}") for index in range(count)]
 
-    assert len(read(document(wave("a", *targets(MAX_TARGETS), MaxConcurrency=40))).targets()) == MAX_TARGETS
+    # 5-minute deploys: 100 targets' history fits in one execution's (see the history test below)
+    quick = {"MaxConcurrency": 40, "DeployTimeoutInMinutes": 5}
+    assert len(read(document(wave("a", *targets(MAX_TARGETS), **quick))).targets()) == MAX_TARGETS
 
     refused_once(
-        document(wave("a", *targets(MAX_TARGETS), MaxConcurrency=40), wave("b", target("us-east-1"))),
+        document(wave("a", *targets(MAX_TARGETS), **quick), wave("b", target("us-east-1"), DeployTimeoutInMinutes=5)),
         f"Waves: the map lists {MAX_TARGETS + 1} targets; at most {MAX_TARGETS} are allowed, so that the change "
         "report and the approval stay readable (deploy a larger fleet with StackSets)",
     )
+
+
+def test_a_rollout_whose_history_may_pass_25000_events_is_refused_showing_the_arithmetic() -> None:
+    """GIVEN 60 targets given 60 minutes and a 30-minute bake each THEN the checks of their deploys and
+    returns may record more events than one execution holds: the map is refused, with the arithmetic."""
+    targets = [target(StackName=f"app-{index}") for index in range(60)]
+
+    refused_once(
+        document(wave("canary", target("us-west-2"), BakeTimeInMinutes=30), wave("rest", *targets, MaxConcurrency=20)),
+        "Waves: the rollout's Step Functions history needs up to 1 x 382 + 60 x 328 + 28 = 20,090 events "
+        "(targets x events per target, wave by wave, checked every 30 s at first); it must stay under 20,000 "
+        "(Step Functions fails an execution at 25,000): lower DeployTimeoutInMinutes or BakeTimeInMinutes, or "
+        "deploy fewer targets in one rollout",
+    )
+    assert len(read(document(wave("rest", *targets[:59], MaxConcurrency=20))).targets()) == 59
+
+
+def test_the_checks_of_a_busy_stack_back_off_from_the_poll_interval_to_10_minutes() -> None:
+    waits = [deployment_map.check_wait_seconds(elapsed, 30) for elapsed in (0, 60, 90, 300, 1800, 7200)]
+
+    assert waits == [30, 30, 30, 100, 600, 600]
+    assert deployment_map.checks_within(90, 30) == 20  # where 30-second checks made 181
 
 
 def test_waves_that_cannot_finish_in_24_hours_are_refused_showing_the_arithmetic() -> None:

@@ -373,13 +373,15 @@ Event = dict[str, Any]
 
 
 def deployment_map(waves: Mapping[str, list[dict[str, str]]]) -> str:
-    """A map of these waves (each deploying up to 40 targets at once, so 100 fit in a day's rollout)."""
+    """A map of these waves (each deploying up to 40 targets at once, given 5 minutes each, so 100 fit in a
+    day's rollout and in one execution's history)."""
     return json.dumps(
         {
             "Waves": [
                 {
                     "Name": name,
                     "MaxConcurrency": 40,
+                    "DeployTimeoutInMinutes": 5,
                     "Targets": [{**target, "ParameterFile": "params.json"} for target in targets],
                 }
                 for name, targets in waves.items()

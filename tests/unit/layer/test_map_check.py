@@ -174,7 +174,9 @@ def test_a_huge_list_of_problems_is_cut_between_problems_saying_how_many_were_le
     """GIVEN 100 targets, each with two problems WHEN checked THEN as many whole problems as fit in
     CodePipeline's 5,000 characters, then the number left out."""
     targets = [{"Region": f"nowhere-{n}", "ParameterFile": f"parameters/missing-{n}.json"} for n in range(100)]
-    repository = with_map({"Waves": [{"Name": "all", "MaxConcurrency": 40, "Targets": targets}]})
+    repository = with_map(
+        {"Waves": [{"Name": "all", "MaxConcurrency": 40, "DeployTimeoutInMinutes": 5, "Targets": targets}]}
+    )
     with pytest.raises(deployment_map.DeploymentMapError) as error:
         parsed(repository)
     problems = error.value.problems

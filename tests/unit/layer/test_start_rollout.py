@@ -147,7 +147,7 @@ def test_the_return_states_are_those_of_the_definition() -> None:
     states = json.loads(scenario.DEFINITION.read_text())["States"]
     returning = states["ReturnToRelease"]["ItemProcessor"]["States"]
 
-    assert {"ReturnToRelease", "RolledBack", *returning} == RETURN_STATES
+    assert {"ReturnToRelease", "Returns", "AllReturned", "ReturnFailed", "RolledBack", *returning} == RETURN_STATES
     assert not RETURN_STATES & set(states["Waves"]["ItemProcessor"]["States"]["Targets"]["ItemProcessor"]["States"])
 
 
