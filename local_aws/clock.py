@@ -73,6 +73,7 @@ class Activity:
         self._working = 0
         self._waiting = 0
         self._changed = time.monotonic()
+        self._ends: list[datetime] = []  # when each wait for the clock ends
 
     @contextmanager
     def _counted(self, working: int, waiting: int) -> Iterator[None]:
@@ -92,9 +93,22 @@ class Activity:
         """A context in which something works (not waiting for the clock)."""
         return self._counted(1, 0)
 
-    def waiting(self) -> Any:
-        """A context in which something waits for the clock."""
-        return self._counted(0, 1)
+    @contextmanager
+    def waiting(self, end: datetime) -> Iterator[None]:
+        """A context in which something waits for the clock to reach ``end``."""
+        with self._lock:
+            self._ends.append(end)
+        try:
+            with self._counted(0, 1):
+                yield
+        finally:
+            with self._lock:
+                self._ends.remove(end)
+
+    def next_end(self) -> datetime | None:
+        """When the first of the waits for the clock ends (None when nothing waits)."""
+        with self._lock:
+            return min(self._ends, default=None)
 
     def waiting_for_clock(self, quiet: float = POLL_SECONDS * 3) -> bool:
         """Whether nothing works, something waits for the clock, and neither has changed for ``quiet``
@@ -122,7 +136,7 @@ def sleep(
     advances the clock past the end. Looks every :data:`POLL_SECONDS` of real time (``pause`` waits, and may
     return early); returns False as soon as ``stopped()`` is true, True when the time has come."""
     end = now() + timedelta(seconds=seconds)
-    with ACTIVITY.waiting():
+    with ACTIVITY.waiting(end):
         while (left := (end - now()).total_seconds()) > 0:
             if stopped():
                 return False

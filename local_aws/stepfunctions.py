@@ -34,6 +34,8 @@ relies on it; :data:`PATCHES` replaces, by name, what it does there:
   (https://docs.aws.amazon.com/step-functions/latest/dg/concepts-access-cross-acct-resources.html). The
   calls are served by moto in this process, so a ``ThreadedMotoServer`` on any port runs them too (moto
   sent them to ``localhost:5000`` outside ``mock_aws``).
+- **The context object's ``$$.State.EnteredTime`` is the emulator's clock**, as the Wait states' time is
+  (https://docs.aws.amazon.com/step-functions/latest/dg/input-output-contextobject.html).
 - **Wait states and Retry intervals run on the emulator's clock** (:mod:`local_aws.clock`): a Wait of
   ``Seconds``, ``SecondsPath``, ``Timestamp`` or ``TimestampPath`` ends when the clock passes its end,
   whether real time gets there or a scenario advances the clock; a Retry waits its interval the same
@@ -54,7 +56,7 @@ import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timezone
 from functools import cache
 from types import ModuleType, SimpleNamespace
 from typing import Any, Final
@@ -105,6 +107,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service impor
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_aws_sdk import (
     StateTaskServiceAwsSdk,
 )
+from moto.stepfunctions.parser.asl.component.state import state as state_module
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.timestamp import Timestamp
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 from moto.stepfunctions.parser.asl.eval import states
@@ -367,6 +370,19 @@ def timestamp_wait_seconds(self: Timestamp, env: Any) -> int:
 _RETRY_TIME: Final = SimpleNamespace(sleep=lambda seconds: clock.sleep(seconds))
 
 
+class _ClockDatetime(datetime):
+    """``datetime`` whose ``now`` is the emulator's clock."""
+
+    @classmethod
+    def now(cls, tz: Any = None) -> Any:
+        moment = clock.now()
+        return moment if tz is None else moment.astimezone(tz)
+
+
+# The ``datetime`` module a state reads the context object's State.EnteredTime from: the emulator's clock.
+_STATE_DATETIME: Final = SimpleNamespace(datetime=_ClockDatetime, timezone=timezone)
+
+
 # --- What install() sets -------------------------------------------------------------------------------
 
 PATCHES: Final[tuple[tuple[object, Mapping[str, object]], ...]] = (
@@ -384,5 +400,6 @@ PATCHES: Final[tuple[tuple[object, Mapping[str, object]], ...]] = (
     (WaitFunction, {"_wait_interval": wait_interval}),
     (Timestamp, {"_get_wait_seconds": timestamp_wait_seconds}),
     (retrier_decl, {"time": _RETRY_TIME}),
+    (state_module, {"datetime": _STATE_DATETIME}),
 )
 """What the emulator replaces in moto's Step Functions interpreter: (module or class, name -> value)."""

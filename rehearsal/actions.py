@@ -33,6 +33,7 @@ from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol
 
 import yaml
@@ -115,6 +116,9 @@ class Execution:
     show_logs: bool = False
     last_logs: list[str] = field(default_factory=list)
     retry_mode: str | None = None  # how a failed stage is retried: "all" or "failed" actions
+    # Each function's warm sandbox in this execution (its handler module and the layer's modules), reused
+    # by its next invocation as Lambda reuses an execution environment; the first one is a cold start.
+    warm: dict[str, tuple[ModuleType, dict[str, ModuleType]]] = field(default_factory=dict)
 
     def region(self, action: Action) -> str:
         """The Region the action runs in: its own, or the pipeline's."""
@@ -590,14 +594,18 @@ def _delete_only(execution: Execution, action: Action, config: dict[str, str], c
 
 
 @contextmanager
-def function_environment(execution: Execution, function: Function) -> Iterator[None]:
-    """The process as a fresh Lambda sandbox of ``function``: its template environment, its Region,
-    its role's credentials, and a fresh import of the layer. The modules this process had imported
-    before are put back afterwards, so nothing of the sandbox leaks out (or in)."""
+def function_environment(
+    execution: Execution, function: Function, layer: dict[str, ModuleType] | None = None
+) -> Iterator[None]:
+    """The process as a Lambda sandbox of ``function``: its template environment, its Region, its role's
+    credentials, and the layer's modules: ``layer`` (a warm sandbox's, updated in place with what this
+    invocation imports), or a fresh import. The modules this process had imported before are put back
+    afterwards, so nothing of the sandbox leaks out (or in)."""
     solution = execution.solution
     saved = {name: module for name, module in sys.modules.items() if _is_layer_module(name)}
     for name in saved:
         del sys.modules[name]
+    sys.modules.update(layer or {})
     environment = {
         **solution.template.function_environment(function.logical_id),
         "AWS_REGION": solution.primary_region,
@@ -611,7 +619,9 @@ def function_environment(execution: Execution, function: Function) -> Iterator[N
             yield
     finally:
         for name in [name for name in sys.modules if _is_layer_module(name)]:
-            del sys.modules[name]
+            module = sys.modules.pop(name)
+            if layer is not None:
+                layer[name] = module
         sys.modules.update(saved)
 
 
@@ -649,9 +659,16 @@ def invoke(execution: Execution, function: Function, event: dict[str, Any]) -> A
     # Powertools' Logger(log_uncaught_exceptions=True) replaces sys.excepthook: keep this process's own.
     excepthook = sys.excepthook
     module_name: str | None = None
+    warm = execution.warm.get(function.logical_id)
+    layer: dict[str, ModuleType] = warm[1] if warm else {}
     try:
-        with _SANDBOX, function_environment(execution, function), captured_logs(service) as output:
-            module = load_handler(function.code_dir, module_file)
+        with _SANDBOX, function_environment(execution, function, layer), captured_logs(service) as output:
+            if warm:
+                module = warm[0]
+                sys.modules[module.__name__] = module
+            else:
+                module = load_handler(function.code_dir, module_file)
+                execution.warm[function.logical_id] = (module, layer)
             module_name = module.__name__
             handler = getattr(module, handler_name)
             context = FakeLambdaContext(
@@ -710,8 +727,9 @@ def serve_tasks(execution: Execution) -> None:
 
 def let_state_machines_run(execution: Execution) -> None:
     """Between two invocations of a continuing action: once every state machine's work has come to wait
-    for the clock (Wait states, Retry intervals), move the clock on by CONTINUATION_INTERVAL, after
-    whatever the scenario does meanwhile (an alarm that fires during a bake)."""
+    for the clock (Wait states, Retry intervals), move the clock to the end of the first wait (at least
+    CONTINUATION_INTERVAL on), after whatever the scenario does meanwhile (an alarm that fires during a
+    bake)."""
     solution = execution.solution
     for hook in solution.while_waiting:
         note = hook(solution)
@@ -720,7 +738,10 @@ def let_state_machines_run(execution: Execution) -> None:
     started = time.monotonic()
     while time.monotonic() - started < SETTLE_SECONDS:
         if clock.ACTIVITY.waiting_for_clock():
-            clock.advance(CONTINUATION_INTERVAL)
+            # to the end of the first wait (a check's interval, a bake), at least CONTINUATION_INTERVAL on
+            end = clock.ACTIVITY.next_end()
+            until_end = (end - clock.now()) if end is not None else CONTINUATION_INTERVAL
+            clock.advance(max(CONTINUATION_INTERVAL, until_end))
             return
         if clock.ACTIVITY.still():  # no state machine runs: nothing to wait for
             return

@@ -189,7 +189,7 @@ def step(
     poll = _poll_seconds(event.get("PollSeconds"))
     started = event.get("StartedAt")
     started_at = started if isinstance(started, str) and started else None
-    moment = now or datetime.now(UTC)
+    moment = now or _entered_time(event.get("Now")) or datetime.now(UTC)
     if action == "return":
         try:
             cfn = cloudformation_for(target.region, target.deploy_role_arn)
@@ -205,6 +205,19 @@ def step(
     else:
         raise BadInputError(f"unknown deploy-target action {action!r}: execute, status or return")
     return result.to_event(target, poll)
+
+
+def _entered_time(value: object) -> datetime | None:
+    """The time the state machine entered the step's state (``$$.State.EnteredTime``, ISO 8601): the
+    clock its Wait states run on, so a step's timeout and next wait are measured on it. None when absent
+    or not a time (an execution started before the state machine passed it)."""
+    if not isinstance(value, str) or len(value) > 40:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
 
 
 def _poll_seconds(value: object) -> int:
