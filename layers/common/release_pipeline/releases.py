@@ -218,25 +218,30 @@ def write_targets(
         raise ValueError("a release with a deployment map records at least one target")
     body = _targets_body(execution_id, deployment_map_digest, targets)
     location = S3Location(bucket, release_targets_key(execution_id))
-    found, version_id = _kept(s3, location, body)
-    if not found:
-        version_id = artifacts.upload(s3, location, body, kms_key_id, content_type="application/json")
     return TargetsObject(
-        key=location.key, version_id=version_id, sha256=hashlib.sha256(body).hexdigest(), count=len(targets)
+        key=location.key,
+        version_id=_write_once(s3, location, body, kms_key_id),
+        sha256=hashlib.sha256(body).hexdigest(),
+        count=len(targets),
     )
 
 
-def _kept(s3: S3Client, location: S3Location, body: bytes) -> tuple[bool, str | None]:
-    """Whether the object at ``location`` already holds ``body``, and its version id when it does."""
+def _write_once(s3: S3Client, location: S3Location, body: bytes, kms_key_id: str) -> str | None:
+    """Write ``body`` unless the key already holds it; the version id that holds it. A conditional write
+    (If-None-Match, which needs only s3:PutObject) finds an earlier try's object without reading a missing
+    key, which answers 403, not 404, to a role without s3:ListBucket:
+    https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html
+    https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html"""
     try:
-        response = s3.get_object(Bucket=location.bucket, Key=location.key)
+        return artifacts.upload(s3, location, body, kms_key_id, content_type="application/json", only_new=True)
     except ClientError as error:
-        if error_code(error) in {"404", "NoSuchKey"}:
-            return False, None
-        raise
-    if response["Body"].read(len(body) + 1) != body:
-        return False, None
-    return True, response.get("VersionId")
+        if error_code(error) not in {"PreconditionFailed", "412"}:
+            raise
+    kept = s3.get_object(Bucket=location.bucket, Key=location.key)
+    if kept["Body"].read(len(body) + 1) == body:
+        return kept.get("VersionId")
+    # Other targets for the same execution (not a retry of this one): a new version, which the record names.
+    return artifacts.upload(s3, location, body, kms_key_id, content_type="application/json")
 
 
 def read_targets(s3: S3Client, record: ReleaseRecord, parameter: str) -> dict[str, str]:

@@ -439,3 +439,17 @@ def test_a_release_to_100_targets_with_the_longest_names_keeps_the_record_small(
     found = read_record(ssm, PARAMETER)
     assert found == record
     assert read_targets(s3, found, PARAMETER) == targets
+
+
+def test_the_first_write_of_the_targets_reads_nothing(s3: S3Client, artifact_bucket: str, key_arn: str) -> None:
+    """A role with s3:PutObject but no s3:ListBucket gets 403 for a missing key: the first write must not
+    look for an earlier object by reading it."""
+    read: list[str] = []
+    s3.meta.events.register("before-call.s3.GetObject", lambda **_: read.append("GetObject"))
+    s3.meta.events.register("before-call.s3.HeadObject", lambda **_: read.append("HeadObject"))
+
+    record = written(s3, key_arn, MAP_RECORD.targets)
+
+    assert read == []
+    assert record.targets_object is not None
+    assert versions(s3, record.targets_object.key) == [record.targets_object.version_id]
