@@ -75,12 +75,21 @@ def download(s3: S3Client, location: S3Location, version_id: str | None = None, 
 
 
 def upload(
-    s3: S3Client, location: S3Location, body: bytes, kms_key_id: str | None, content_type: str = "application/zip"
+    s3: S3Client,
+    location: S3Location,
+    body: bytes,
+    kms_key_id: str | None,
+    content_type: str = "application/zip",
+    *,
+    only_new: bool = False,
 ) -> str | None:
-    """Write ``body``, encrypted with ``kms_key_id`` when given; returns the new version id, if any."""
+    """Write ``body``, encrypted with ``kms_key_id`` when given; returns the new version id, if any. With
+    ``only_new``, S3 refuses the write (PreconditionFailed) when the key already has an object."""
     request = {"Bucket": location.bucket, "Key": location.key, "Body": body, "ContentType": content_type}
     if kms_key_id:
         request |= {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_id}
+    if only_new:
+        request["IfNoneMatch"] = "*"
     response = s3.put_object(**request)  # type: ignore[arg-type]
     return response.get("VersionId")
 

@@ -2,8 +2,9 @@
 
 With a deployment map, the record also names the map the release went out with (its digest) and, for each
 target, the pipeline execution whose change it runs: this execution for every target it deployed; a
-target whose change set was empty keeps the execution the previous record names for it. Without a map,
-the record is the one the pipeline always wrote.
+target whose change set was empty keeps the execution the previous record names for it. Those executions
+are kept in ``releases/<execution>/targets.json`` beside the released source, written before the record
+that names it. Without a map, the record is the one the pipeline always wrote.
 """
 
 from __future__ import annotations
@@ -69,9 +70,25 @@ def record_release(
     archive.read(config.template_path)
     # Everything is read and checked before anything is written: a release that cannot be recorded
     # leaves the previous record and no copy.
-    mapped = _map_release(job, archive, ssm, config, execution_id, home_account) if config.deployment_map_path else None
+    mapped = (
+        _map_release(job, archive, ssm, release_s3, config, execution_id, home_account)
+        if config.deployment_map_path
+        else None
+    )
     key = releases.release_key(execution_id)
     version_id = artifacts.upload(release_s3, S3Location(config.artifact_bucket, key), data, config.kms_key_arn)
+    targets_object = (
+        releases.write_targets(
+            release_s3,
+            config.artifact_bucket,
+            execution_id=execution_id,
+            deployment_map_digest=mapped.digest,
+            targets=mapped.targets,
+            kms_key_id=config.kms_key_arn,
+        )
+        if mapped
+        else None
+    )
     record = releases.ReleaseRecord(
         bucket=config.artifact_bucket,
         key=key,
@@ -82,7 +99,7 @@ def record_release(
         template_path=config.template_path,
         stage_parameters=config.stage_parameters,
         deployment_map_digest=mapped.digest if mapped else None,
-        targets=mapped.targets if mapped else {},
+        targets_object=targets_object,
     )
     version = releases.write_record(ssm, config.release_record_parameter, record, config.kms_key_arn)
     commit = (commit_id or "unknown commit")[:12]
@@ -96,6 +113,7 @@ def _map_release(
     job: Job,
     archive: artifacts.Archive,
     ssm: SSMClient,
+    release_s3: S3Client,
     config: RecordReleaseConfig,
     execution_id: str,
     home_account: str,
@@ -114,7 +132,7 @@ def _map_release(
     names = [deployment_map.key_name(released.key(target)) for target in released.targets()]
     unchanged = _unchanged_targets(job, set(names))
     previous = releases.read_record(ssm, config.release_record_parameter)
-    targets = dict(previous.targets) if previous else {}
+    targets = releases.read_targets(release_s3, previous, config.release_record_parameter) if previous else {}
     for name in names:
         if name not in unchanged or name not in targets:
             targets[name] = execution_id

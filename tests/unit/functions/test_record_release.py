@@ -332,7 +332,11 @@ def test_release_with_a_deployment_map_records_the_map_and_each_target_in_the_fu
 
     assert result.status == "Succeeded"
     record = read_record(ssm)
-    assert record["targets"] == {
+    assert "targets" not in record
+    targets_key = f"releases/{EXECUTION_ID}/targets.json"
+    assert record["targets_object"]["key"] == targets_key
+    kept = s3.get_object(Bucket=BUCKET, Key=targets_key, VersionId=record["targets_object"]["version_id"])
+    assert json.loads(kept["Body"].read())["targets"] == {
         "123456789012/us-west-2/hello-app": EXECUTION_ID,
         "123456789012/eu-west-1/hello-app": EXECUTION_ID,
         "222233334444/us-east-2/hello-app": EXECUTION_ID,
@@ -340,6 +344,7 @@ def test_release_with_a_deployment_map_records_the_map_and_each_target_in_the_fu
     }
     assert re.fullmatch(r"[0-9a-f]{64}", record["deployment_map_digest"])
     assert record["execution_id"] == EXECUTION_ID
+    assert release_keys(s3) == [f"releases/{EXECUTION_ID}/source.zip", targets_key]
 
 
 def test_a_deployment_map_path_without_the_application_stack_name_fails_and_records_nothing(

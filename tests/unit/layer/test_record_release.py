@@ -1,10 +1,12 @@
 """release_pipeline.record_release: after both production deploys, the released source is copied under
 releases/<execution>/source.zip and the release record is written; a source that cannot be released
-writes neither. With a deployment map, the record names the map and the execution each target runs."""
+writes neither. With a deployment map, the record names the map and the object beside the source that
+holds the execution each target runs."""
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import re
 from datetime import UTC, datetime
@@ -14,7 +16,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from release_pipeline import deployment_map, releases
-from release_pipeline.errors import ArtifactError, BadInputError
+from release_pipeline.errors import ArtifactError, BadInputError, ReleaseRecordError
 from release_pipeline.jobs import Job, JobResult
 from release_pipeline.map_check import MapCheckConfig, check_map
 from release_pipeline.record_release import RecordReleaseConfig, record_release
@@ -286,6 +288,13 @@ def put_previous(ssm: SSMClient, config: RecordReleaseConfig, targets: dict[str,
     releases.write_record(ssm, config.release_record_parameter, previous, config.kms_key_arn)
 
 
+def recorded_targets(s3: S3Client, ssm: SSMClient, config: RecordReleaseConfig) -> dict[str, str]:
+    """The execution each target runs, as the release record names it."""
+    record = releases.read_record(ssm, config.release_record_parameter)
+    assert record is not None
+    return releases.read_targets(s3, record, config.release_record_parameter)
+
+
 def with_unchanged(names: object) -> Job:
     return job({"executionId": EXECUTION, "commitId": COMMIT, "unchangedTargets": names})
 
@@ -317,15 +326,25 @@ def test_with_a_map_the_record_names_the_map_and_this_execution_for_every_target
     record = releases.read_record(ssm, config.release_record_parameter)
     assert record is not None
     assert record.deployment_map_digest == example_digest()
-    assert record.targets == {CANARY: EXECUTION, EARLY_EU: EXECUTION, EARLY_PARTNER: EXECUTION, REST: EXECUTION}
+    targets = {CANARY: EXECUTION, EARLY_EU: EXECUTION, EARLY_PARTNER: EXECUTION, REST: EXECUTION}
+    assert releases.read_targets(s3, record, config.release_record_parameter) == targets
     assert (record.execution_id, record.commit_id, record.stage_parameters) == (
         EXECUTION,
         COMMIT,
         config.stage_parameters,
     )
+    key = f"releases/{EXECUTION}/targets.json"
+    kept = s3.get_object(Bucket=config.artifact_bucket, Key=key)
+    assert (kept["ServerSideEncryption"], kept["SSEKMSKeyId"]) == ("aws:kms", config.kms_key_arn)
     raw = json.loads(stored(ssm, config))
     assert raw["deployment_map_digest"] == example_digest()
-    assert raw["targets"] == record.targets
+    assert "targets" not in raw
+    assert raw["targets_object"] == {
+        "count": 4,
+        "key": key,
+        "sha256": hashlib.sha256(kept["Body"].read()).hexdigest(),
+        "version_id": kept["VersionId"],
+    }
     assert result.summary.endswith(f"; deployment map {example_digest()[:12]}, 4 targets recorded")
     assert result.output_variables == {"ReleaseKey": f"releases/{EXECUTION}/source.zip", "CommitId": COMMIT}
 
@@ -359,7 +378,7 @@ def test_a_target_whose_change_set_was_empty_keeps_the_execution_the_previous_re
 
     record = releases.read_record(ssm, config.release_record_parameter)
     assert record is not None
-    assert record.targets == {
+    assert recorded_targets(s3, ssm, config) == {
         CANARY: PREVIOUS,
         EARLY_EU: EXECUTION,
         EARLY_PARTNER: EXECUTION,
@@ -380,10 +399,9 @@ def test_after_a_record_written_before_maps_every_target_is_this_execution(
 
     run(s3, ssm, config, with_unchanged(CANARY))
 
-    record = releases.read_record(ssm, config.release_record_parameter)
-    assert record is not None
-    assert set(record.targets.values()) == {EXECUTION}
-    assert len(record.targets) == 4
+    targets = recorded_targets(s3, ssm, config)
+    assert set(targets.values()) == {EXECUTION}
+    assert len(targets) == 4
 
 
 @pytest.mark.parametrize(
@@ -437,3 +455,107 @@ def test_a_map_with_an_error_writes_nothing_and_leaves_the_previous_record(
     record = releases.read_record(ssm, config.release_record_parameter)
     assert record is not None
     assert record.execution_id == PREVIOUS
+
+
+LATER = "e1a2b3c4-0000-4000-8000-000000000002"
+
+
+def later(names: str = "") -> Job:
+    return job({"executionId": LATER, "commitId": "b" * 40, "unchangedTargets": names})
+
+
+def test_a_target_unchanged_since_a_release_whose_targets_are_in_s3_keeps_that_release_s_execution(
+    s3: S3Client, ssm: SSMClient, config: RecordReleaseConfig
+) -> None:
+    config = mapped(config)
+    put_source(s3, map_source())
+    run(s3, ssm, config)
+
+    run(s3, ssm, config, later(CANARY))
+
+    assert recorded_targets(s3, ssm, config) == {CANARY: EXECUTION, EARLY_EU: LATER, EARLY_PARTNER: LATER, REST: LATER}
+    assert sorted(released_keys(s3)) == sorted(
+        f"releases/{execution}/{name}" for execution in (EXECUTION, LATER) for name in ("source.zip", "targets.json")
+    )
+
+
+def test_a_retried_release_writes_its_targets_once_and_records_the_same_object(
+    s3: S3Client, ssm: SSMClient, config: RecordReleaseConfig
+) -> None:
+    """GIVEN record-release recorded a release and CodePipeline runs the job again WHEN it records again
+    THEN the targets object is not written twice and the record names the same object and targets."""
+    config = mapped(config)
+    put_source(s3, map_source())
+    put_previous(ssm, config, {CANARY: PREVIOUS})
+    run(s3, ssm, config, with_unchanged(CANARY))
+    first = releases.read_record(ssm, config.release_record_parameter)
+
+    run(s3, ssm, config, with_unchanged(CANARY))
+
+    again = releases.read_record(ssm, config.release_record_parameter)
+    assert again is not None
+    assert first is not None
+    assert again.targets_object == first.targets_object
+    assert released_keys(s3).count(f"releases/{EXECUTION}/targets.json") == 1
+    assert recorded_targets(s3, ssm, config) == {
+        CANARY: PREVIOUS,
+        EARLY_EU: EXECUTION,
+        EARLY_PARTNER: EXECUTION,
+        REST: EXECUTION,
+    }
+
+
+def test_a_previous_record_whose_targets_object_is_missing_fails_and_writes_nothing(
+    s3: S3Client, ssm: SSMClient, config: RecordReleaseConfig
+) -> None:
+    """GIVEN the previous release's targets object is gone WHEN the next release is recorded THEN it fails
+    naming the object, rather than reading the previous release as one without targets, and writes nothing."""
+    config = mapped(config)
+    put_source(s3, map_source())
+    run(s3, ssm, config)
+    before = stored(ssm, config)
+    gone = f"releases/{EXECUTION}/targets.json"
+    for version in s3.list_object_versions(Bucket=config.artifact_bucket, Prefix=gone)["Versions"]:
+        s3.delete_object(Bucket=config.artifact_bucket, Key=gone, VersionId=version["VersionId"])
+
+    with pytest.raises(ReleaseRecordError, match=rf"names the target versions s3://{config.artifact_bucket}/{gone}"):
+        run(s3, ssm, config, later(CANARY))
+
+    assert stored(ssm, config) == before
+    assert [key for key in released_keys(s3) if LATER in key] == []
+
+
+def test_a_release_to_100_targets_with_the_longest_names_is_recorded_in_a_small_record(
+    s3: S3Client, ssm: SSMClient, config: RecordReleaseConfig
+) -> None:
+    """GIVEN a map of 100 targets (the most allowed), each in its own account, in the longest Region name
+    and with a 128-character stack name WHEN released THEN the record stays within a standard parameter's
+    4 KB and names every target through the object beside the source."""
+    config = mapped(config)
+    region = max(sorted(deployment_map.aws_regions()), key=len)
+    stack = "s" * deployment_map.STACK_NAME_MAX
+    document = {
+        "Waves": [
+            {
+                "Name": "all",
+                "MaxConcurrency": deployment_map.MAX_CONCURRENCY,
+                "Targets": [
+                    {
+                        "Region": region,
+                        "Account": f"{n:012d}",
+                        "StackName": stack,
+                        "ParameterFile": "parameters/primary.json",
+                    }
+                    for n in range(deployment_map.MAX_TARGETS)
+                ],
+            }
+        ]
+    }
+    put_source(s3, map_source(with_map(document)))
+
+    result = run(s3, ssm, config)
+
+    assert result.summary.endswith(f"{deployment_map.MAX_TARGETS} targets recorded")
+    assert len(stored(ssm, config).encode()) < 4 * 1024
+    targets = recorded_targets(s3, ssm, config)
+    assert targets == {f"{n:012d}/{region}/{stack}": EXECUTION for n in range(deployment_map.MAX_TARGETS)}

@@ -198,8 +198,9 @@ def put_source(event: dict[str, Any], repository: dict[str, str]) -> None:
     )
 
 
-def record_release(repository: dict[str, str]) -> None:
-    """Release r1 went out with ``repository`` (its source kept under releases/, its record in SSM)."""
+def record_release(repository: dict[str, str], **fields: Any) -> None:
+    """Release r1 went out with ``repository`` (its source kept under releases/, its record in SSM, with
+    ``fields`` added)."""
     key = "releases/r1/source.zip"
     boto3.client("s3", region_name=PRIMARY).put_object(Bucket=ARTIFACT_BUCKET, Key=key, Body=source_zip(repository))
     record: dict[str, Any] = {
@@ -211,6 +212,7 @@ def record_release(repository: dict[str, str]) -> None:
         "released_at": "2026-11-30T00:00:00+00:00",
         "template_path": TEMPLATE_PATH,
         "stage_parameters": {},
+        **fields,
     }
     boto3.client("ssm", region_name=PRIMARY).put_parameter(Name=RECORD, Value=json.dumps(record), Type="String")
 
@@ -451,6 +453,20 @@ def test_without_a_released_map_every_target_is_new_and_the_report_says_why(
     }[released]
     assert basis in report.splitlines()
     assert report.count(": added, in wave ") == 4
+
+
+def test_a_release_whose_targets_are_kept_in_s3_is_compared_without_reading_them(
+    event: dict[str, Any], inbox: Inbox
+) -> None:
+    """GIVEN a record naming its map and a targets object (here never written) WHEN the change sets are
+    made THEN the released map is read from the released source, and the targets object not at all."""
+    targets_object = {"key": "releases/r1/targets.json", "version_id": "v1", "sha256": "0" * 64, "count": 4}
+    record_release(released_files(), deployment_map_digest="9" * 64, targets_object=targets_object)
+
+    follow(event, check(event))
+
+    ((report, _),) = inbox.messages()
+    assert "Deployment map: Compared with the map of release r1." in report.splitlines()
 
 
 # ---------------------------------------------------------------------------------------- pieces
