@@ -228,7 +228,7 @@ def _alarm_during_bake(solution: Solution) -> str:
             return None
         for target in early:
             stack = waves.stack_state(solution, target)
-            if stack and stack["StackStatus"] == "UPDATE_IN_PROGRESS" and "WorkQueue" in (stack["TemplateBody"] or ""):
+            if stack and stack["StackStatus"] == "UPDATE_IN_PROGRESS":  # the change executed, baking
                 waves.fire_alarm(solution, target, WAVE_ALARM, "rehearsal: errors after the change")
                 fired.append(target.key)
                 return f"alarm {WAVE_ALARM} in {target.key} went to ALARM while the change was baking"
@@ -795,9 +795,7 @@ def verify(report: Report, solution: Solution, pipeline: Pipeline) -> list[str]:
                 problems.append(f"{label}: production changed although the execution was not released")
             later = report.steps[report.steps.index(step) + 1 :]
             if not solution.map_targets:
-                problems.extend(
-                    _review_change_set_problems(solution, app, step, passed_gate_since=_passed_gate(later))
-                )
+                problems.extend(_review_change_set_problems(solution, app, step, passed_gate_since=_passed_gate(later)))
         if step.approved is False and step.result.status == SUCCEEDED:
             problems.append(f"{label}: a rejected execution ended Succeeded")
         if step.approved and step.result.status == SUCCEEDED:

@@ -592,7 +592,9 @@ class _Reader:
         another account's bootstrap names its stacks itself."""
         default = self._default_stack_name
         if name == f"{default}{STAGE_SUFFIX}":
-            self.problem(where, f"StackName {shorten(name, 80)!r} is the stage stack, which the pipeline manages itself")
+            self.problem(
+                where, f"StackName {shorten(name, 80)!r} is the stage stack, which the pipeline manages itself"
+            )
         elif name != default and not name.startswith(f"{default}-"):
             self.problem(
                 where,

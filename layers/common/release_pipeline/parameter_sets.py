@@ -43,9 +43,7 @@ def parse_parameters(raw: str, what: str) -> dict[str, str]:
     return value
 
 
-def check(
-    pipeline: CodePipelineClient, pipeline_name: str, *, with_map: bool = False
-) -> dict[str, dict[str, str]]:
+def check(pipeline: CodePipelineClient, pipeline_name: str, *, with_map: bool = False) -> dict[str, dict[str, str]]:
     """Each parameter set (by its template parameter's name), parsed from the pipeline's definition. With
     a deployment map (``with_map``) the production change sets are the map's, made from its parameter
     files (checked at Validate): only the stage's set is carried by an action."""

@@ -630,12 +630,12 @@ def test_a_token_whose_detections_are_swapped_is_refused(fleet: Fleet) -> None:
             {"one": [{"Region": WEST, "StackName": f"{STACK}-a"}, {"Region": WEST, "StackName": f"{STACK}-b"}]}
         )
     )
-    fleet.deploy(f"{HOME}/{WEST}/app-a", f"{HOME}/{WEST}/app-b")
+    fleet.deploy(f"{HOME}/{WEST}/{STACK}-a", f"{HOME}/{WEST}/{STACK}-b")
     local_aws.set_detection_progress(1)
     ids = drift.unpack_detections(token_of(fleet.detect(event))["detections"])
     swapped = JobResult.keep_waiting({"detections": drift.pack_detections(ids[::-1])}, "")
 
-    with pytest.raises(BadInputError, match=re.escape(f"another stack than app-a ({HOME}/{WEST}/app-a)")):
+    with pytest.raises(BadInputError, match=re.escape(f"another stack than {STACK}-a ({HOME}/{WEST}/{STACK}-a)")):
         fleet.detect(again(event, swapped))
 
 
@@ -716,7 +716,7 @@ def test_100_deployed_targets_are_followed_through_a_token_within_the_limit(inbo
     assert len(first.continuation_token) <= CONTINUATION_TOKEN_LIMIT
     assert last.output_variables == {
         "DriftStatus": "DRIFTED",
-        "Summary": f"100 targets: 1 DRIFTED, 99 IN_SYNC; drifted: {OTHER}/{last_target['Region']}/app-99",
+        "Summary": f"100 targets: 1 DRIFTED, 99 IN_SYNC; drifted: {OTHER}/{last_target['Region']}/{STACK}-99",
     }
 
 

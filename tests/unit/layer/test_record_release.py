@@ -539,6 +539,7 @@ def test_a_release_to_100_targets_with_the_longest_names_is_recorded_in_a_small_
             {
                 "Name": "all",
                 "MaxConcurrency": deployment_map.MAX_CONCURRENCY,
+                "DeployTimeoutInMinutes": 5,  # within the rollout's history budget
                 "Targets": [
                     {
                         "Region": region,
