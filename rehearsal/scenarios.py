@@ -211,10 +211,6 @@ def _regions_reported(steps: list[Step], messages: list[dict[str, str]]) -> list
     return [f"the failed-deploy report lacks {missing}: {text[:300]}"] if missing else []
 
 
-def _target(solution: Solution, wave: str) -> waves.MapTarget:
-    return next(target for target in solution.map_targets if target.wave == wave)
-
-
 def _alarm_during_bake(solution: Solution) -> str:
     """The early wave watches hello-app-errors: the alarm exists (state OK) in each of its targets, and
     fires once the first of them is baking the change (its update done, CloudFormation monitoring)."""

@@ -238,9 +238,9 @@ def install(
         elif kind == "AWS::Serverless::Function":
             name = f"{stack_name}-{logical_id}-{suffix}"[:64]
             role = f"{stack_name}-{logical_id}Role-{suffix}"[:64]
-            path = str(spec.get("Properties", {}).get("RolePath", "/"))  # SAM's RolePath: in the role's ARN
+            role_path = str(spec.get("Properties", {}).get("RolePath", "/"))  # SAM's RolePath: in the role's ARN
             physical[logical_id] = {"Ref": name, "Arn": f"arn:aws:lambda:{region}:{account}:function:{name}"}
-            physical[f"{logical_id}Role"] = {"Ref": role, "Arn": f"arn:aws:iam::{account}:role{path}{role}"}
+            physical[f"{logical_id}Role"] = {"Ref": role, "Arn": f"arn:aws:iam::{account}:role{role_path}{role}"}
         elif kind == "AWS::Serverless::StateMachine":
             name = f"{logical_id}-{suffix}"[:80]
             role = f"{stack_name}-{logical_id}Role-{suffix}"[:64]

@@ -42,6 +42,7 @@ def test_a_change_goes_out_wave_by_wave_to_every_target_and_is_recorded(rehearsa
     assert second.result.status == SUCCEEDED
     # Nothing ran anywhere before the first approval; afterwards every target runs the change.
     assert set(first.production_before.values()) == {None}
+    assert first.production_at_approval is not None
     assert set(first.production_at_approval.values()) == {None}
     assert set(second.production_after) == {CANARY, EARLY_HOME, EARLY_OTHER, REST}
     assert {target["template"] for target in second.production_after.values()} == {second.template}
