@@ -184,3 +184,25 @@ def test_actions_of_other_names_are_not_read(pipeline: CodePipelineClient) -> No
     create(pipeline, [*stages("{}", "{}", "{}"), {"name": "Extra", "actions": [cfn_action("Other", "not json")]}])
 
     assert set(check(pipeline, PIPELINE)) == set(PARAMETER_SET_ACTIONS.values())
+
+
+def test_with_a_deployment_map_only_the_stage_set_is_carried_and_checked(pipeline: CodePipelineClient) -> None:
+    """With a map the production change sets come from the map's parameter files (checked at Validate):
+    the pipeline has no Primary/SecondaryChangeSet action, and that is no error; the stage's set still is."""
+    create(pipeline, [{"name": "Stage", "actions": [cfn_action("UpdateStage", '{"Env": "stage"}')]}])
+
+    assert check(pipeline, PIPELINE, with_map=True) == {"StageParameters": {"Env": "stage"}}
+    with pytest.raises(ConfigurationError, match="has no action carrying PrimaryParameters, SecondaryParameters"):
+        check(pipeline, PIPELINE)
+
+
+def test_with_a_deployment_map_a_bad_or_missing_stage_set_still_fails(pipeline: CodePipelineClient) -> None:
+    create(pipeline, [{"name": "Stage", "actions": [cfn_action("UpdateStage", '{"Env": 1}')]}])
+    with pytest.raises(ConfigurationError, match=r"StageParameters .* must be a JSON object"):
+        check(pipeline, PIPELINE, with_map=True)
+
+
+def test_with_a_deployment_map_a_pipeline_without_the_stage_action_fails(pipeline: CodePipelineClient) -> None:
+    create(pipeline, [{"name": "Approve", "actions": [{"name": "Approval", "actionTypeId": APPROVAL}]}])
+    with pytest.raises(ConfigurationError, match=f"pipeline {PIPELINE} has no action carrying StageParameters"):
+        check(pipeline, PIPELINE, with_map=True)

@@ -190,6 +190,38 @@ def test_a_stack_still_in_progress_after_its_timeout_fails_the_target(west: Clou
     assert "after 30 minutes" in late["Detail"]
 
 
+def test_a_step_measures_its_timeout_on_the_state_machines_clock_when_it_gives_one(west: CloudFormationClient) -> None:
+    """GIVEN the state's entered time ($$.State.EnteredTime, the clock the Wait states run on) THEN the
+    timeout is measured on it, not on the function's own clock; a Now that is not a time is ignored."""
+    deployed(west, "app", "1")
+    reviewed(west, "app", "2")
+    run("execute", target(timeout=30))
+    local_aws.set_stack_status("app", "us-west-2", "UPDATE_IN_PROGRESS")
+    started = (NOW - timedelta(minutes=29)).isoformat()
+
+    def check(now: object) -> Any:
+        return rollout.step(
+            {"Action": "status", "Target": target(timeout=30), "StartedAt": started, "Now": now},
+            cloudformation_for=cfn_for,
+            release=lambda: None,
+        )
+
+    two_minutes_on = (NOW + timedelta(minutes=2)).isoformat().replace("+00:00", "Z")
+    assert check(two_minutes_on)["State"] == "FAILED"
+    assert check(NOW.isoformat())["State"] == "IN_PROGRESS"
+    # a wait measured on the state machine's clock: a third of the 29 minutes the step has taken
+    assert check(NOW.isoformat())["WaitSeconds"] == 29 * 60 // 3
+    # not a time (the last has no time zone): read as if absent, the function's own clock
+    without = rollout.step(
+        {"Action": "status", "Target": target(timeout=30), "StartedAt": started},
+        cloudformation_for=cfn_for,
+        release=lambda: None,
+    )
+    for not_a_time in ("yesterday", 12, None, "2026-01-01T00:00:00"):
+        answer = check(not_a_time)
+        assert (answer["State"], answer["WaitSeconds"]) == (without["State"], without["WaitSeconds"]), not_a_time
+
+
 def test_another_operation_after_this_executions_is_never_read_as_done(west: CloudFormationClient) -> None:
     deployed(west, "app", "1")
     reviewed(west, "app", "2")

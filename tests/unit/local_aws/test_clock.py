@@ -47,3 +47,39 @@ def test_sleep_ends_when_the_clock_passes_its_end_and_not_before() -> None:
         sleeper.join(timeout=1)
         assert ended == [True]
         assert clock.sleep(1800, stopped=lambda: True) is False
+
+
+def test_activity_tells_when_everything_waits_for_the_clock_and_when_the_first_wait_ends() -> None:
+    """A sleeper counts as waiting until its end; work in progress means the clock must not move yet; with
+    nothing running the process is still."""
+    activity = clock.Activity()
+    with mock_aws():
+        assert activity.next_end() is None
+        time.sleep(clock.POLL_SECONDS * 4)
+        assert activity.still()
+        assert not activity.waiting_for_clock()
+        soon, later = clock.now() + timedelta(minutes=5), clock.now() + timedelta(minutes=30)
+        with activity.waiting(later), activity.waiting(soon):
+            assert activity.next_end() == soon
+            assert not activity.waiting_for_clock()  # not quiet long enough yet
+            time.sleep(clock.POLL_SECONDS * 4)
+            assert activity.waiting_for_clock()
+            assert not activity.still()
+            with activity.working():
+                assert not activity.waiting_for_clock()  # a task runs: the clock must wait for it
+        assert activity.next_end() is None
+
+
+def test_a_sleep_counts_as_waiting_for_the_clock_while_it_lasts() -> None:
+    with mock_aws():
+        sleeper = threading.Thread(target=lambda: clock.sleep(600))
+        sleeper.start()
+        time.sleep(clock.POLL_SECONDS * 5)
+        end = clock.ACTIVITY.next_end()
+        assert end is not None
+        assert timedelta(seconds=590) < end - clock.now() <= timedelta(seconds=600)
+        assert clock.ACTIVITY.waiting_for_clock()
+        clock.advance(timedelta(seconds=600))
+        sleeper.join(timeout=2)
+        assert not sleeper.is_alive()
+        assert clock.ACTIVITY.next_end() is None

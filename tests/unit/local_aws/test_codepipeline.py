@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
@@ -181,3 +181,63 @@ def test_an_execution_start_time_can_be_set_so_executions_never_tie() -> None:
     started = {s["pipelineExecutionId"]: s["startTime"] for s in summaries}
     assert started[second] == earlier
     assert started[first] > earlier  # the other execution keeps moto's own start time
+
+
+def action_execution(execution: str, name: str, *, category: str = "Invoke", key: str | None = None) -> dict[str, Any]:
+    """An ActionExecutionDetail as the rehearsal records it (an output artifact at ``key`` if given)."""
+    moment = datetime(2026, 1, 15, 10, 0, tzinfo=UTC)
+    output = [{"name": "SourceOutput", "s3location": {"bucket": "artifacts", "key": key}}] if key else []
+    return {
+        "pipelineExecutionId": execution,
+        "actionExecutionId": f"{execution}-{name}",
+        "stageName": "Source" if category == "Source" else "Stage",
+        "actionName": name,
+        "startTime": moment,
+        "lastUpdateTime": moment,
+        "status": "Succeeded",
+        "input": {"actionTypeId": {"category": category, "owner": "AWS", "provider": "Lambda", "version": "1"}},
+        "output": {"outputArtifacts": output},
+    }
+
+
+def test_list_action_executions_gives_an_executions_actions_newest_first_with_their_artifacts() -> None:
+    iam = boto3.client("iam", region_name=PRIMARY)
+    codepipeline = boto3.client("codepipeline", region_name=PRIMARY)
+    create_pipeline(iam, codepipeline, "release-pipeline")
+    local_aws.record_action_execution(
+        "release-pipeline", action_execution("e1", "Source", category="Source", key="a/1")
+    )
+    local_aws.record_action_execution(
+        "release-pipeline", action_execution("e2", "Source", category="Source", key="a/2")
+    )
+    local_aws.record_action_execution("release-pipeline", action_execution("e1", "Gate"))
+
+    details = codepipeline.list_action_executions(
+        pipelineName="release-pipeline", filter={"pipelineExecutionId": "e1"}
+    )["actionExecutionDetails"]
+
+    assert [d["actionName"] for d in details] == ["Gate", "Source"]
+    assert details[1]["output"]["outputArtifacts"] == [
+        {"name": "SourceOutput", "s3location": {"bucket": "artifacts", "key": "a/1"}}
+    ]
+    assert details[1]["startTime"] == datetime(2026, 1, 15, 10, 0, tzinfo=UTC)
+    every = codepipeline.list_action_executions(pipelineName="release-pipeline")["actionExecutionDetails"]
+    assert len(every) == 3
+
+
+def test_list_action_executions_pages_at_most_100_and_refuses_an_unknown_pipeline() -> None:
+    iam = boto3.client("iam", region_name=PRIMARY)
+    codepipeline = boto3.client("codepipeline", region_name=PRIMARY)
+    create_pipeline(iam, codepipeline, "release-pipeline")
+    for n in range(150):
+        local_aws.record_action_execution("release-pipeline", action_execution("e1", f"Action{n}"))
+
+    first = codepipeline.list_action_executions(pipelineName="release-pipeline")
+    pages = list(codepipeline.get_paginator("list_action_executions").paginate(pipelineName="release-pipeline"))
+
+    assert len(first["actionExecutionDetails"]) == 100
+    assert "nextToken" in first
+    assert [len(page["actionExecutionDetails"]) for page in pages] == [100, 50]
+    with pytest.raises(ClientError) as refused:
+        codepipeline.list_action_executions(pipelineName="no-such-pipeline")
+    assert error_code(refused) == "PipelineNotFoundException"

@@ -8,7 +8,7 @@ import json
 import re
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -486,3 +486,14 @@ def test_a_threaded_moto_server_runs_state_machines(moto_server: str) -> None:
     assert described["status"] == "SUCCEEDED", described
     assert cfn.describe_stacks(StackName="app")["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
     assert json.loads(described["output"])["branch"] == "unknown"  # CREATE_COMPLETE has no branch of its own
+
+
+def test_the_context_objects_entered_time_is_the_emulator_clock(sfn: SFNClient) -> None:
+    """$$.State.EnteredTime follows the clock the Wait states run on: a day ahead when the clock is."""
+    clock.advance(timedelta(days=1))
+    states = {"Stamp": {"Type": "Pass", "Parameters": {"Entered.$": "$$.State.EnteredTime"}, "End": True}}
+
+    entered = datetime.fromisoformat(output_of(finished(sfn, start(sfn, states, "Stamp")))["Entered"])
+
+    assert abs(entered - clock.now()) < timedelta(seconds=5)
+    assert entered - datetime.now(UTC) > timedelta(hours=23)
