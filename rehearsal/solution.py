@@ -2,9 +2,10 @@
 
 Every name CloudFormation would generate is chosen here first; template.yaml is then resolved with
 those names for the chosen parameters, and each supporting resource (key, buckets, topic, queue,
-rule, roles, projects, pipeline) is created from its resolved properties. Functions are not created:
-their handlers run in this process. What the emulator cannot hold (log groups, the alarm, the layer,
-the e-mail subscription) is listed in ``not_emulated``.
+rule, roles, projects, pipeline, state machine) is created from its resolved properties. Functions are
+not run by the emulator: their handlers run in this process (a function a state machine's tasks invoke
+is created in the emulator's Lambda, so that Invoke finds it, and answered in this process). What the
+emulator cannot hold (the alarms, the layer, the e-mail subscription) is listed in ``not_emulated``.
 """
 
 from __future__ import annotations
