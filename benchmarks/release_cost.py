@@ -58,6 +58,7 @@ CASES = {
     "release": "second-change",
     "unchanged push": "unchanged",
     "approval open": "approval-timeout",
+    "release, 4 targets": "waves",  # the example's deployment map: 3 waves, 4 Regions, 2 accounts
 }
 
 
@@ -135,6 +136,7 @@ def count_last_execution(scenario: str, calls: ApiCalls) -> tuple[Units, dict[st
         options = scenarios.Options(scenario=scenario, enforce_iam=False, verbose=False)
         with Emulator() as emulator:
             report = scenarios.run(options, emulator, Console(io.StringIO(), verbose=False))
+            transitions = _state_transitions(report)
     finally:
         namespace["run_execution"] = original_run
     if not report.ok or report.solution is None:
@@ -149,12 +151,14 @@ def count_last_execution(scenario: str, calls: ApiCalls) -> tuple[Units, dict[st
         if stage.status == "Skipped":  # a stage skipped by its entry condition runs no action
             continue
         # An action the rehearsal could not run here (cfn_nag not installed) still runs in AWS: counted.
-        for action, _ in stage.actions:
+        for action, outcome in stage.actions:
             if action.provider == "Manual":
                 continue
             units.actions += 1
-            units.action_minutes += 1  # each action is billed at least one minute, rounded up
+            # each action is billed at least one minute, rounded up: a rollout's bakes are its minutes
+            units.action_minutes += max(1, math.ceil(outcome.clock_seconds / 60))
             units.builds += action.provider == "CodeBuild"
+    units.state_transitions = transitions
     units.publishes = sum(1 for service, operation, _ in calls.calls if (service, operation) == ("sns", "Publish"))
     units.ssm_calls = sum(1 for service, _, product in calls.calls if service == "ssm" and product)
     # The execution's first invocation is the execution gate's (the first action of CheckChanges), where
@@ -167,6 +171,21 @@ def count_last_execution(scenario: str, calls: ApiCalls) -> tuple[Units, dict[st
         "gate_logical_id": gate,
     }
     return units, extra
+
+
+def _state_transitions(report: Any) -> int:
+    """State transitions of the last execution's rollout (Step Functions bills each state entered)."""
+    solution = report.solution
+    if solution is None or not solution.map_targets:
+        return 0
+    sfn = solution.admin("stepfunctions")
+    (machine,) = sfn.list_state_machines()["stateMachines"]
+    name = report.steps[-1].result.execution_id
+    execution = next(
+        e for e in sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"] if e["name"] == name
+    )
+    pages = sfn.get_paginator("get_execution_history").paginate(executionArn=execution["executionArn"])
+    return sum(1 for page in pages for event in page["events"] if event["type"].endswith("StateEntered"))
 
 
 def queued_behind(extra: dict[str, Any]) -> Units:
@@ -213,7 +232,7 @@ def print_table(results: dict[str, Units], extra: dict[str, Any]) -> None:
         ("CodeBuild builds", lambda u: str(u.builds)),
         ("SNS messages (one email each)", lambda u: str(u.publishes)),
         ("SSM Parameter Store calls", lambda u: str(u.ssm_calls)),
-        ("Step Functions transitions", lambda u: "0 (none used)"),
+        ("Step Functions transitions", lambda u: str(u.state_transitions)),
     ]
     for name, value in rows:
         print(f"{name:<38}" + "".join(f"{value(results[label]):>{width + 2}}" for label in labels))

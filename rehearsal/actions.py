@@ -98,6 +98,8 @@ class Outcome:
     status: str
     summary: str
     variables: dict[str, str] = field(default_factory=dict)
+    # How long the action took on the emulator's clock (a rollout's bake times, an approval left open).
+    clock_seconds: float = 0.0
 
 
 @dataclass
@@ -650,6 +652,11 @@ def captured_logs(service: str) -> Iterator[io.StringIO]:
 
 def invoke(execution: Execution, function: Function, event: dict[str, Any]) -> Any:
     """Call the function's handler once with ``event`` in its own sandbox; returns what it returns."""
+    with _SANDBOX:  # measured from when the function has the process (a task may wait for it)
+        return _invoke(execution, function, event)
+
+
+def _invoke(execution: Execution, function: Function, event: dict[str, Any]) -> Any:
     module_file, _, handler_name = function.handler.rpartition(".")
     started = time.perf_counter()
     service = execution.solution.template.function_environment(function.logical_id).get(
@@ -662,7 +669,7 @@ def invoke(execution: Execution, function: Function, event: dict[str, Any]) -> A
     warm = execution.warm.get(function.logical_id)
     layer: dict[str, ModuleType] = warm[1] if warm else {}
     try:
-        with _SANDBOX, function_environment(execution, function, layer), captured_logs(service) as output:
+        with function_environment(execution, function, layer), captured_logs(service) as output:
             if warm:
                 module = warm[0]
                 sys.modules[module.__name__] = module

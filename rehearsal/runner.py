@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import local_aws
+from local_aws import clock
 from rehearsal import actions
 from rehearsal.actions import FAILED, SKIPPED, SUCCEEDED, ActionFailed, Decider, Execution, Outcome
 from rehearsal.pipeline import Action, Condition, Pipeline, Stage, Variables, WiringError
@@ -213,10 +214,12 @@ def _condition_met(execution: Execution, stage: Stage, condition: Condition) -> 
 def _run_action(execution: Execution, action: Action, console: Console) -> Outcome:
     console.action_started(action)
     started = time.perf_counter()
+    on_the_clock = clock.now()
     try:
         outcome = actions.provider_of(action)(execution, action)
     except ActionFailed as failure:
         outcome = Outcome(FAILED, str(failure))
+    outcome.clock_seconds = (clock.now() - on_the_clock).total_seconds()
     if outcome.status != FAILED and action.namespace:
         execution.variables.set(action.namespace, outcome.variables)
     _record(execution, action, outcome)
