@@ -46,7 +46,13 @@ def test_renamed_output_artifact_names_the_action_that_needs_it(rehearsal: Rehea
 
 
 def test_renamed_namespace_names_every_variable_left_dangling(rehearsal: Rehearsal, tmp_path: Path) -> None:
-    path = broken_template(tmp_path, ("              Namespace: Changes\n", "              Namespace: ChangeReport\n"))
+    path = broken_template(
+        tmp_path,
+        (
+            "              - Name: DetectChanges\n                Namespace: Changes\n",
+            "              - Name: DetectChanges\n                Namespace: ChangeReport\n",
+        ),
+    )
     with pytest.raises(WiringError) as error:
         rehearsal.play("first-release", "retain", decision="approve", solution_template=path)
 
