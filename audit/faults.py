@@ -33,7 +33,15 @@ from tests.integration import test_least_privilege as lp
 from tests.support.solution import solution_template
 
 KINDS = ("throttling", "5xx", "connection", "read timeout")
-_PROTOCOL = {"cloudformation": "query", "sns": "query", "s3": "rest-xml", "codepipeline": "json", "ssm": "json"}
+_PROTOCOL = {
+    "cloudformation": "query",
+    "sns": "query",
+    "sts": "query",
+    "s3": "rest-xml",
+    "codepipeline": "json",
+    "ssm": "json",
+    "sfn": "json",
+}
 _CONNECT_TIMEOUT: float = getattr(clients._CONFIG, "connect_timeout", 60)
 _READ_TIMEOUT: float = getattr(clients._CONFIG, "read_timeout", 60)
 

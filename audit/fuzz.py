@@ -68,6 +68,23 @@ REQUIRED: dict[str, tuple[str, ...]] = {
         *_CREDENTIALS,
         r"CodePipeline\.job\.data\.inputArtifacts" + _ARTIFACT,
     ),
+    "check-deployment-map": (*_COMMON, *_CREDENTIALS, r"CodePipeline\.job\.data\.inputArtifacts" + _ARTIFACT),
+    "target-change-sets": (
+        *_COMMON,
+        *_USER_PARAMETERS,
+        *_CREDENTIALS,
+        r"CodePipeline\.job\.data\.inputArtifacts" + _ARTIFACT,
+    ),
+    # a later invocation follows the execution its token names, and reads nothing else of the job
+    "start-rollout": _COMMON,
+}
+# Fields a function reads on its first invocation only (an event without a continuation token).
+FIRST_ONLY: dict[str, tuple[str, ...]] = {
+    "start-rollout": (
+        *_USER_PARAMETERS,
+        *_CREDENTIALS,
+        r"CodePipeline\.job\.data\.inputArtifacts" + _ARTIFACT,
+    ),
 }
 # Fields that may be absent but not of another type, for the functions that read them.
 NOT_RETYPED: dict[str, tuple[str, ...]] = {
@@ -76,6 +93,9 @@ NOT_RETYPED: dict[str, tuple[str, ...]] = {
     "drift-detection": (r"CodePipeline\.job\.data\.continuationToken",),
     "execution-gate": (r"CodePipeline\.job\.data\.continuationToken",),
     "record-release": (),
+    "check-deployment-map": (),
+    "target-change-sets": (r"CodePipeline\.job\.data\.continuationToken",),
+    "start-rollout": (r"CodePipeline\.job\.data\.continuationToken",),
 }
 # Continuation tokens each function must refuse (the others never return a token, so never get one).
 _NOT_JSON_OBJECTS = ["{", "[1]", '"x"', "1"]
@@ -88,6 +108,15 @@ BAD_TOKENS: dict[str, list[str]] = {
         '{"detections": {}, "settled": {"primary": {"status": "IN_SYNC"}, "secondary": {"status": "IN_SYNC"}}}',
     ],
     "execution-gate": [*_NOT_JSON_OBJECTS, '{"polls": "many"}', '{"polls": -1}', '{"polls": 1e9}'],
+    "target-change-sets": [*_NOT_JSON_OBJECTS, '{"polls": "many"}', '{"polls": -1}', '{"polls": 1e9}'],
+    "start-rollout": [
+        *_NOT_JSON_OBJECTS,
+        '{"polls": 1}',
+        '{"execution": 5, "polls": 1}',
+        '{"execution": "arn:aws:states:us-east-1:123456789012:execution:other-machine:x", "polls": 1}',
+        '{"execution": "arn:aws:states:us-east-1:123456789012:execution:release-pipeline-rollout:", "polls": 1}',
+        '{"execution": "arn:aws:states:us-east-1:123456789012:execution:release-pipeline-rollout:x", "polls": -1}',
+    ],
 }
 
 
@@ -144,7 +173,9 @@ class Mutation:
 def mutated(draw: st.DrawFn, function: str, bases: list[dict[str, Any]]) -> tuple[Any, list[Mutation]]:
     event: Any = copy.deepcopy(draw(st.sampled_from(bases)))
     event["CodePipeline.job"]["id"] = str(uuid.UUID(int=draw(st.integers(0, 2**128 - 1)), version=4))
-    required_patterns = [re.compile(p) for p in REQUIRED[function]]
+    first = "continuationToken" not in event["CodePipeline.job"]["data"]
+    fields = REQUIRED[function] + (FIRST_ONLY.get(function, ()) if first else ())
+    required_patterns = [re.compile(p) for p in fields]
     mutations: list[Mutation] = []
     for _ in range(draw(st.integers(1, 3))):
         kind = draw(st.sampled_from(["drop", "retype", "truncate", "oversize", "special"]))
@@ -159,6 +190,9 @@ def mutated(draw: st.DrawFn, function: str, bases: list[dict[str, Any]]) -> tupl
         value = _get(event, path)
         required = any(p.fullmatch(dotted) for p in required_patterns)
         if kind == "drop":
+            # one of several equal entries (a list made longer by an earlier mutation) is not missed
+            parent = _get(event, path[:-1]) if path else None
+            required = required and not (isinstance(parent, list) and parent.count(value) > 1)
             event = _drop(event, path)
         elif kind == "retype":
             new = draw(_other_type(value))
@@ -190,12 +224,14 @@ def _replaced(earlier: str, changed: str) -> bool:
 
 
 def _special(draw: st.DrawFn, function: str, event: Any) -> tuple[Any, Mutation]:
-    reads_parameters = any("UserParameters" in p for p in REQUIRED[function])
     choice = draw(st.sampled_from(["parameters", "no-artifacts", "job-id", "token", "not-an-object"]))
     if not isinstance(event, dict) or not isinstance(event.get("CodePipeline.job"), dict):
         choice = "not-an-object"
     job = event.get("CodePipeline.job") if isinstance(event, dict) else None
     data = job.get("data") if isinstance(job, dict) else None
+    first = isinstance(data, dict) and "continuationToken" not in data
+    fields = REQUIRED[function] + (FIRST_ONLY.get(function, ()) if first else ())
+    reads_parameters = any("UserParameters" in p for p in fields)
     if choice == "not-an-object":
         return draw(st.sampled_from([None, [], [event], "event", 7, 1.5, True])), Mutation(choice, "", True)
     if choice == "job-id":
@@ -232,7 +268,7 @@ def _special(draw: st.DrawFn, function: str, event: Any) -> tuple[Any, Mutation]
         key = draw(st.sampled_from(["inputArtifacts", "outputArtifacts"]))
         had = bool(data.get(key))
         data[key] = []
-        required = had and any(key in p for p in REQUIRED[function])
+        required = had and any(key in p for p in fields)
         return event, Mutation(choice, f"CodePipeline.job.data.{key}", required)
     bad = BAD_TOKENS.get(function)
     data["continuationToken"] = draw(st.sampled_from(bad or _NOT_JSON_OBJECTS))

@@ -49,7 +49,8 @@ _WRITE_PREFIXES = (
     "Retry",
 )
 # The functions with a working scenario (audit.scenarios): all but the custom resource, whose AWS calls
-# run in another Region's CloudFormation stack (its unit tests cover it).
+# run in another Region's CloudFormation stack (its unit tests cover it), and deploy-target, a step of the
+# rollout state machine (tests/integration/test_rollout_workflow.py runs it through the real definition).
 SCENARIO_FUNCTIONS = (
     "prepare-stage-artifact",
     "change-detection",
@@ -57,7 +58,13 @@ SCENARIO_FUNCTIONS = (
     "execution-gate",
     "record-release",
     "stage-revert",
+    "check-deployment-map",
+    "target-change-sets",
+    "start-rollout",
 )
+# The functions that exist only with a deployment map (template.yaml's condition HasDeploymentMap): their
+# policies are read from the template resolved with DeploymentMapPath.
+MAP_FUNCTIONS = frozenset({"check-deployment-map", "target-change-sets", "start-rollout", "deploy-target"})
 RESULT_CALLS = frozenset({"PutJobSuccessResult", "PutJobFailureResult"})
 
 

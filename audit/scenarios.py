@@ -6,7 +6,9 @@ The same scenarios feed the fuzz (its unmutated events), the fault injection and
 
 from __future__ import annotations
 
+import copy
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -14,9 +16,12 @@ from typing import Any
 from moto.cloudformation.models import cloudformation_backends
 
 import local_aws
+from local_aws.cloudformation import ResolvedTemplate
+from release_pipeline import rollout
 from tests.integration import test_least_privilege as lp
-from tests.support import solution
-from tests.support.events import load_event
+from tests.support import maps, solution
+from tests.support import rollout as fleets
+from tests.support.events import continuation_of, load_event
 
 PRIMARY, SECONDARY = lp.PRIMARY, lp.SECONDARY
 
@@ -31,6 +36,37 @@ class Scenario:
     succeeded: Callable[[lp.Accounts], bool]
     # Puts back what a success consumes, so that the same event can succeed again (for the fuzz)
     replenish: Callable[[lp.Accounts], None] = lambda _: None
+    # For a job that returns a continuation token: True when, after CodePipeline's later invocations
+    # (``follow``), the job ended as the user expects. ``succeeded`` judges the first invocation alone.
+    finished: Callable[[lp.Accounts], bool] | None = None
+    # Before each later invocation: what CodePipeline's wait between invocations lets happen
+    between: Callable[[lp.Accounts], None] = lambda _: None
+
+
+# A job followed to its end gives up after this many invocations (each scenario's ends in two or three).
+MAX_INVOCATIONS = 5
+
+
+def follow(scenario: Scenario, accounts: lp.Accounts, invoke: Callable[[dict[str, Any]], None]) -> None:
+    """The scenario's event, then each continuation CodePipeline would send (a new job each time) until a
+    final result, when the scenario has a ``finished`` check; ``invoke`` runs the handler on an event."""
+    event = copy.deepcopy(scenario.event)
+    invoke(copy.deepcopy(event))
+    for _ in range(MAX_INVOCATIONS - 1):
+        if scenario.finished is None:
+            return
+        results = [r for r in local_aws.job_results(event["CodePipeline.job"]["id"]) if r.accepted]
+        if len(results) != 1 or results[0].continuation_token is None:
+            return
+        scenario.between(accounts)
+        event = continuation_of(event, results[0].continuation_token)
+        invoke(copy.deepcopy(event))
+
+
+def _final_result(accounts: lp.Accounts) -> local_aws.ReportedJobResult | None:
+    """The last job result CodePipeline accepted (the final invocation's, after ``follow``)."""
+    accepted = [r for r in local_aws.job_results() if r.accepted]
+    return accepted[-1] if accepted else None
 
 
 def _job_succeeded(event: dict[str, Any]) -> Callable[[lp.Accounts], bool]:
@@ -202,6 +238,222 @@ def stage_revert(accounts: lp.Accounts) -> Scenario:
     return Scenario("stage-revert", "StageRevertFunction", event, env, reverted, replenish)
 
 
+# ------------------------------------------------------------------------------ with a deployment map
+
+# The rollout state machine in the scenarios: a Pass state whose output is a released rollout's, so that
+# an execution ends at once. start-rollout starts and follows it; what the real definition does is
+# deploy-target's (statemachines/rollout.asl.json, run in tests/integration/test_rollout_workflow.py).
+ROLLOUT_MACHINE = "release-pipeline-rollout"
+_RELEASED_DEFINITION = json.dumps(
+    {"StartAt": "Released", "States": {"Released": {"Type": "Pass", "Result": {"Outcome": "RELEASED"}, "End": True}}}
+)
+_MACHINE_ARN = f"arn:aws:states:{PRIMARY}:{lp.ACCOUNT}:stateMachine:{ROLLOUT_MACHINE}"
+_TOPIC_ARN = f"arn:aws:sns:{PRIMARY}:{lp.ACCOUNT}:release-notifications"
+
+
+def map_template() -> ResolvedTemplate:
+    """The solution with DeploymentMapPath set (its map functions exist only then), resolved as
+    lp.resolved_template resolves it."""
+    return solution.resolved(
+        "No",
+        stack_name=lp.SOLUTION,
+        physical={
+            "ArtifactBucket": {"Ref": lp.BUCKET, "Arn": f"arn:aws:s3:::{lp.BUCKET}"},
+            "ArtifactKey": {"Arn": lp.KEY_ID},
+            "NotificationTopic": {"Ref": _TOPIC_ARN},
+            "Pipeline": {"Ref": "release-pipeline"},
+            "CloudFormationExecutionRole": {"Arn": f"arn:aws:iam::{lp.ACCOUNT}:role/cfn-exec"},
+            "StageRevertDeadLetterQueue": {"Arn": f"arn:aws:sqs:{PRIMARY}:{lp.ACCOUNT}:dlq"},
+            "RolloutStateMachine": {"Ref": _MACHINE_ARN, "Name": ROLLOUT_MACHINE},
+        },
+        TemplatePath="template.json",
+        StageParameters='{"Name": "stage"}',
+        DeploymentMapPath=maps.MAP_PATH,
+    )
+
+
+def _map_source(template: ResolvedTemplate) -> bytes:
+    """The application repository at release 2 with fleets.THREE_WAVES as its map (three waves, four targets
+    in three Regions and two accounts), the template where TemplatePath says."""
+    fleet = fleets.THREE_WAVES
+    files = {
+        template.parameters["TemplatePath"]: fleets.template("2"),
+        maps.MAP_PATH: json.dumps(fleet.document),
+        **{path: json.dumps({"Name": name}) for path, name in fleet.names.items()},
+    }
+    return solution.source_zip(files)
+
+
+def _map_release(accounts: lp.Accounts, template: ResolvedTemplate) -> None:
+    """The last release went out with the same map: its record, and its source kept under releases/."""
+    key = "releases/r1/source.zip"
+    version = accounts.client("s3").put_object(Bucket=lp.BUCKET, Key=key, Body=_map_source(template))["VersionId"]
+    record = {
+        "bucket": lp.BUCKET,
+        "key": key,
+        "version_id": version,
+        "commit_id": "c1",
+        "execution_id": "r1",
+        "released_at": "2026-11-28T00:00:00+00:00",
+        "template_path": template.parameters["TemplatePath"],
+        "stage_parameters": {},
+    }
+    accounts.client("ssm").put_parameter(
+        Name=solution.release_record(lp.SOLUTION), Value=json.dumps(record), Type="SecureString", KeyId=lp.KEY_ID
+    )
+
+
+def _map_job(accounts: lp.Accounts, function: str, template: ResolvedTemplate) -> dict[str, Any]:
+    """``function``'s sample job, its artifact credentials the pipeline's, its Source artifact the map's
+    repository in the artifact bucket."""
+    event = lp.job_event(function, "job", lp.pipeline_artifacts_user(accounts))
+    s3 = accounts.client("s3")
+    s3.create_bucket(Bucket=lp.BUCKET)
+    s3.put_bucket_versioning(Bucket=lp.BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    (artifact,) = event["CodePipeline.job"]["data"]["inputArtifacts"]
+    s3.put_object(Bucket=lp.BUCKET, Key=artifact["location"]["s3Location"]["objectKey"], Body=_map_source(template))
+    return event
+
+
+def check_deployment_map(accounts: lp.Accounts) -> Scenario:
+    """Validate: the map of three waves and four targets passes, its numbers as output variables."""
+    template = map_template()
+    event = _map_job(accounts, "check-deployment-map", template)
+
+    def counted(_: lp.Accounts) -> bool:
+        result = next(r for r in local_aws.job_results(event["CodePipeline.job"]["id"]) if r.accepted)
+        return result.output_variables.get("Waves") == "3" and result.output_variables.get("Targets") == "4"
+
+    env = template.function_environment("CheckDeploymentMapFunction")
+    return Scenario(
+        "check-deployment-map", "CheckDeploymentMapFunction", event, env, _and(_job_succeeded(event), counted)
+    )
+
+
+def _targets() -> list[tuple[str, str]]:
+    """(account, Region) of each target of the map, in map order."""
+    return [(t.account or lp.ACCOUNT, t.region) for t in fleets.THREE_WAVES.targets()]
+
+
+def target_change_sets(accounts: lp.Accounts) -> Scenario:
+    """CheckChanges with a map: the last release went out with the same map, yet no target has a stack.
+    The first invocation makes a change set on every target (the one in the other account through its
+    deploy role) and waits; the last compares with the released map, publishes the report and succeeds
+    with the number of targets that change."""
+    template = map_template()
+    accounts.client("sns").create_topic(Name="release-notifications")
+    event = _map_job(accounts, "target-change-sets", template)
+    _map_release(accounts, template)
+    env = template.function_environment("TargetChangeSetsFunction")
+    stack = env["APPLICATION_STACK_NAME"]
+    name = env["CHANGE_SET_PREFIX"] + lp.EXECUTION
+    _deploy_roles(accounts)
+
+    def made(_: lp.Accounts) -> bool:
+        for account, region in _targets():
+            backend = cloudformation_backends[account][region]
+            if not any(c.change_set_name == name and c.stack_name == stack for c in backend.change_sets.values()):
+                return False
+        return True
+
+    def reported(_: lp.Accounts) -> bool:
+        final = _final_result(accounts)
+        return (
+            final is not None
+            and final.final
+            and final.status == "Succeeded"
+            and final.output_variables.get("ChangedTargets") == "4"
+            and made(accounts)
+        )
+
+    return Scenario(
+        "target-change-sets",
+        "TargetChangeSetsFunction",
+        event,
+        env,
+        _and(_job_succeeded(event), made),
+        finished=reported,
+    )
+
+
+def _deploy_roles(accounts: lp.Accounts) -> None:
+    """The deploy role bootstrap/target-account.yaml makes in the other account, trusting the solution's
+    account (all it may do there is the target account's business, not the function's policy)."""
+    from moto.iam.models import iam_backends
+
+    iam = iam_backends[fleets.OTHER]["global"]
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"AWS": lp.ACCOUNT}, "Action": "sts:AssumeRole"}],
+    }
+    every = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+    deploy, _ = rollout.bootstrap_role_names(lp.ACCOUNT)
+    if deploy not in {r.name for r in iam.roles.values()}:
+        iam.create_role(
+            role_name=deploy,
+            assume_role_policy_document=json.dumps(trust),
+            path="/",
+            permissions_boundary=None,
+            description="",
+            tags=[],
+            max_session_duration=None,
+        )
+        iam.put_role_policy(deploy, "deploy", json.dumps(every))
+
+
+def start_rollout(accounts: lp.Accounts) -> Scenario:
+    """DeployWaves: the first invocation starts the rollout execution of the reviewed map (named after the
+    pipeline execution) and waits; the next finds it released, reports it and succeeds."""
+    template = map_template()
+    accounts.client("sns").create_topic(Name="release-notifications")
+    event = _map_job(accounts, "start-rollout", template)
+    env = template.function_environment("StartRolloutFunction")
+    sfn = accounts.client("stepfunctions")
+    principal = {"Service": "states.amazonaws.com"}
+    trust = {"Statement": [{"Effect": "Allow", "Principal": principal, "Action": "sts:AssumeRole"}]}
+    role = accounts.client("iam").create_role(RoleName="rollout", AssumeRolePolicyDocument=json.dumps(trust))["Role"]
+    created = sfn.create_state_machine(name=ROLLOUT_MACHINE, definition=_RELEASED_DEFINITION, roleArn=role["Arn"])
+    arn = created["stateMachineArn"]
+    assert arn == env["STATE_MACHINE_ARN"], (arn, env["STATE_MACHINE_ARN"])
+    execution = f"{arn.replace(':stateMachine:', ':execution:')}:{lp.EXECUTION}"
+
+    def started(_: lp.Accounts) -> bool:
+        listed = sfn.list_executions(stateMachineArn=arn)["executions"]
+        if [e["name"] for e in listed] != [lp.EXECUTION]:
+            return False
+        document = json.loads(sfn.describe_execution(executionArn=execution)["input"])
+        keys = [t["Key"] for wave in document["Waves"] for t in wave["Targets"]]
+        stack = env["APPLICATION_STACK_NAME"]
+        expected = [rollout.target_key(a, r, stack) for a, r in _targets()]
+        return keys == expected
+
+    def closed(_: lp.Accounts) -> None:
+        """The execution ends (a Pass state) while CodePipeline waits to invoke the action again."""
+        deadline = time.monotonic() + 10
+        while sfn.describe_execution(executionArn=execution)["status"] == "RUNNING" and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def released(_: lp.Accounts) -> bool:
+        final = _final_result(accounts)
+        return (
+            final is not None
+            and final.final
+            and final.status == "Succeeded"
+            and final.output_variables.get("Outcome") == "RELEASED"
+            and final.output_variables.get("Targets") == "4"
+        )
+
+    return Scenario(
+        "start-rollout",
+        "StartRolloutFunction",
+        event,
+        env,
+        _and(_job_succeeded(event), started),
+        finished=_and(started, released),
+        between=closed,
+    )
+
+
 SCENARIOS: dict[str, Callable[[lp.Accounts], Scenario]] = {
     "prepare-stage-artifact": prepare_stage_artifact,
     "change-detection": change_detection,
@@ -209,4 +461,7 @@ SCENARIOS: dict[str, Callable[[lp.Accounts], Scenario]] = {
     "execution-gate": execution_gate,
     "record-release": record_release,
     "stage-revert": stage_revert,
+    "check-deployment-map": check_deployment_map,
+    "target-change-sets": target_change_sets,
+    "start-rollout": start_rollout,
 }
