@@ -234,6 +234,10 @@ def start(*, job: Job, job_s3: S3Client, sfn: SFNClient, config: StartRolloutCon
         artifacts.download(job_s3, job.input_artifact(SOURCE_ARTIFACT), what="source artifact"), "source artifact"
     )
     reviewed = read_map(source, config, home_account)
+    # The map check (Validate) counts checks at the default interval; this function's may be shorter.
+    problem = deployment_map.history_problem(reviewed.waves, config.poll_seconds)
+    if problem is not None:
+        raise ConfigurationError(f"POLL_SECONDS is {config.poll_seconds}: {problem}; nothing was started")
     document = rollout.workflow_input(
         reviewed,
         execution_id=execution_id,

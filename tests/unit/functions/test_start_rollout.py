@@ -294,6 +294,23 @@ def test_a_source_without_a_deployment_map_fails_the_job_and_starts_nothing(
     assert machine.executions() == []
 
 
+def test_a_poll_interval_whose_history_cannot_fit_fails_the_job_before_starting(
+    machine: RolloutMachine, monkeypatch: pytest.MonkeyPatch, lambda_context: FakeLambdaContext
+) -> None:
+    """GIVEN 50 targets, which fit Step Functions' history at Validate's 30-second checks WHEN the function
+    checks every 5 seconds THEN the job fails with the arithmetic and no execution starts."""
+    upload_source(fleet(50), load_event(FUNCTION, "job"))
+    monkeypatch.setenv("POLL_SECONDS", "5")
+
+    result = run_job(FUNCTION, first_job(), lambda_context)
+
+    message = failure(result)
+    assert message.startswith("POLL_SECONDS is 5: the rollout's Step Functions history needs up to ")
+    assert "checked every 5 s at first" in message
+    assert message.endswith("nothing was started")
+    assert machine.executions() == []
+
+
 @pytest.mark.usefixtures("aws")
 def test_a_token_that_names_another_state_machine_fails_the_job(
     monkeypatch: pytest.MonkeyPatch, lambda_context: FakeLambdaContext
