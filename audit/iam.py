@@ -75,6 +75,7 @@ UNTESTED: dict[tuple[str, str], str] = {
     ("stage-revert", "cloudformation:CreateStack"): "needs a scenario in which the stage stack is missing",
     ("stage-revert", "without ReleasedTemplateTransforms"): "needs a released template with a transform",
     ("stage-revert", "without KeepLargeReleasedTemplate"): "needs a released template over 51,200 bytes",
+    ("deploy-target", "without ReleasedTemplateTransforms"): "needs a released template with a transform",
     ("start-rollout", "states:GetExecutionHistory"): (
         "needs a check while the execution runs: the scenario's state machine (one Pass state) ends at once"
     ),
@@ -122,8 +123,8 @@ def _run_one(function: str, policy: dict[str, Any], *, report_failure: bool) -> 
             os.environ.pop("AWS_SESSION_TOKEN", None)
             clients._session.cache_clear()
 
-            def invoke(event: dict[str, Any]) -> None:
-                set_initial_no_auth_action_count(0)(lambda: target.handler(event, context))()
+            def invoke(event: dict[str, Any]) -> Any:
+                return set_initial_no_auth_action_count(0)(lambda: target.handler(event, context))()
 
             try:
                 follow(scenario, accounts, invoke)  # to the job's end, when the scenario says how it ends
