@@ -329,10 +329,10 @@ def _map_release(accounts: lp.Accounts, template: ResolvedTemplate, release: str
     )
 
 
-def _map_job(accounts: lp.Accounts, function: str, template: ResolvedTemplate) -> dict[str, Any]:
-    """``function``'s sample job, its artifact credentials the pipeline's, its Source artifact the map's
-    repository in the artifact bucket."""
-    event = lp.job_event(function, "job", lp.pipeline_artifacts_user(accounts))
+def _map_job(accounts: lp.Accounts, function: str, template: ResolvedTemplate, case: str = "job") -> dict[str, Any]:
+    """``function``'s sample job (``case``), its artifact credentials the pipeline's, its Source artifact the
+    map's repository in the artifact bucket."""
+    event = lp.job_event(function, case, lp.pipeline_artifacts_user(accounts))
     s3 = accounts.client("s3")
     s3.create_bucket(Bucket=lp.BUCKET)
     s3.put_bucket_versioning(Bucket=lp.BUCKET, VersioningConfiguration={"Status": "Enabled"})
@@ -590,6 +590,39 @@ def _target_cloudformation(accounts: lp.Accounts, region: str, account: str | No
         aws_secret_access_key=credentials["SecretAccessKey"],
         aws_session_token=credentials["SessionToken"],
     )
+
+
+def drift_detection_with_map(accounts: lp.Accounts) -> Scenario:
+    """DetectDrift with a map: every target of the map (one in the other account, through its deploy role)
+    runs release 2 untouched; the job ends IN_SYNC."""
+    template = map_template()
+    accounts.client("sns").create_topic(Name="release-notifications")
+    event = _map_job(accounts, "drift-detection", template, "deployment-map")
+    _deploy_roles(accounts)
+    env = template.function_environment("DriftDetectionFunction")
+    fleet = fleets.THREE_WAVES
+    for spec in fleet.targets():
+        parameters = [{"ParameterKey": "Name", "ParameterValue": fleet.names[spec.parameter_file]}]
+        client = _target_cloudformation(accounts, spec.region, spec.account)
+        client.create_stack(StackName=lp.APP, TemplateBody=fleets.template("2"), Parameters=parameters)
+
+    def in_sync(_: lp.Accounts) -> bool:
+        final = _final_result(accounts)
+        return (
+            final is not None
+            and final.final
+            and final.status == "Succeeded"
+            and final.output_variables.get("DriftStatus") == "IN_SYNC"
+        )
+
+    return Scenario("drift-detection", "DriftDetectionFunction", event, env, _job_succeeded(event), finished=in_sync)
+
+
+# The scenarios of functions that work otherwise with a deployment map (their map-only statements are
+# proven with these).
+MAP_SCENARIOS: dict[str, Callable[[lp.Accounts], Scenario]] = {
+    "drift-detection": drift_detection_with_map,
+}
 
 
 SCENARIOS: dict[str, Callable[[lp.Accounts], Scenario]] = {
