@@ -5,6 +5,12 @@ A fault that passes is retried and the scenario still succeeds. A fault that las
 clear job failure (or, for stage-revert, an error raised so that Lambda retries the event and then
 keeps it in the dead-letter queue), never later than the function's deadline: time is counted on a
 virtual clock (each retry's back-off, and each timeout at its full length).
+
+A step of the rollout state machine (deploy-target) is judged by what the state machine does with its
+answer: a fault that passes is survived, or raised (the state machine's Catch ends the wave and returns
+the targets), never answered with a state the target is not in (DONE, UNCHANGED or RETURNED for a target
+that was not deployed or returned) and never followed by a second execution of a change set; a fault
+that lasts ends in an error raised or a FAILED answer naming the target, never in a success.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from moto.core.botocore_stubber import BotocoreStubber, MockRawResponse
 import local_aws
 from audit import sandbox
 from audit.fuzz import PYTHON_ERROR
-from audit.scenarios import SCENARIOS
+from audit.scenarios import SCENARIOS, Scenario, run_steps
 from audit.table import Row
 from local_aws import FakeLambdaContext
 from release_pipeline import clients, jobs
@@ -134,8 +140,9 @@ def inject(function: str) -> Row:
     target = sandbox.functions()[function]
     row = Row(f"faults {function}", "faults on each AWS call, retried or one clear failure")
     is_job = function in sandbox.job_functions()
+    is_step = function in sandbox.state_machine_functions()
     deadline = target.timeout_s - (jobs.TIMEOUT_GRACE_SECONDS if is_job else 0)
-    if not is_job and not _has_dead_letter_queue(target.logical_id):
+    if not is_job and not is_step and not _has_dead_letter_queue(target.logical_id):
         row.breach("the function raises on a lasting fault, but has no dead-letter queue")
     # the calls the working scenario makes, in order
     with sandbox.emulator():
@@ -154,7 +161,7 @@ def inject(function: str) -> Row:
         success = ("codepipeline", "PutJobSuccessResult")
         cases += [([success], kind, None) for kind in KINDS if (success, kind, None) not in _lasting(cases)]
     longest = 0.0
-    outcomes = {"failed": 0, "survived": 0}
+    outcomes = {"failed": 0, "survived": 0, "raised once": 0}
     for targets, kind, attempts in cases:
         row.cases += 1
         described = f"{kind} on {'+'.join(op for _, op in targets)} ({'lasting' if attempts is None else 'once'})"
@@ -167,16 +174,26 @@ def inject(function: str) -> Row:
             longest = max(longest, clock.seconds)
             if clock.seconds > deadline:
                 row.breach(f"{described}: {clock.seconds:.0f} s of retries, past the {deadline} s deadline")
-            _judge(row, described, function, is_job, scenario, accounts, raised, attempts is None, len(targets) > 1)
+            if is_step:
+                _judge_step(row, described, scenario, accounts, raised, attempts is None)
+                outcomes["raised once"] += attempts is not None and raised is not None
+            else:
+                _judge(row, described, function, is_job, scenario, accounts, raised, attempts is None, len(targets) > 1)
             if attempts is None:
                 ended = local_aws.job_results(scenario.event["CodePipeline.job"]["id"]) if is_job else []
-                failed = raised is not None or any(r.accepted and r.status == "Failed" for r in ended)
+                failed = (
+                    raised is not None
+                    or any(r.accepted and r.status == "Failed" for r in ended)
+                    or any(a.get("State") == "FAILED" for a in scenario.answers)
+                )
                 outcomes["failed"] += failed
                 outcomes["survived"] += not failed
     row.figure = (
         f"{len(operations)} operations: {outcomes['failed']} lasting faults failed clearly, "
         f"{outcomes['survived']} survived; longest {longest:.0f} s of {deadline} s"
     )
+    if outcomes["raised once"]:
+        row.figure += f"; {outcomes['raised once']} passing faults raised to the state machine's Catch"
     return row
 
 
@@ -184,14 +201,48 @@ def _lasting(cases: list[tuple[list[tuple[str, str]], str, int | None]]) -> set[
     return {(targets[0], kind, None) for targets, kind, attempts in cases if len(targets) == 1 and attempts is None}
 
 
-def _invoke(target: sandbox.Function, scenario: Any) -> BaseException | None:
+def _invoke(target: sandbox.Function, scenario: Scenario) -> BaseException | None:
     sandbox.set_environment(scenario.environment)
     context = FakeLambdaContext(target.folder, memory_limit_in_mb=target.memory_mb, timeout_ms=target.timeout_s * 1000)
     try:
-        target.handler(copy.deepcopy(scenario.event), context)
+        if scenario.steps:
+            run_steps(scenario, lambda event: target.handler(event, context))
+        else:
+            target.handler(copy.deepcopy(scenario.event), context)
     except Exception as error:  # noqa: BLE001 (whatever escapes the handler is judged)
         return error
     return None
+
+
+def _judge_step(
+    row: Row, described: str, scenario: Scenario, accounts: lp.Accounts, raised: BaseException | None, lasting: bool
+) -> None:
+    """A state machine's step (see the module's docstring): every answer given is the expected one or a
+    FAILED naming its target; no change set ran twice; a passing fault is survived or raised, a lasting
+    one ends in an error or a FAILED answer."""
+    failed = False
+    for answer, (state, key) in zip(scenario.answers, scenario.expected, strict=False):
+        if not isinstance(answer, dict) or answer.get("Key") != key:
+            row.breach(f"{described}: an answer that does not name its target {key}: {str(answer)[:160]}")
+            return
+        if answer.get("State") == "FAILED" and state != "FAILED":
+            failed = True
+            if lasting:
+                continue
+            row.breach(f"{described}: a fault that passed was answered FAILED: {answer.get('Detail')}")
+        elif answer.get("State") != state:
+            row.breach(f"{described}: answered {answer.get('State')} for {key}, where {state} was due")
+    twice = {key: count for key, count in scenario.executions(accounts).items() if count > 1}
+    if twice:
+        row.breach(f"{described}: a change set executed more than once: {twice}")
+    if raised is not None or failed:
+        if isinstance(raised, (KeyError, TypeError, AttributeError, IndexError)):
+            row.breach(f"{described}: unclear error raised: {type(raised).__name__}: {str(raised)[:160]}")
+        return
+    if lasting:
+        row.breach(f"{described}: a lasting fault ended neither in an error nor in a FAILED answer")
+    elif not scenario.succeeded(accounts):
+        row.breach(f"{described}: a fault that passed was not survived")
 
 
 def _judge(

@@ -14,7 +14,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from unittest import mock
 
@@ -22,7 +22,7 @@ from moto.core import set_initial_no_auth_action_count
 
 import local_aws
 from audit import sandbox
-from audit.scenarios import SCENARIOS, Scenario, follow, map_template
+from audit.scenarios import MAP_SCENARIOS, SCENARIOS, Scenario, follow, map_template
 from audit.table import Row
 from local_aws import FakeLambdaContext
 from release_pipeline import clients
@@ -75,6 +75,7 @@ UNTESTED: dict[tuple[str, str], str] = {
     ("stage-revert", "cloudformation:CreateStack"): "needs a scenario in which the stage stack is missing",
     ("stage-revert", "without ReleasedTemplateTransforms"): "needs a released template with a transform",
     ("stage-revert", "without KeepLargeReleasedTemplate"): "needs a released template over 51,200 bytes",
+    ("deploy-target", "without ReleasedTemplateTransforms"): "needs a released template with a transform",
     ("start-rollout", "states:GetExecutionHistory"): (
         "needs a check while the execution runs: the scenario's state machine (one Pass state) ends at once"
     ),
@@ -95,21 +96,25 @@ PIPELINE_UNTESTED: dict[str, str] = {
 }
 
 
-def _run(function: str, policy: dict[str, Any]) -> bool:
+Factory = Callable[[lp.Accounts], Scenario]
+
+
+def _run(function: str, policy: dict[str, Any], factory: Factory) -> bool:
     """Whether every scenario of the function succeeds for a principal holding only ``policy``: the
-    working one, and for a job function one that must report a failure (its configuration missing)."""
-    if not _run_one(function, policy, report_failure=False):
+    working one (``factory``'s), and for a job function one that must report a failure (its configuration
+    missing)."""
+    if not _run_one(function, policy, factory, report_failure=False):
         return False
-    return function not in sandbox.job_functions() or _run_one(function, policy, report_failure=True)
+    return function not in sandbox.job_functions() or _run_one(function, policy, factory, report_failure=True)
 
 
-def _run_one(function: str, policy: dict[str, Any], *, report_failure: bool) -> bool:
+def _run_one(function: str, policy: dict[str, Any], factory: Factory, *, report_failure: bool) -> bool:
     target = sandbox.functions()[function]
     with sandbox.emulator():
         holder: list[lp.Accounts] = []
         set_initial_no_auth_action_count(3)(lambda: holder.append(lp.Accounts()))()
         accounts = holder[0]
-        scenario: Scenario = SCENARIOS[function](accounts)
+        scenario: Scenario = factory(accounts)
         key = _principal(accounts, f"{function}-role", policy)
         environment = dict(scenario.environment)
         if report_failure:
@@ -122,8 +127,8 @@ def _run_one(function: str, policy: dict[str, Any], *, report_failure: bool) -> 
             os.environ.pop("AWS_SESSION_TOKEN", None)
             clients._session.cache_clear()
 
-            def invoke(event: dict[str, Any]) -> None:
-                set_initial_no_auth_action_count(0)(lambda: target.handler(event, context))()
+            def invoke(event: dict[str, Any]) -> Any:
+                return set_initial_no_auth_action_count(0)(lambda: target.handler(event, context))()
 
             try:
                 follow(scenario, accounts, invoke)  # to the job's end, when the scenario says how it ends
@@ -153,17 +158,26 @@ def _still_granted(policy: dict[str, Any], action: str) -> bool:
     return not action.startswith("s3:") and any(action in _actions(s) for s in policy["Statement"])
 
 
-def mutate(function: str) -> Row:
+def _untested(function: str, name: str, removal: str) -> bool:
+    return (name, removal) in UNTESTED or (function, removal) in UNTESTED
+
+
+def mutate(function: str, *, with_map: bool = False) -> Row:
+    """``function``'s row; ``with_map``: its policy and scenario with a deployment map, for a function that
+        works otherwise too (its rows are apart; UNTESTED's entries for the function apply to them as well, and
+    keys naming "<function> with a map" to them alone)."""
     target = sandbox.functions()[function]
-    row = Row(f"iam {function}", "each statement and action removed, under IAM enforcement")
-    if function in sandbox.MAP_FUNCTIONS:
+    factory = MAP_SCENARIOS[function] if with_map else SCENARIOS[function]
+    name = f"{function} with a map" if with_map else function
+    row = Row(f"iam {name}", "each statement and action removed, under IAM enforcement")
+    if with_map or function in sandbox.MAP_FUNCTIONS:
         template = map_template()
     else:
         template = lp.resolved_template("Yes" if function == "prepare-stage-artifact" else "No")
     policy = template.function_policy(target.logical_id)
     all_actions = sorted({a for s in policy["Statement"] for a in _actions(s)})
     row.cases += 1
-    if not _run(function, policy):
+    if not _run(function, policy, factory):
         row.breach("the scenario fails with the whole policy: no removal could prove anything")
         return row
     proven: set[str] = set()
@@ -172,9 +186,9 @@ def mutate(function: str) -> Row:
     untested: set[str] = set()
     for described, mutated, removed in mutations(policy):
         row.cases += 1
-        if not _run(function, mutated):
+        if not _run(function, mutated, factory):
             proven.update(removed)
-        elif (function, described) in UNTESTED:
+        elif _untested(function, name, described):
             untested.update(removed)
         else:
             unexplained = []
@@ -184,7 +198,7 @@ def mutate(function: str) -> Row:
                 elif _still_granted(mutated, action):
                     # moto compares non-S3 resources with "*": another statement with the action hides it
                     shadowed.add(action)
-                elif (function, action) in UNTESTED:
+                elif _untested(function, name, action):
                     untested.add(action)
                 else:
                     unexplained.append(action)

@@ -15,6 +15,7 @@ Task = tuple[str, str]
 
 def _tasks() -> list[Task]:
     from audit import sandbox
+    from audit.scenarios import MAP_SCENARIOS
 
     jobs = list(sandbox.job_functions())
     every = list(sandbox.SCENARIO_FUNCTIONS)
@@ -25,6 +26,7 @@ def _tasks() -> list[Task]:
         ("fuzz-revert", "stage-revert"),
         *(("faults", name) for name in every),
         *(("iam", name) for name in every),
+        *(("iam-map", name) for name in MAP_SCENARIOS),
         ("hostile", ""),
         ("static", ""),
     ]
@@ -67,6 +69,12 @@ def _iam(name: str) -> list[Row]:
     return [iam.mutate(name)]
 
 
+def _iam_map(name: str) -> list[Row]:
+    from audit import iam
+
+    return [iam.mutate(name, with_map=True)]
+
+
 def _iam_pipeline(name: str) -> list[Row]:
     from audit import iam
 
@@ -90,6 +98,7 @@ _RUNNERS: dict[str, Callable[[str], list[Row]]] = {
     "fuzz-revert": _fuzz_revert,
     "faults": _faults,
     "iam": _iam,
+    "iam-map": _iam_map,
     "iam-pipeline": _iam_pipeline,
     "hostile": _hostile,
     "static": _static,

@@ -49,8 +49,9 @@ _WRITE_PREFIXES = (
     "Retry",
 )
 # The functions with a working scenario (audit.scenarios): all but the custom resource, whose AWS calls
-# run in another Region's CloudFormation stack (its unit tests cover it), and deploy-target, a step of the
-# rollout state machine (tests/integration/test_rollout_workflow.py runs it through the real definition).
+# run in another Region's CloudFormation stack (its unit tests cover it). deploy-target's scenario is a
+# sequence of the rollout state machine's steps (tests/integration/test_rollout_workflow.py runs it through
+# the real definition).
 SCENARIO_FUNCTIONS = (
     "prepare-stage-artifact",
     "change-detection",
@@ -61,6 +62,7 @@ SCENARIO_FUNCTIONS = (
     "check-deployment-map",
     "target-change-sets",
     "start-rollout",
+    "deploy-target",
 )
 # The functions that exist only with a deployment map (template.yaml's condition HasDeploymentMap): their
 # policies are read from the template resolved with DeploymentMapPath.
@@ -170,6 +172,25 @@ def job_functions() -> dict[str, Function]:
         if isinstance(target, dict) and target.get("Ref") in by_logical:
             function = by_logical[target["Ref"]]
             invoked[function.folder] = function
+    return dict(sorted(invoked.items()))
+
+
+def state_machine_functions() -> dict[str, Function]:
+    """The functions a state machine of the template invokes as its tasks (named in its
+    DefinitionSubstitutions): invoked synchronously, their errors handled by the state machine's Retry and
+    Catch."""
+    template = solution_template()
+    by_logical = {f.logical_id: f for f in functions().values()}
+    invoked: dict[str, Function] = {}
+    for resource in template["Resources"].values():
+        if not isinstance(resource, dict) or resource.get("Type") != "AWS::Serverless::StateMachine":
+            continue
+        for value in resource["Properties"].get("DefinitionSubstitutions", {}).values():
+            if isinstance(value, dict) and "Fn::GetAtt" in value:
+                attribute = value["Fn::GetAtt"]
+                logical_id = attribute.split(".")[0] if isinstance(attribute, str) else attribute[0]
+                if logical_id in by_logical:
+                    invoked[by_logical[logical_id].folder] = by_logical[logical_id]
     return dict(sorted(invoked.items()))
 
 

@@ -10,14 +10,16 @@ import copy
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
+import boto3
 from moto.cloudformation.models import cloudformation_backends
 
 import local_aws
 from local_aws.cloudformation import ResolvedTemplate
-from release_pipeline import rollout
+from release_pipeline import deployment_map, rollout
 from tests.integration import test_least_privilege as lp
 from tests.support import maps, solution
 from tests.support import rollout as fleets
@@ -41,15 +43,26 @@ class Scenario:
     finished: Callable[[lp.Accounts], bool] | None = None
     # Before each later invocation: what CodePipeline's wait between invocations lets happen
     between: Callable[[lp.Accounts], None] = lambda _: None
+    # For a step of a state machine (deploy-target): the events it receives in turn (``event`` is the
+    # first), each step's expected answer as (State, Key), and the answers given so far, in order
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    expected: list[tuple[str, str]] = field(default_factory=list)
+    answers: list[dict[str, Any]] = field(default_factory=list)
+    # For a step function: how many times this execution's change set ran on each target (never above one)
+    executions: Callable[[lp.Accounts], dict[str, int]] = lambda _: {}
 
 
 # A job followed to its end gives up after this many invocations (each scenario's ends in two or three).
 MAX_INVOCATIONS = 5
 
 
-def follow(scenario: Scenario, accounts: lp.Accounts, invoke: Callable[[dict[str, Any]], None]) -> None:
+def follow(scenario: Scenario, accounts: lp.Accounts, invoke: Callable[[dict[str, Any]], Any]) -> None:
     """The scenario's event, then each continuation CodePipeline would send (a new job each time) until a
-    final result, when the scenario has a ``finished`` check; ``invoke`` runs the handler on an event."""
+    final result, when the scenario has a ``finished`` check; ``invoke`` runs the handler on an event and
+    gives its answer. A state machine's step runs each of its ``steps`` in turn instead (see run_steps)."""
+    if scenario.steps:
+        run_steps(scenario, invoke)
+        return
     event = copy.deepcopy(scenario.event)
     invoke(copy.deepcopy(event))
     for _ in range(MAX_INVOCATIONS - 1):
@@ -61,6 +74,17 @@ def follow(scenario: Scenario, accounts: lp.Accounts, invoke: Callable[[dict[str
         scenario.between(accounts)
         event = continuation_of(event, results[0].continuation_token)
         invoke(copy.deepcopy(event))
+
+
+def run_steps(scenario: Scenario, invoke: Callable[[dict[str, Any]], Any]) -> None:
+    """Each step in turn, its answer kept, as the state machine would go on: until a step raises (the
+    error propagates: the state machine's Catch ends the wave) or answers other than expected (the state
+    machine would branch elsewhere)."""
+    for event, (state, _) in zip(scenario.steps, scenario.expected, strict=True):
+        answer = invoke(copy.deepcopy(event))
+        scenario.answers.append(answer)
+        if not isinstance(answer, dict) or answer.get("State") != state:
+            return
 
 
 def _final_result(accounts: lp.Accounts) -> local_aws.ReportedJobResult | None:
@@ -272,22 +296,24 @@ def map_template() -> ResolvedTemplate:
     )
 
 
-def _map_source(template: ResolvedTemplate) -> bytes:
-    """The application repository at release 2 with fleets.THREE_WAVES as its map (three waves, four targets
-    in three Regions and two accounts), the template where TemplatePath says."""
+def _map_source(template: ResolvedTemplate, version: str = "2") -> bytes:
+    """The application repository at release ``version`` with fleets.THREE_WAVES as its map (three waves,
+    four targets in three Regions and two accounts), the template where TemplatePath says."""
     fleet = fleets.THREE_WAVES
     files = {
-        template.parameters["TemplatePath"]: fleets.template("2"),
+        template.parameters["TemplatePath"]: fleets.template(version),
         maps.MAP_PATH: json.dumps(fleet.document),
         **{path: json.dumps({"Name": name}) for path, name in fleet.names.items()},
     }
     return solution.source_zip(files)
 
 
-def _map_release(accounts: lp.Accounts, template: ResolvedTemplate) -> None:
-    """The last release went out with the same map: its record, and its source kept under releases/."""
+def _map_release(accounts: lp.Accounts, template: ResolvedTemplate, release: str = "2") -> None:
+    """The last release went out with the same map: its record, and its source (at ``release``) kept under
+    releases/."""
     key = "releases/r1/source.zip"
-    version = accounts.client("s3").put_object(Bucket=lp.BUCKET, Key=key, Body=_map_source(template))["VersionId"]
+    body = _map_source(template, release)
+    version = accounts.client("s3").put_object(Bucket=lp.BUCKET, Key=key, Body=body)["VersionId"]
     record = {
         "bucket": lp.BUCKET,
         "key": key,
@@ -303,10 +329,10 @@ def _map_release(accounts: lp.Accounts, template: ResolvedTemplate) -> None:
     )
 
 
-def _map_job(accounts: lp.Accounts, function: str, template: ResolvedTemplate) -> dict[str, Any]:
-    """``function``'s sample job, its artifact credentials the pipeline's, its Source artifact the map's
-    repository in the artifact bucket."""
-    event = lp.job_event(function, "job", lp.pipeline_artifacts_user(accounts))
+def _map_job(accounts: lp.Accounts, function: str, template: ResolvedTemplate, case: str = "job") -> dict[str, Any]:
+    """``function``'s sample job (``case``), its artifact credentials the pipeline's, its Source artifact the
+    map's repository in the artifact bucket."""
+    event = lp.job_event(function, case, lp.pipeline_artifacts_user(accounts))
     s3 = accounts.client("s3")
     s3.create_bucket(Bucket=lp.BUCKET)
     s3.put_bucket_versioning(Bucket=lp.BUCKET, VersioningConfiguration={"Status": "Enabled"})
@@ -454,6 +480,151 @@ def start_rollout(accounts: lp.Accounts) -> Scenario:
     )
 
 
+def deploy_target(accounts: lp.Accounts) -> Scenario:
+    """The rollout's steps for two targets of the map, each running release 1 with a reviewed change set to
+    release 2: the canary (the solution's account) executed and checked to DONE, the target in the other
+    account (through its deploy role) executed and checked to DONE; then, a later wave having failed, the
+    canary returned to release 1 (the update started, then followed to RETURNED)."""
+    template = map_template()
+    env = template.function_environment("DeployTargetFunction")
+    s3 = accounts.client("s3")
+    s3.create_bucket(Bucket=lp.BUCKET)
+    s3.put_bucket_versioning(Bucket=lp.BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    _map_release(accounts, template, release="1")
+    _deploy_roles(accounts)
+    stack = env["APPLICATION_STACK_NAME"]
+    change_set = f"pipeline-{lp.EXECUTION}"
+    fleet = fleets.THREE_WAVES
+    canary, _, other, _ = fleet.targets()
+    parsed = deployment_map.parse(
+        json.dumps(fleet.document), read_file=fleet.parameter_file, default_stack_name=stack, home_account=lp.ACCOUNT
+    )
+    document = rollout.workflow_input(
+        parsed,
+        execution_id=lp.EXECUTION,
+        change_set_name=change_set,
+        partition="aws",
+        home_execution_role_arn=f"arn:aws:iam::{lp.ACCOUNT}:role/cfn-exec",
+        poll_seconds=30,
+    )
+    by_region = {t["Region"]: t for t in document["Targets"]}
+    home, away = by_region[canary.region], by_region[other.region]
+    for entry, spec in ((home, canary), (away, other)):
+        client = _target_cloudformation(accounts, entry["Region"], spec.account)
+        parameters = [{"ParameterKey": "Name", "ParameterValue": fleet.names[spec.parameter_file]}]
+        client.create_stack(StackName=stack, TemplateBody=fleets.template("1"), Parameters=parameters)
+        client.create_change_set(
+            StackName=stack, ChangeSetName=change_set, TemplateBody=fleets.template("2"), Parameters=parameters
+        )
+    began = datetime.now(UTC).isoformat()
+
+    def step(action: str, entry: dict[str, Any], **more: Any) -> dict[str, Any]:
+        return {"Action": action, "Target": entry, "PollSeconds": 30, **more}
+
+    steps = [
+        step("execute", home),
+        step("status", home, StartedAt=began),
+        step("execute", away),
+        step("status", away, StartedAt=began),
+        step("return", home),
+        step("return", home, StartedAt=began),
+    ]
+    expected = [
+        (rollout.IN_PROGRESS, home["Key"]),
+        (rollout.DONE, home["Key"]),
+        (rollout.IN_PROGRESS, away["Key"]),
+        (rollout.DONE, away["Key"]),
+        (rollout.IN_PROGRESS, home["Key"]),
+        (rollout.RETURNED, home["Key"]),
+    ]
+
+    def executions(_: lp.Accounts) -> dict[str, int]:
+        """How many updates of each target ran under this execution's execute token."""
+        counted = {}
+        for entry, spec in ((home, canary), (away, other)):
+            client = _target_cloudformation(accounts, entry["Region"], spec.account)
+            events = client.describe_stack_events(StackName=stack)["StackEvents"]
+            counted[entry["Key"]] = sum(
+                1
+                for e in events
+                if e.get("ClientRequestToken") == rollout.EXECUTE_TOKEN_PREFIX + lp.EXECUTION
+                and e["ResourceType"] == "AWS::CloudFormation::Stack"
+                and e["ResourceStatus"] == "UPDATE_COMPLETE"
+            )
+        return counted
+
+    def deployed_and_returned(_: lp.Accounts) -> bool:
+        answered = [(a.get("State"), a.get("Key")) for a in scenario.answers if isinstance(a, dict)]
+        values = {
+            entry["Key"]: fleets.value(_target_cloudformation(accounts, entry["Region"], spec.account), stack)
+            for entry, spec in ((home, canary), (away, other))
+        }
+        once = executions(accounts) == {home["Key"]: 1, away["Key"]: 1}
+        return answered == expected and values == {home["Key"]: "1", away["Key"]: "2"} and once
+
+    scenario = Scenario(
+        "deploy-target",
+        "DeployTargetFunction",
+        steps[0],
+        env,
+        deployed_and_returned,
+        steps=steps,
+        expected=expected,
+        executions=executions,
+    )
+    return scenario
+
+
+def _target_cloudformation(accounts: lp.Accounts, region: str, account: str | None) -> Any:
+    """The administrator's CloudFormation in a target's Region and account (through the deploy role in
+    another account)."""
+    if account is None:
+        return accounts.client("cloudformation", region)
+    deploy, _ = rollout.bootstrap_role_names(lp.ACCOUNT)
+    role = f"arn:aws:iam::{account}:role/{deploy}"
+    credentials = accounts.client("sts").assume_role(RoleArn=role, RoleSessionName="audit")["Credentials"]
+    return boto3.client(
+        "cloudformation",
+        region_name=region,
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+    )
+
+
+def drift_detection_with_map(accounts: lp.Accounts) -> Scenario:
+    """DetectDrift with a map: every target of the map (one in the other account, through its deploy role)
+    runs release 2 untouched; the job ends IN_SYNC."""
+    template = map_template()
+    accounts.client("sns").create_topic(Name="release-notifications")
+    event = _map_job(accounts, "drift-detection", template, "deployment-map")
+    _deploy_roles(accounts)
+    env = template.function_environment("DriftDetectionFunction")
+    fleet = fleets.THREE_WAVES
+    for spec in fleet.targets():
+        parameters = [{"ParameterKey": "Name", "ParameterValue": fleet.names[spec.parameter_file]}]
+        client = _target_cloudformation(accounts, spec.region, spec.account)
+        client.create_stack(StackName=lp.APP, TemplateBody=fleets.template("2"), Parameters=parameters)
+
+    def in_sync(_: lp.Accounts) -> bool:
+        final = _final_result(accounts)
+        return (
+            final is not None
+            and final.final
+            and final.status == "Succeeded"
+            and final.output_variables.get("DriftStatus") == "IN_SYNC"
+        )
+
+    return Scenario("drift-detection", "DriftDetectionFunction", event, env, _job_succeeded(event), finished=in_sync)
+
+
+# The scenarios of functions that work otherwise with a deployment map (their map-only statements are
+# proven with these).
+MAP_SCENARIOS: dict[str, Callable[[lp.Accounts], Scenario]] = {
+    "drift-detection": drift_detection_with_map,
+}
+
+
 SCENARIOS: dict[str, Callable[[lp.Accounts], Scenario]] = {
     "prepare-stage-artifact": prepare_stage_artifact,
     "change-detection": change_detection,
@@ -464,4 +635,5 @@ SCENARIOS: dict[str, Callable[[lp.Accounts], Scenario]] = {
     "check-deployment-map": check_deployment_map,
     "target-change-sets": target_change_sets,
     "start-rollout": start_rollout,
+    "deploy-target": deploy_target,
 }
