@@ -44,6 +44,7 @@ from moto.cloudwatch.responses import CloudWatchResponse
 from moto.codepipeline.responses import CodePipelineResponse
 from moto.events.responses import EventsHandler
 from moto.s3.models import FakeBucket
+from moto.stepfunctions.responses import StepFunctionResponse
 
 from local_aws import awslambda, clock, cloudformation, codepipeline, events, s3, stepfunctions
 from local_aws import cloudwatch as cloudwatch_alarms
@@ -107,6 +108,7 @@ _PATCHES: tuple[tuple[object, Mapping[str, object]], ...] = (
     (CloudWatchResponse, cloudwatch_alarms.RESPONSES),
     (EventsHandler, events.RESPONSES),
     (LambdaResponse, awslambda.RESPONSES),
+    (StepFunctionResponse, stepfunctions.RESPONSES),
     (FakeBucket, {"get_permission": s3.bucket_permission}),
     *stepfunctions.PATCHES,
 )

@@ -70,6 +70,8 @@ from jsonpath_ng.ext.parser import parse as parse_path
 from moto.core.botocore_stubber import BotocoreStubber
 from moto.core.config import default_user_config
 from moto.core.models import botocore_stubber as moto_stubber
+from moto.core.responses import ActionResult
+from moto.stepfunctions.exceptions import InvalidToken, ValidationException
 from moto.stepfunctions.parser.api import ExecutionStatus
 from moto.stepfunctions.parser.asl.component.common.error_name import error_equals_decl
 from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEventException
@@ -113,6 +115,7 @@ from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_funct
 from moto.stepfunctions.parser.asl.eval import states
 from moto.stepfunctions.parser.asl.utils import boto_client, json_path
 from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
+from moto.stepfunctions.responses import StepFunctionResponse
 from moto.sts.models import STSBackend, sts_backends
 from moto.utilities.utils import get_partition
 
@@ -381,6 +384,38 @@ class _ClockDatetime(datetime):
 
 # The ``datetime`` module a state reads the context object's State.EnteredTime from: the emulator's clock.
 _STATE_DATETIME: Final = SimpleNamespace(datetime=_ClockDatetime, timezone=timezone)
+
+
+# --- GetExecutionHistory ---------------------------------------------------------------------------------
+
+# maxResults: 100 by default (also for 0), at most 1,000
+# (https://docs.aws.amazon.com/step-functions/latest/apireference/API_GetExecutionHistory.html)
+HISTORY_PAGE_DEFAULT: Final = 100
+HISTORY_PAGE_MAX: Final = 1_000
+
+
+def get_execution_history(self: StepFunctionResponse) -> ActionResult:
+    """GetExecutionHistory a page at a time, oldest first or, with ``reverseOrder``, newest first, as AWS
+    documents it; moto answered every event, oldest first, whatever ``maxResults``, ``reverseOrder`` or
+    ``nextToken`` asked."""
+    events = list(self.stepfunction_backend.get_execution_history(self._get_param("executionArn"))["events"])
+    size = self._get_param("maxResults") or HISTORY_PAGE_DEFAULT
+    if not isinstance(size, int) or not 0 <= size <= HISTORY_PAGE_MAX:
+        raise ValidationException(f"maxResults must be from 0 to {HISTORY_PAGE_MAX}")
+    token = self._get_param("nextToken")
+    if token is not None and not (isinstance(token, str) and token.isdigit() and int(token) <= len(events)):
+        raise InvalidToken(str(token)[:80])
+    if self._get_param("reverseOrder"):
+        events.reverse()
+    start = int(token or 0)
+    answer: dict[str, Any] = {"events": events[start : start + size]}
+    if start + size < len(events):
+        answer["nextToken"] = str(start + size)
+    return ActionResult(answer)
+
+
+RESPONSES: Final[dict[str, Callable[..., object]]] = {"get_execution_history": get_execution_history}
+"""What the emulator replaces on ``StepFunctionResponse``, by method name."""
 
 
 # --- What install() sets -------------------------------------------------------------------------------

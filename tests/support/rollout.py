@@ -438,7 +438,8 @@ def finish(sfn: SFNClient, execution: str, within: float = 60) -> DescribeExecut
 def executed_order(sfn: SFNClient, execution: str) -> list[str]:
     """The targets whose change set was executed, in the order the executions were asked for."""
     order = []
-    for event in sfn.get_execution_history(executionArn=execution, maxResults=1000)["events"]:
+    pages = sfn.get_paginator("get_execution_history").paginate(executionArn=execution)
+    for event in (event for page in pages for event in page["events"]):
         details = event.get("taskScheduledEventDetails")
         if details and '"execute"' in details["parameters"]:
             order.append(json.loads(details["parameters"])["Payload"]["Target"]["Key"])

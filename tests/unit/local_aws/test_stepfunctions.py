@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto.cloudformation.models import cloudformation_backends
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.moto_api._internal.models import moto_api_backend
@@ -497,3 +498,28 @@ def test_the_context_objects_entered_time_is_the_emulator_clock(sfn: SFNClient) 
 
     assert abs(entered - clock.now()) < timedelta(seconds=5)
     assert entered - datetime.now(UTC) > timedelta(hours=23)
+
+
+def test_the_history_comes_a_page_at_a_time_newest_first_when_asked(sfn: SFNClient) -> None:
+    """GetExecutionHistory pages as AWS documents (100 by default, maxResults at most 1,000, nextToken),
+    oldest first or newest first: moto answered every event, oldest first, whatever was asked."""
+    states = {f"Step{n}": {"Type": "Pass", "Next": f"Step{n + 1}"} for n in range(60)}
+    states["Step60"] = {"Type": "Pass", "End": True}
+    execution = start(sfn, states, "Step0")
+    finished(sfn, execution)
+
+    first = sfn.get_execution_history(executionArn=execution)
+    newest = sfn.get_execution_history(executionArn=execution, reverseOrder=True, maxResults=3)["events"]
+    pages = sfn.get_paginator("get_execution_history").paginate(
+        executionArn=execution, PaginationConfig={"PageSize": 50}
+    )
+    every = [event for page in pages for event in page["events"]]
+
+    assert len(first["events"]) == 100
+    assert "nextToken" in first
+    assert [event["id"] for event in every] == list(range(1, len(every) + 1))
+    assert len(every) > 100
+    assert [event["id"] for event in newest] == [len(every), len(every) - 1, len(every) - 2]
+    assert newest[0]["type"] == "ExecutionSucceeded"
+    with pytest.raises(ClientError, match="InvalidToken"):
+        sfn.get_execution_history(executionArn=execution, nextToken="not-a-token")
