@@ -503,7 +503,7 @@ def test_the_context_objects_entered_time_is_the_emulator_clock(sfn: SFNClient) 
 def test_the_history_comes_a_page_at_a_time_newest_first_when_asked(sfn: SFNClient) -> None:
     """GetExecutionHistory pages as AWS documents (100 by default, maxResults at most 1,000, nextToken),
     oldest first or newest first: moto answered every event, oldest first, whatever was asked."""
-    states = {f"Step{n}": {"Type": "Pass", "Next": f"Step{n + 1}"} for n in range(60)}
+    states: dict[str, Any] = {f"Step{n}": {"Type": "Pass", "Next": f"Step{n + 1}"} for n in range(60)}
     states["Step60"] = {"Type": "Pass", "End": True}
     execution = start(sfn, states, "Step0")
     finished(sfn, execution)
