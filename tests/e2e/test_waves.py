@@ -14,6 +14,7 @@ from rehearsal.actions import FAILED, SUCCEEDED
 from rehearsal.scenarios import Report
 from tests.e2e.checks import assert_expected
 from tests.e2e.conftest import Rehearsal
+from tests.support.rollout import executed_order
 
 pytestmark = pytest.mark.e2e
 
@@ -57,9 +58,17 @@ def test_a_change_goes_out_wave_by_wave_to_every_target_and_is_recorded(rehearsa
     record = report.state["release"]
     assert record["execution_id"] == second.result.execution_id
     assert record["deployment_map_digest"]
-    text = rollout_report(report)
-    assert "RELEASED" in text
-    assert text.index(CANARY) < text.index(EARLY_HOME) < text.index(REST)
+    assert "RELEASED" in rollout_report(report)
+    # the waves ran in order: the state machine asked for each wave's executions after the wave before
+    assert report.solution is not None
+    sfn = report.solution.admin("stepfunctions")
+    (machine,) = sfn.list_state_machines()["stateMachines"]
+    executions = sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]
+    (rollout,) = [e for e in executions if e["name"] == second.result.execution_id]
+    order = executed_order(sfn, rollout["executionArn"])
+    assert order[0] == CANARY
+    assert set(order[1:3]) == {EARLY_HOME, EARLY_OTHER}
+    assert order[3:] == [REST]
 
 
 def test_a_map_with_errors_fails_validate_naming_each_entry_and_creates_nothing(rehearsal: Rehearsal) -> None:
